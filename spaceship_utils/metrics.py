@@ -1,0 +1,83 @@
+"""The challenge's score and friends, over whole arrays of predictions and labels.
+
+Per-sample semantics follow the official `score_iou`: a true negative (no ship, no box)
+is left out; a box on an empty image (false positive) and a missed ship (false negative)
+both count 0; otherwise the sample's value is the rotated-box IoU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from .geometry import rotated_iou
+from .validation import check_boxes, check_same_length
+
+IOU_THRESHOLD = 0.7
+"""A predicted box counts as a hit when its IoU with the true box is above this."""
+
+
+def sample_ious(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Official per-sample values: (N, 5) predictions and labels -> (N,) IoU, 0 or NaN.
+
+    NaN marks a true negative (no ship and no box), which the score leaves out.
+    """
+    predictions = check_boxes(predictions, "predictions")
+    labels = check_boxes(labels, "labels")
+    check_same_length(predictions=predictions, labels=labels)
+    predicted = ~np.isnan(predictions).any(axis=1)
+    present = ~np.isnan(labels).any(axis=1)
+    values = np.where(predicted | present, 0.0, np.nan)
+    both = predicted & present
+    values[both] = rotated_iou(predictions[both], labels[both])
+    return values
+
+
+def ap_at_iou(
+    predictions: np.ndarray, labels: np.ndarray, threshold: float = IOU_THRESHOLD
+) -> float:
+    """The challenge score ("AP@0.7"): the share of scored samples whose IoU > threshold.
+
+    Scored samples are all but the true negatives. Returns NaN if none is scored.
+    """
+    values = sample_ious(predictions, labels)
+    scored = values[~np.isnan(values)]
+    return float(np.mean(scored > threshold)) if scored.size else float("nan")
+
+
+def mean_iou(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Mean of the official per-sample values (true negatives left out, misses as 0)."""
+    values = sample_ious(predictions, labels)
+    scored = values[~np.isnan(values)]
+    return float(np.mean(scored)) if scored.size else float("nan")
+
+
+def ranked_average_precision(
+    confidences: np.ndarray,
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    threshold: float = IOU_THRESHOLD,
+) -> float:
+    """Detection-style average precision: the area under the precision-recall curve.
+
+    Every sample proposes its box with `confidences[i]` (its probability of a ship). A
+    proposal is a true positive when the image has a ship and the box's IoU > threshold;
+    recall is over all images with a ship. This is *not* the challenge score; it is the
+    number the detection literature calls AP, given for comparison.
+    """
+    confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
+    predictions = check_boxes(predictions, "predictions")
+    labels = check_boxes(labels, "labels")
+    check_same_length(confidences=confidences, predictions=predictions, labels=labels)
+    if not np.all(np.isfinite(confidences)):
+        raise ValueError("confidences must be finite numbers")
+    present = ~np.isnan(labels).any(axis=1)
+    if not np.any(present):
+        return float("nan")
+    ious = rotated_iou(predictions, labels)
+    hits = present & (np.nan_to_num(ious, nan=0.0) > threshold)
+    # Ships whose box never reaches the threshold cap the achievable recall below 1.
+    recall_cap = hits.sum() / present.sum()
+    if not np.any(hits):
+        return 0.0
+    return float(average_precision_score(hits, confidences) * recall_cap)

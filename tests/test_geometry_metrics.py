@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spaceship_utils.data import generate_batch
+from spaceship_utils.geometry import box_corners, heading_vectors, rotated_iou
+from spaceship_utils.metrics import (
+    ap_at_iou,
+    mean_iou,
+    ranked_average_precision,
+    sample_ious,
+)
+from tests.official_reference import find_problem_statement, load_official_helpers
+
+NAN_ROW = [np.nan] * 5
+
+
+def test_axis_aligned_box_corners():
+    corners = box_corners(np.array([[10.0, 20.0, 0.0, 4.0, 6.0]]))[0]
+    np.testing.assert_allclose(corners, [[8, 17], [8, 23], [12, 23], [12, 17]])
+
+
+def test_nose_points_along_the_height_axis():
+    np.testing.assert_allclose(heading_vectors(np.array([0.0, np.pi / 2])), [[0, 1], [1, 0]],
+                               atol=1e-12)
+
+
+def test_iou_of_known_overlaps():
+    box = [50.0, 50.0, 0.3, 10.0, 20.0]
+    shifted = [55.0, 50.0, 0.0, 10.0, 20.0]
+    iou = rotated_iou(np.array([box, [50.0, 50.0, 0.0, 10.0, 20.0]]), np.array([box, shifted]))
+    # Two 10x20 axis-aligned boxes offset by half their width share a third of their union.
+    np.testing.assert_allclose(iou, [1.0, 100 / 300])
+
+
+def test_yaw_plus_pi_is_the_same_box():
+    boxes = generate_batch(200, np.random.default_rng(0), ship_probability=1.0)[1]
+    boxes = boxes.astype(np.float64)
+    flipped = boxes.copy()
+    flipped[:, 2] += np.pi
+    np.testing.assert_allclose(rotated_iou(boxes, flipped), 1.0, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(0, 200), st.floats(0, 200), st.floats(0, 2 * np.pi), st.floats(1, 40),
+    st.floats(1, 80), st.floats(-10, 10), st.floats(-10, 10), st.floats(-1, 1),
+)
+def test_iou_is_symmetric_and_bounded(x, y, yaw, width, height, dx, dy, dyaw):
+    a = np.array([[x, y, yaw, width, height]])
+    b = np.array([[x + dx, y + dy, yaw + dyaw, width * 1.1, height * 0.9]])
+    forward, backward = rotated_iou(a, b)[0], rotated_iou(b, a)[0]
+    assert 0 <= forward <= 1
+    assert forward == pytest.approx(backward, abs=1e-12)
+
+
+def test_official_per_sample_semantics():
+    box = [100.0, 100.0, 1.0, 20.0, 30.0]
+    labels = np.array([box, NAN_ROW, box, NAN_ROW])
+    predictions = np.array([box, box, NAN_ROW, NAN_ROW])  # TP, FP, FN, TN
+    values = sample_ious(predictions, labels)
+    np.testing.assert_allclose(values[:3], [1.0, 0.0, 0.0])
+    assert np.isnan(values[3])
+    # The true negative is left out: 1 hit out of 3 scored samples.
+    assert ap_at_iou(predictions, labels) == pytest.approx(1 / 3)
+    assert mean_iou(predictions, labels) == pytest.approx(1 / 3)
+
+
+def test_score_is_strictly_above_the_threshold():
+    labels = np.array([[100.0, 100.0, 0.0, 10.0, 10.0]])
+    # Shifting a 10x10 box by 10 * 3/17 gives IoU exactly 0.7 ... up to rounding.
+    shift = 10 * (1 - 0.7) / (1 + 0.7)
+    predictions = labels + [[shift, 0, 0, 0, 0]]
+    assert sample_ious(predictions, labels)[0] == pytest.approx(0.7)
+    assert ap_at_iou(predictions, labels, threshold=0.69) == 1.0
+    assert ap_at_iou(predictions, labels, threshold=0.71) == 0.0
+
+
+def test_ranked_average_precision_rewards_confident_hits():
+    box = [100.0, 100.0, 1.0, 20.0, 30.0]
+    far = [30.0, 30.0, 1.0, 20.0, 30.0]
+    labels = np.array([box, box, NAN_ROW])
+    predictions = np.array([box, far, box])
+    good = ranked_average_precision(np.array([0.9, 0.2, 0.1]), predictions, labels)
+    bad = ranked_average_precision(np.array([0.1, 0.2, 0.9]), predictions, labels)
+    assert good == pytest.approx(0.5)  # precision 1 at recall 1/2; the other ship is never hit
+    assert bad < good
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels", "message"),
+    [
+        (np.zeros((3, 4)), np.zeros((3, 5)), "predictions must have shape"),
+        (np.zeros((3, 5)), np.zeros((2, 5)), "same number of samples"),
+        (np.array([[1.0, np.nan, 0, 0, 0]]), np.zeros((1, 5)), "mixes NaN"),
+        (np.array([[1.0, np.inf, 0, 0, 0]]), np.zeros((1, 5)), "infinite"),
+        ([["a"] * 5], np.zeros((1, 5)), "numeric"),
+    ],
+)
+def test_scoring_rejects_bad_input(predictions, labels, message):
+    with pytest.raises(ValueError, match=message):
+        ap_at_iou(predictions, labels)
+
+
+def test_scoring_ten_thousand_predictions_matches_the_official_scorer():
+    if find_problem_statement() is None:
+        pytest.skip("the official challenge statement is not beside this checkout")
+    official = load_official_helpers()
+    rng = np.random.default_rng(0)
+    labels = generate_batch(400, rng)[1].astype(np.float64)
+    predictions = labels + rng.normal(0, [3, 3, 0.2, 2, 3], size=labels.shape)
+    predictions[rng.random(400) < 0.1] = np.nan
+    expected = [official.score_iou(p, t) for p, t in zip(predictions, labels, strict=True)]
+    expected = np.array([np.nan if value is None else value for value in expected])
+    np.testing.assert_allclose(sample_ious(predictions, labels), expected, rtol=0, atol=1e-12)
