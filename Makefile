@@ -31,6 +31,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
 notebooks: $(STAMP)
+	rm -rf $(QUICK_DIR)
 	$(BIN)/python -m spaceship_utils.quick_mode notebooks $(QUICK_DIR)
 	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(QUICK_DIR)
 

@@ -29,3 +29,10 @@ def _accelerator(backend: str) -> str:
         gpus = tf.config.list_physical_devices("GPU")
         return f"{len(gpus)} GPU(s)" if gpus else "none (CPU only)"
     return "unknown for this backend"
+
+
+def has_accelerator() -> bool:
+    """Whether Keras's backend sees a GPU (or another accelerator)."""
+    import keras
+
+    return not _accelerator(keras.backend.backend()).startswith("none")

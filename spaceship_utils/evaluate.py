@@ -1,0 +1,222 @@
+"""Score a model the way the challenge does, on fresh samples from the official generator.
+
+    python -m spaceship_utils.evaluate --model baseline --samples 10000 --seed 0
+
+Samples come from the faithful `make_data` after `np.random.seed(seed)`, in chunks, so
+10,000 images never sit in memory at once. A few images of each kind are kept for the
+galleries: good (IoU > 0.7), bad (0.55-0.65) and ugly (< 0.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.metrics import classification_report
+
+from .data import make_data
+from .geometry import box_corners
+from .metrics import IOU_THRESHOLD, ranked_average_precision, sample_ious
+from .validation import IMAGE_SIZE, check_count
+
+PUBLISHED_SCORE = 0.46879
+PUBLISHED_MEAN_IOU = 0.66012
+"""The seed write-up's own numbers for this pipeline (10,000 samples, official scorer)."""
+
+GALLERY_RANGES = {"good": (IOU_THRESHOLD, 1.0), "bad": (0.55, 0.65), "ugly": (0.0, 0.2)}
+"""IoU ranges of the galleries, inclusive at both ends except 'good', which needs IoU > 0.7."""
+
+
+@dataclass
+class Gallery:
+    """Up to `size` samples whose IoU fell in one range, in the order they were drawn."""
+
+    images: list = field(default_factory=list)
+    true_boxes: list = field(default_factory=list)
+    predicted_boxes: list = field(default_factory=list)
+    ious: list = field(default_factory=list)
+
+
+@dataclass
+class Evaluation:
+    """Per-sample results of one evaluation run and the timings of its stages (seconds)."""
+
+    labels: np.ndarray
+    boxes: np.ndarray
+    raw_boxes: np.ndarray
+    presence: np.ndarray
+    ious: np.ndarray
+    galleries: dict[str, Gallery]
+    seconds: dict[str, float]
+
+    @property
+    def has_ship(self) -> np.ndarray:
+        return ~np.isnan(self.labels).any(axis=1)
+
+    @property
+    def predicted_ship(self) -> np.ndarray:
+        return ~np.isnan(self.boxes).any(axis=1)
+
+    @property
+    def score(self) -> float:
+        """The challenge score: share of scored samples with IoU > 0.7."""
+        scored = self.ious[~np.isnan(self.ious)]
+        return float(np.mean(scored > IOU_THRESHOLD))
+
+    @property
+    def mean_iou(self) -> float:
+        return float(np.nanmean(self.ious))
+
+    @property
+    def classifier_accuracy(self) -> float:
+        return float(np.mean(self.has_ship == self.predicted_ship))
+
+    @property
+    def ranked_ap(self) -> float:
+        """Detection-style AP of the regressor's boxes ranked by the classifier's probability."""
+        return ranked_average_precision(self.presence, self.raw_boxes, self.labels)
+
+    def classification_report(self) -> str:
+        return classification_report(self.has_ship, self.predicted_ship, digits=3,
+                                     target_names=["no ship", "ship"], zero_division=0)
+
+    def summary(self) -> str:
+        total = sum(self.seconds.values())
+        return (
+            f"samples: {len(self.labels)} ({int(self.has_ship.sum())} with a ship)\n"
+            f"score (AP@0.7, official): {self.score:.4f}\n"
+            f"mean IoU (official, misses count 0): {self.mean_iou:.4f}\n"
+            f"ranked AP@0.7 (precision-recall area): {self.ranked_ap:.4f}\n"
+            f"classifier accuracy: {self.classifier_accuracy:.4f}\n"
+            f"time: {total:.1f} s (generation {self.seconds['generation']:.1f} s, "
+            f"inference {self.seconds['inference']:.1f} s, scoring {self.seconds['scoring']:.1f} s)"
+        )
+
+
+def official_samples(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` samples from the global stream: images (count, 200, 200) float32, labels float64."""
+    images = np.empty((count, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    labels = np.empty((count, 5))
+    for index in range(count):
+        images[index], labels[index] = make_data()
+    return images, labels
+
+
+def evaluate_model(model, samples: int = 10_000, seed: int = 0, chunk_size: int = 500,
+                   gallery_size: int = 8) -> Evaluation:
+    """Run `model.predict_details` on `samples` official samples drawn after np.random.seed(seed)."""
+    samples = check_count(samples, "samples", minimum=1)
+    chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    np.random.seed(seed)
+    seconds = {"generation": 0.0, "inference": 0.0, "scoring": 0.0}
+    parts: dict[str, list[np.ndarray]] = {"labels": [], "boxes": [], "raw": [], "presence": [],
+                                          "ious": []}
+    galleries = {name: Gallery() for name in GALLERY_RANGES}
+    for start in range(0, samples, chunk_size):
+        began = time.perf_counter()
+        images, labels = official_samples(min(chunk_size, samples - start))
+        generated = time.perf_counter()
+        predictions = model.predict_details(images)
+        predicted = time.perf_counter()
+        ious = sample_ious(predictions.boxes, labels)
+        seconds["generation"] += generated - began
+        seconds["inference"] += predicted - generated
+        seconds["scoring"] += time.perf_counter() - predicted
+        for key, value in (("labels", labels), ("boxes", predictions.boxes),
+                           ("raw", predictions.raw_boxes), ("presence", predictions.presence),
+                           ("ious", ious)):
+            parts[key].append(value)
+        _fill_galleries(galleries, gallery_size, images, labels, predictions.boxes, ious)
+    return Evaluation(
+        labels=np.concatenate(parts["labels"]), boxes=np.concatenate(parts["boxes"]),
+        raw_boxes=np.concatenate(parts["raw"]), presence=np.concatenate(parts["presence"]),
+        ious=np.concatenate(parts["ious"]), galleries=galleries, seconds=seconds,
+    )
+
+
+def _fill_galleries(galleries: dict[str, Gallery], size: int, images: np.ndarray,
+                    labels: np.ndarray, boxes: np.ndarray, ious: np.ndarray) -> None:
+    for name, (low, high) in GALLERY_RANGES.items():
+        gallery = galleries[name]
+        inside = (ious > low) if name == "good" else (ious >= low) & (ious <= high)
+        for index in np.flatnonzero(inside & ~np.isnan(ious)):
+            if len(gallery.images) >= size:
+                break
+            gallery.images.append(images[index])
+            gallery.true_boxes.append(labels[index])
+            gallery.predicted_boxes.append(boxes[index])
+            gallery.ious.append(float(ious[index]))
+
+
+def ship_groups(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Group names per sample for the score splits: ship width, edge contact and yaw.
+
+    Labels (N, 5); samples without a ship get the group 'no ship' in every split.
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    present = ~np.isnan(labels).any(axis=1)
+    width = np.where(present, labels[:, 3], 0)
+    size = np.where(width < 24, "width 18-23", np.where(width < 30, "width 24-29", "width 30-36"))
+    corners = box_corners(np.nan_to_num(labels))
+    outside = ((corners < 0) | (corners > IMAGE_SIZE - 1)).any(axis=(1, 2))
+    edge = np.where(outside, "box crosses the edge", "box inside the image")
+    quarter = (np.mod(np.nan_to_num(labels[:, 2]), 2 * np.pi) // (np.pi / 2)).astype(int)
+    yaw = np.array(["yaw 0-90°", "yaw 90-180°", "yaw 180-270°", "yaw 270-360°"])[quarter % 4]
+    return {
+        name: np.where(present, values, "no ship")
+        for name, values in (("size", size), ("edge", edge), ("yaw", yaw))
+    }
+
+
+def score_by_group(ious: np.ndarray, groups: np.ndarray) -> list[dict]:
+    """Rows (group, scored samples, score, mean IoU) for each group, true negatives left out."""
+    ious = np.asarray(ious, dtype=np.float64)
+    groups = np.asarray(groups)
+    if ious.shape != groups.shape:
+        raise ValueError(f"ious and groups must have the same shape, got {ious.shape} and "
+                         f"{groups.shape}")
+    rows = []
+    for group in sorted(set(groups.tolist())):
+        values = ious[(groups == group) & ~np.isnan(ious)]
+        if values.size:
+            rows.append({"group": group, "samples": int(values.size),
+                         "score": float(np.mean(values > IOU_THRESHOLD)),
+                         "mean_iou": float(values.mean())})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    """A plain-text table of `score_by_group` rows."""
+    lines = [f"{'group':<24}{'samples':>8}{'score':>8}{'mean IoU':>10}"]
+    lines += [f"{r['group']:<24}{r['samples']:>8}{r['score']:>8.3f}{r['mean_iou']:>10.3f}"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def compare_with_published(result: Evaluation) -> str:
+    """A two-row table: the seed's published score and mean IoU next to this run's."""
+    return "\n".join([
+        f"{'':<34}{'score':>8}{'mean IoU':>10}",
+        f"{'seed write-up (published)':<34}{PUBLISHED_SCORE:>8.4f}{PUBLISHED_MEAN_IOU:>10.4f}",
+        f"{'this run, ' + str(len(result.labels)) + ' samples':<34}{result.score:>8.4f}"
+        f"{result.mean_iou:>10.4f}",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Score a pretrained model like the challenge.")
+    parser.add_argument("--model", default="baseline")
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from .pretrained import load_pretrained
+
+    result = evaluate_model(load_pretrained(args.model), args.samples, args.seed)
+    print(result.summary())
+    print(result.classification_report())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Shipped weights and the stable entry point `load_pretrained`.
+
+    from spaceship_utils import load_pretrained
+    model = load_pretrained("baseline")   # the seed's classifier + regressor
+    boxes = model.predict(images)          # (N, 200, 200) raw images -> (N, 5), NaN row = no ship
+
+Weights live in `spaceship_utils/weights/` (weights only, no optimizer state). The
+manifest there records each file's SHA-256 and how it was trained; a file that is
+missing or whose digest differs raises `WeightsError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .preprocessing import denormalise_labels, threshold_images
+from .validation import check_count, check_fraction, check_images
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+PRESENCE_THRESHOLD = 0.5
+"""The seed's rule: the classifier's probability must reach this for a box to be reported."""
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, unlisted or corrupt."""
+
+
+@dataclass
+class Predictions:
+    """Everything a pipeline computes for (N,) images."""
+
+    boxes: np.ndarray
+    """(N, 5) boxes in px and rad; a NaN row where the classifier says no ship."""
+    presence: np.ndarray
+    """(N,) probability that a ship is present."""
+    raw_boxes: np.ndarray
+    """(N, 5) the regressor's box for every image, whatever the classifier says."""
+
+
+class BaselinePipeline:
+    """The seed's two-model rule: classifier says no ship -> NaN row, else the regressor's box."""
+
+    def __init__(self, classifier, regressor, presence_threshold: float = PRESENCE_THRESHOLD):
+        self.classifier = classifier
+        self.regressor = regressor
+        self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+
+    def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
+        """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
+        images = check_images(images)
+        batch_size = check_count(batch_size, "batch_size", minimum=1)
+        inputs = threshold_images(images)
+        presence = self.classifier.predict(inputs, batch_size=batch_size, verbose=0)[:, 0]
+        scaled = self.regressor.predict(inputs, batch_size=batch_size, verbose=0)
+        raw_boxes = denormalise_labels(np.asarray(scaled, dtype=np.float64))
+        boxes = np.where((presence >= self.presence_threshold)[:, None], raw_boxes, np.nan)
+        return Predictions(boxes=boxes, presence=presence.astype(np.float64), raw_boxes=raw_boxes)
+
+    def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Raw images (N, 200, 200) -> boxes (N, 5) (x, y, yaw, width, height), NaN = no ship."""
+        return self.predict_details(images, batch_size).boxes
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(manifest_path: Path = MANIFEST) -> dict:
+    """The weights manifest: {model name: {"files": {role: {"file", "sha256"}}, ...}}."""
+    if not manifest_path.is_file():
+        raise WeightsError(
+            f"{manifest_path} is missing: reinstall the package or restore it with "
+            "`git checkout -- spaceship_utils/weights`"
+        )
+    return json.loads(manifest_path.read_text())
+
+
+def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Path of the `role` weights of model `name`, after checking its SHA-256 against the manifest."""
+    manifest = read_manifest(weights_dir / "manifest.json")
+    if name not in manifest:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(manifest)}")
+    entry = manifest[name]["files"][role]
+    path = weights_dir / entry["file"]
+    retrain = (
+        f"`python -m spaceship_utils.train {role} --run-dir runs/{name}_{role}`, then "
+        f"`install_weights({name!r}, {role!r}, 'runs/{name}_{role}/final.weights.h5', ...)`"
+    )
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file {path} is missing. Restore it with `git checkout -- {_repo_relative(path)}` "
+            f"(or reinstall the package), or retrain it: {retrain}"
+        )
+    actual = file_sha256(path)
+    if actual != entry["sha256"]:
+        raise WeightsError(
+            f"weights file {path} is corrupt: SHA-256 {actual[:12]}... differs from the manifest's "
+            f"{entry['sha256'][:12]}.... Restore it with `git checkout -- {_repo_relative(path)}` "
+            f"(or reinstall the package), or retrain it: {retrain}"
+        )
+    return path
+
+
+def install_weights(name: str, role: str, source: str | Path, provenance: dict,
+                    weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Copy a trained weights file into the package and record its SHA-256 and provenance.
+
+    `provenance` says how the file was made (device, training images, command); it is
+    stored in the manifest next to the digest and shown by the evaluation chapter.
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise WeightsError(f"cannot install {source}: no such file")
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = weights_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    target = weights_dir / f"{name}_{role}.weights.h5"
+    shutil.copyfile(source, target)
+    entry = manifest.setdefault(name, {"files": {}})
+    entry["files"][role] = {"file": target.name, "sha256": file_sha256(target),
+                            "provenance": provenance}
+    history = source.with_name("history.csv")
+    if history.is_file():  # the training curves travel with the weights
+        shutil.copyfile(history, weights_dir / f"{name}_{role}.history.csv")
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return target
+
+
+def shipped_history(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, list[float]]:
+    """The training history (per-epoch metrics) recorded with shipped weights."""
+    from .train import read_history
+
+    path = weights_dir / f"{name}_{role}.history.csv"
+    if not path.is_file():
+        raise WeightsError(f"no training history {path} was shipped with the {name} {role}")
+    return read_history(path)
+
+
+FULL_BUDGET_IMAGES = 500_000
+"""Below this many training images a shipped file is flagged as a short stand-in run."""
+
+
+def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) -> str:
+    """How each shipped file of model `name` was trained, with a warning for stand-in runs."""
+    lines = []
+    for role, entry in read_manifest(weights_dir / "manifest.json")[name]["files"].items():
+        record = entry["provenance"]
+        lines.append(f"{role}: {record['training_images']:,} training images, "
+                     f"{record['date']}, on {record['runtime']}")
+        if record["training_images"] < FULL_BUDGET_IMAGES or "CPU only" in record["runtime"]:
+            lines.append(f"  NOTE: the {role} comes from a short CPU run, not the full "
+                         "GPU training; its scores are far from what the method can reach.")
+    return "\n".join(lines)
+
+
+def load_pretrained(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) -> BaselinePipeline:
+    """A ready-to-use model with shipped, verified weights. Names: 'baseline'."""
+    from .models import build_classifier, build_regressor
+
+    builders = {"baseline": {"classifier": build_classifier, "regressor": build_regressor}}
+    if name not in builders:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(builders)}")
+    networks = {}
+    for role, build in builders[name].items():
+        path = verified_weights_path(name, role, weights_dir)
+        network = build()
+        try:
+            network.load_weights(path)
+        except Exception as error:  # h5py / Keras errors vary by version
+            raise WeightsError(f"weights file {path} could not be loaded: {error}") from error
+        networks[role] = network
+    return BaselinePipeline(networks["classifier"], networks["regressor"])
+
+
+def _repo_relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)

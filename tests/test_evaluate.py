@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from spaceship_utils.data import make_data
+from spaceship_utils.evaluate import evaluate_model, format_rows, score_by_group, ship_groups
+from spaceship_utils.pretrained import Predictions
+
+
+class NeverSeesAShip:
+    """A stand-in model that always answers 'no ship'."""
+
+    def predict_details(self, images):
+        count = len(images)
+        return Predictions(boxes=np.full((count, 5), np.nan), presence=np.zeros(count),
+                           raw_boxes=np.full((count, 5), 100.0))
+
+
+def test_evaluation_uses_the_official_stream_and_semantics():
+    result = evaluate_model(NeverSeesAShip(), samples=60, seed=4, chunk_size=25, gallery_size=3)
+    np.random.seed(4)
+    expected = np.array([make_data()[1] for _ in range(60)])
+    np.testing.assert_array_equal(result.labels, expected)
+    # Every ship is missed (0) and every empty image is a true negative (left out).
+    assert result.score == 0.0 and result.mean_iou == 0.0
+    assert result.classifier_accuracy == pytest.approx(np.isnan(expected).all(axis=1).mean())
+    assert len(result.galleries["ugly"].images) == 3 and not result.galleries["good"].images
+    assert set(result.seconds) == {"generation", "inference", "scoring"}
+    assert "score (AP@0.7, official): 0.0000" in result.summary()
+
+
+def test_groups_and_scores_by_group():
+    labels = np.array([
+        [100.0, 100.0, 0.1, 20.0, 30.0],
+        [5.0, 100.0, 2.0, 34.0, 50.0],
+        [np.nan] * 5,
+    ])
+    groups = ship_groups(labels)
+    assert list(groups["size"]) == ["width 18-23", "width 30-36", "no ship"]
+    assert list(groups["edge"]) == ["box inside the image", "box crosses the edge", "no ship"]
+    assert list(groups["yaw"]) == ["yaw 0-90°", "yaw 90-180°", "no ship"]
+    rows = score_by_group(np.array([0.9, 0.5, np.nan]), groups["edge"])
+    assert [(r["group"], r["samples"], r["score"]) for r in rows] == [
+        ("box crosses the edge", 1, 0.0), ("box inside the image", 1, 1.0)]
+    assert "box inside the image" in format_rows(rows)
+
+
+def test_score_by_group_checks_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        score_by_group(np.zeros(3), np.array(["a", "b"]))

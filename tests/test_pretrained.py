@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+import spaceship_utils
+from spaceship_utils.models import build_classifier, build_regressor
+from spaceship_utils.pretrained import (
+    WEIGHTS_DIR,
+    BaselinePipeline,
+    WeightsError,
+    install_weights,
+    load_pretrained,
+    read_manifest,
+)
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    """A private weights folder with freshly initialised (untrained) baseline weights."""
+    folder = tmp_path_factory.mktemp("weights")
+    for role, build in (("classifier", build_classifier), ("regressor", build_regressor)):
+        source = folder / f"source_{role}.weights.h5"
+        build().save_weights(source)
+        install_weights("baseline", role, source, {"note": "untrained, for tests"}, folder)
+    return folder
+
+
+def test_the_shipped_baseline_loads_and_predicts_the_public_contract():
+    model = spaceship_utils.load_pretrained("baseline")
+    np.random.seed(0)
+    images = np.stack([spaceship_utils.data.make_data()[0] for _ in range(6)])
+    boxes = model.predict(images)
+    assert boxes.shape == (6, 5) and boxes.dtype == np.float64
+    rows_nan = np.isnan(boxes)
+    assert np.all(rows_nan.all(axis=1) | ~rows_nan.any(axis=1))  # whole rows only
+    assert model.predict(images[0]).shape == (1, 5)  # a single image works too
+
+
+def test_shipped_manifest_lists_both_baseline_files_with_provenance():
+    files = read_manifest()["baseline"]["files"]
+    assert set(files) == {"classifier", "regressor"}
+    for entry in files.values():
+        assert (WEIGHTS_DIR / entry["file"]).is_file()
+        assert len(entry["sha256"]) == 64 and entry["provenance"]
+
+
+def test_pipeline_applies_the_presence_rule(weights_dir):
+    model = load_pretrained("baseline", weights_dir)
+    images = np.random.default_rng(0).random((3, 200, 200)) * 0.8
+    details = model.predict_details(images)
+    expected_nan = details.presence < model.presence_threshold
+    np.testing.assert_array_equal(np.isnan(details.boxes).all(axis=1), expected_nan)
+    assert np.isfinite(details.raw_boxes).all()
+
+
+def test_missing_file_names_the_file_and_the_fix(weights_dir, tmp_path):
+    broken = tmp_path / "weights"
+    broken.mkdir()
+    (broken / "manifest.json").write_text((weights_dir / "manifest.json").read_text())
+    with pytest.raises(WeightsError, match=r"baseline_classifier\.weights\.h5 is missing.*retrain"):
+        load_pretrained("baseline", broken)
+
+
+def test_corrupt_file_is_refused(weights_dir, tmp_path):
+    corrupt = tmp_path / "weights"
+    corrupt.mkdir()
+    for path in weights_dir.iterdir():
+        (corrupt / path.name).write_bytes(path.read_bytes())
+    target = corrupt / "baseline_regressor.weights.h5"
+    data = bytearray(target.read_bytes())
+    data[-100] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"baseline_regressor\.weights\.h5 is corrupt"):
+        load_pretrained("baseline", corrupt)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown pretrained model"):
+        load_pretrained("resnet")
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [(np.zeros((2, 100, 100)), "shape"), (np.full((1, 200, 200), np.inf), "NaN or infinite")],
+)
+def test_predict_rejects_bad_images(weights_dir, images, message):
+    model = load_pretrained("baseline", weights_dir)
+    with pytest.raises(ValueError, match=message):
+        model.predict(images)
+
+
+def test_presence_threshold_is_validated():
+    with pytest.raises(ValueError, match="presence_threshold"):
+        BaselinePipeline(None, None, presence_threshold=1.5)
