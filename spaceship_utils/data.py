@@ -127,7 +127,7 @@ def _draw_legacy(
             f"draws line end points in [0, {LEGACY_LINE_END}); got {image_size}"
         )
     if has_spaceship is None:
-        # np.random.choice([True, False], p=(0.8, 0.2)) draws one uniform u and picks True iff u < 0.8.
+        # np.random.choice([True, False], p=(0.8, 0.2)) draws one uniform u: True iff u < 0.8.
         has_spaceship = np.random.random_sample() < SHIP_PROBABILITY
     if has_spaceship and image_size <= 2 * EDGE_MARGIN:
         raise ValueError(f"image_size must be > {2 * EDGE_MARGIN} to hold a ship, got {image_size}")

@@ -10,14 +10,15 @@ galleries: good (IoU > 0.7), bad (0.55-0.65) and ugly (< 0.2).
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import classification_report
 
+from .analysis import outline_leaves_image
 from .data import make_data
-from .geometry import box_corners
 from .metrics import IOU_THRESHOLD, ranked_average_precision, sample_ious
 from .validation import IMAGE_SIZE, check_count
 
@@ -79,8 +80,13 @@ class Evaluation:
         return ranked_average_precision(self.presence, self.raw_boxes, self.labels)
 
     def classification_report(self) -> str:
-        return classification_report(self.has_ship, self.predicted_ship, digits=3,
-                                     target_names=["no ship", "ship"], zero_division=0)
+        return classification_report(
+            self.has_ship,
+            self.predicted_ship,
+            digits=3,
+            target_names=["no ship", "ship"],
+            zero_division=0,
+        )
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
@@ -104,15 +110,21 @@ def official_samples(count: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def evaluate_model(model, samples: int = 10_000, seed: int = 0, chunk_size: int = 500,
-                   gallery_size: int = 8) -> Evaluation:
-    """Run `model.predict_details` on `samples` official samples drawn after np.random.seed(seed)."""
+def evaluate_model(
+    model, samples: int = 10_000, seed: int = 0, chunk_size: int = 500, gallery_size: int = 8
+) -> Evaluation:
+    """Score `model.predict_details` on `samples` official samples after np.random.seed(seed)."""
     samples = check_count(samples, "samples", minimum=1)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
     np.random.seed(seed)
     seconds = {"generation": 0.0, "inference": 0.0, "scoring": 0.0}
-    parts: dict[str, list[np.ndarray]] = {"labels": [], "boxes": [], "raw": [], "presence": [],
-                                          "ious": []}
+    parts: dict[str, list[np.ndarray]] = {
+        "labels": [],
+        "boxes": [],
+        "raw": [],
+        "presence": [],
+        "ious": [],
+    }
     galleries = {name: Gallery() for name in GALLERY_RANGES}
     for start in range(0, samples, chunk_size):
         began = time.perf_counter()
@@ -124,20 +136,34 @@ def evaluate_model(model, samples: int = 10_000, seed: int = 0, chunk_size: int 
         seconds["generation"] += generated - began
         seconds["inference"] += predicted - generated
         seconds["scoring"] += time.perf_counter() - predicted
-        for key, value in (("labels", labels), ("boxes", predictions.boxes),
-                           ("raw", predictions.raw_boxes), ("presence", predictions.presence),
-                           ("ious", ious)):
+        for key, value in (
+            ("labels", labels),
+            ("boxes", predictions.boxes),
+            ("raw", predictions.raw_boxes),
+            ("presence", predictions.presence),
+            ("ious", ious),
+        ):
             parts[key].append(value)
         _fill_galleries(galleries, gallery_size, images, labels, predictions.boxes, ious)
     return Evaluation(
-        labels=np.concatenate(parts["labels"]), boxes=np.concatenate(parts["boxes"]),
-        raw_boxes=np.concatenate(parts["raw"]), presence=np.concatenate(parts["presence"]),
-        ious=np.concatenate(parts["ious"]), galleries=galleries, seconds=seconds,
+        labels=np.concatenate(parts["labels"]),
+        boxes=np.concatenate(parts["boxes"]),
+        raw_boxes=np.concatenate(parts["raw"]),
+        presence=np.concatenate(parts["presence"]),
+        ious=np.concatenate(parts["ious"]),
+        galleries=galleries,
+        seconds=seconds,
     )
 
 
-def _fill_galleries(galleries: dict[str, Gallery], size: int, images: np.ndarray,
-                    labels: np.ndarray, boxes: np.ndarray, ious: np.ndarray) -> None:
+def _fill_galleries(
+    galleries: dict[str, Gallery],
+    size: int,
+    images: np.ndarray,
+    labels: np.ndarray,
+    boxes: np.ndarray,
+    ious: np.ndarray,
+) -> None:
     for name, (low, high) in GALLERY_RANGES.items():
         gallery = galleries[name]
         inside = (ious > low) if name == "good" else (ious >= low) & (ious <= high)
@@ -153,15 +179,15 @@ def _fill_galleries(galleries: dict[str, Gallery], size: int, images: np.ndarray
 def ship_groups(labels: np.ndarray) -> dict[str, np.ndarray]:
     """Group names per sample for the score splits: ship width, edge contact and yaw.
 
+    Edge contact means the drawn outline runs past the image edge, so part of it is lost.
+
     Labels (N, 5); samples without a ship get the group 'no ship' in every split.
     """
     labels = np.asarray(labels, dtype=np.float64)
     present = ~np.isnan(labels).any(axis=1)
     width = np.where(present, labels[:, 3], 0)
     size = np.where(width < 24, "width 18-23", np.where(width < 30, "width 24-29", "width 30-36"))
-    corners = box_corners(np.nan_to_num(labels))
-    outside = ((corners < 0) | (corners > IMAGE_SIZE - 1)).any(axis=(1, 2))
-    edge = np.where(outside, "box crosses the edge", "box inside the image")
+    edge = np.where(outline_leaves_image(labels), "outline cut by the edge", "outline inside")
     quarter = (np.mod(np.nan_to_num(labels[:, 2]), 2 * np.pi) // (np.pi / 2)).astype(int)
     yaw = np.array(["yaw 0-90°", "yaw 90-180°", "yaw 180-270°", "yaw 270-360°"])[quarter % 4]
     return {
@@ -175,34 +201,50 @@ def score_by_group(ious: np.ndarray, groups: np.ndarray) -> list[dict]:
     ious = np.asarray(ious, dtype=np.float64)
     groups = np.asarray(groups)
     if ious.shape != groups.shape:
-        raise ValueError(f"ious and groups must have the same shape, got {ious.shape} and "
-                         f"{groups.shape}")
+        raise ValueError(
+            f"ious and groups must have the same shape, got {ious.shape} and {groups.shape}"
+        )
     rows = []
-    for group in sorted(set(groups.tolist())):
+    for group in sorted(set(groups.tolist()), key=_natural_order):
         values = ious[(groups == group) & ~np.isnan(ious)]
         if values.size:
-            rows.append({"group": group, "samples": int(values.size),
-                         "score": float(np.mean(values > IOU_THRESHOLD)),
-                         "mean_iou": float(values.mean())})
+            rows.append(
+                {
+                    "group": group,
+                    "samples": int(values.size),
+                    "score": float(np.mean(values > IOU_THRESHOLD)),
+                    "mean_iou": float(values.mean()),
+                }
+            )
     return rows
+
+
+def _natural_order(name: str) -> tuple:
+    """Sort key that puts 'yaw 90-180°' before 'yaw 180-270°' and 'no ship' last."""
+    if name == "no ship":
+        return (1, ())
+    return (0, tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)))
 
 
 def format_rows(rows: list[dict]) -> str:
     """A plain-text table of `score_by_group` rows."""
     lines = [f"{'group':<24}{'samples':>8}{'score':>8}{'mean IoU':>10}"]
-    lines += [f"{r['group']:<24}{r['samples']:>8}{r['score']:>8.3f}{r['mean_iou']:>10.3f}"
-              for r in rows]
+    lines += [
+        f"{r['group']:<24}{r['samples']:>8}{r['score']:>8.3f}{r['mean_iou']:>10.3f}" for r in rows
+    ]
     return "\n".join(lines)
 
 
 def compare_with_published(result: Evaluation) -> str:
     """A two-row table: the seed's published score and mean IoU next to this run's."""
-    return "\n".join([
-        f"{'':<34}{'score':>8}{'mean IoU':>10}",
-        f"{'seed write-up (published)':<34}{PUBLISHED_SCORE:>8.4f}{PUBLISHED_MEAN_IOU:>10.4f}",
-        f"{'this run, ' + str(len(result.labels)) + ' samples':<34}{result.score:>8.4f}"
-        f"{result.mean_iou:>10.4f}",
-    ])
+    return "\n".join(
+        [
+            f"{'':<34}{'score':>8}{'mean IoU':>10}",
+            f"{'seed write-up (published)':<34}{PUBLISHED_SCORE:>8.4f}{PUBLISHED_MEAN_IOU:>10.4f}",
+            f"{'this run, ' + str(len(result.labels)) + ' samples':<34}{result.score:>8.4f}"
+            f"{result.mean_iou:>10.4f}",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

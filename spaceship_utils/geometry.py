@@ -46,9 +46,7 @@ def ship_outline_local(width: np.ndarray, height: np.ndarray, tail_ratio: np.nda
     zero = np.zeros_like(width * height)
     half_h = height / 2
     xs = np.stack([zero, -width / 2 + zero, zero, width / 2 + zero], -1)
-    ys = np.stack(
-        [height - half_h, zero - half_h, height * tail_ratio - half_h, zero - half_h], -1
-    )
+    ys = np.stack([height - half_h, zero - half_h, height * tail_ratio - half_h, zero - half_h], -1)
     return np.stack([xs, ys], -1)
 
 
@@ -77,7 +75,9 @@ def rotated_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
         poly_a = box_polygons(boxes_a[both])
         poly_b = box_polygons(boxes_b[both])
         inter = shapely.area(shapely.intersection(poly_a, poly_b))
-        union = shapely.area(shapely.union(poly_a, poly_b))
+        # |A u B| = |A| + |B| - |A n B|: the same as the official union's area to ~1e-15
+        # relative, at half the cost of building the union polygons.
+        union = shapely.area(poly_a) + shapely.area(poly_b) - inter
         with np.errstate(invalid="ignore", divide="ignore"):
             iou[both] = np.where(union > 0, inter / union, 0.0)
     return iou

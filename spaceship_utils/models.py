@@ -7,10 +7,11 @@ is used, so the same code runs on the TensorFlow and JAX backends.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
+from .runtime import import_keras
 from .validation import IMAGE_SIZE
+
+keras = import_keras()
+layers = keras.layers
 
 CLASSIFIER_BLOCKS = ((8, 11), (16, 9), (32, 7), (64, 5), (128, 3))
 """(filters, kernel size) per block of the classifier: 167,201 parameters in all."""
@@ -26,8 +27,9 @@ def _conv_stack(name: str, blocks: tuple[tuple[int, int], ...], outputs: int) ->
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="thresholded_image")
     x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(inputs)
     for index, (filters, kernel) in enumerate(blocks, start=1):
-        x = layers.Conv2D(filters, kernel, padding="same", activation="relu",
-                          name=f"conv{index}")(x)
+        x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name=f"conv{index}")(
+            x
+        )
         x = layers.BatchNormalization(name=f"norm{index}")(x)
         x = layers.MaxPooling2D(name=f"pool{index}")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -88,7 +88,7 @@ def read_manifest(manifest_path: Path = MANIFEST) -> dict:
 
 
 def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Path of the `role` weights of model `name`, after checking its SHA-256 against the manifest."""
+    """Path of the `role` weights of model `name`, its SHA-256 checked against the manifest."""
     manifest = read_manifest(weights_dir / "manifest.json")
     if name not in manifest:
         raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(manifest)}")
@@ -96,11 +96,12 @@ def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR)
     path = weights_dir / entry["file"]
     retrain = (
         f"`python -m spaceship_utils.train {role} --run-dir runs/{name}_{role}`, then "
-        f"`install_weights({name!r}, {role!r}, 'runs/{name}_{role}/final.weights.h5', ...)`"
+        f"`install_run({name!r}, {role!r}, 'runs/{name}_{role}')`"
     )
     if not path.is_file():
         raise WeightsError(
-            f"weights file {path} is missing. Restore it with `git checkout -- {_repo_relative(path)}` "
+            f"weights file {path} is missing. Restore it with "
+            f"`git checkout -- {_repo_relative(path)}` "
             f"(or reinstall the package), or retrain it: {retrain}"
         )
     actual = file_sha256(path)
@@ -113,32 +114,40 @@ def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR)
     return path
 
 
-def install_weights(name: str, role: str, source: str | Path, provenance: dict,
-                    weights_dir: Path = WEIGHTS_DIR) -> Path:
-    """Copy a trained weights file into the package and record its SHA-256 and provenance.
+def install_run(name: str, role: str, run_dir: str | Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
+    """Ship a finished training run: copy its weights and history into the package.
 
-    `provenance` says how the file was made (device, training images, command); it is
-    stored in the manifest next to the digest and shown by the evaluation chapter.
+    `run_dir` is what `train_model` wrote: `final.weights.h5`, `history.csv` and
+    `provenance.json` (how, where and on how many images it trained). The manifest gets
+    the weights' SHA-256 and the provenance.
     """
-    source = Path(source)
-    if not source.is_file():
-        raise WeightsError(f"cannot install {source}: no such file")
+    run_dir = Path(run_dir)
+    sources = {kind: run_dir / kind for kind in ("final.weights.h5", "provenance.json")}
+    for path in sources.values():
+        if not path.is_file():
+            raise WeightsError(
+                f"cannot install {run_dir}: {path.name} is missing (is the run finished?)"
+            )
     weights_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = weights_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     target = weights_dir / f"{name}_{role}.weights.h5"
-    shutil.copyfile(source, target)
+    shutil.copyfile(sources["final.weights.h5"], target)
+    if (run_dir / "history.csv").is_file():  # the training curves travel with the weights
+        shutil.copyfile(run_dir / "history.csv", weights_dir / f"{name}_{role}.history.csv")
     entry = manifest.setdefault(name, {"files": {}})
-    entry["files"][role] = {"file": target.name, "sha256": file_sha256(target),
-                            "provenance": provenance}
-    history = source.with_name("history.csv")
-    if history.is_file():  # the training curves travel with the weights
-        shutil.copyfile(history, weights_dir / f"{name}_{role}.history.csv")
+    entry["files"][role] = {
+        "file": target.name,
+        "sha256": file_sha256(target),
+        "provenance": json.loads(sources["provenance.json"].read_text()),
+    }
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return target
 
 
-def shipped_history(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, list[float]]:
+def shipped_history(
+    name: str, role: str, weights_dir: Path = WEIGHTS_DIR
+) -> dict[str, list[float]]:
     """The training history (per-epoch metrics) recorded with shipped weights."""
     from .train import read_history
 
@@ -157,11 +166,15 @@ def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) ->
     lines = []
     for role, entry in read_manifest(weights_dir / "manifest.json")[name]["files"].items():
         record = entry["provenance"]
-        lines.append(f"{role}: {record['training_images']:,} training images, "
-                     f"{record['date']}, on {record['runtime']}")
+        lines.append(
+            f"{role}: {record['training_images']:,} training images, "
+            f"{record['date']}, on {record['runtime']}"
+        )
         if record["training_images"] < FULL_BUDGET_IMAGES or "CPU only" in record["runtime"]:
-            lines.append(f"  NOTE: the {role} comes from a short CPU run, not the full "
-                         "GPU training; its scores are far from what the method can reach.")
+            lines.append(
+                f"  NOTE: the {role} comes from a short CPU run, not the full "
+                "GPU training; its scores are far from what the method can reach."
+            )
     return "\n".join(lines)
 
 

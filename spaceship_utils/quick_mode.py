@@ -18,7 +18,9 @@ def prepare_quick_notebooks(source_dir: Path, target_dir: Path) -> list[Path]:
 
     table_path = source_dir / "quick_parameters.json"
     if not table_path.is_file():
-        raise FileNotFoundError(f"{table_path} is missing: it lists each chapter's quick parameters")
+        raise FileNotFoundError(
+            f"{table_path} is missing: it lists each chapter's quick parameters"
+        )
     table = json.loads(table_path.read_text())
     listed = set(table)
     present = {path.name for path in source_dir.glob("*.ipynb")}
@@ -32,8 +34,12 @@ def prepare_quick_notebooks(source_dir: Path, target_dir: Path) -> list[Path]:
     for name, parameters in sorted(table.items()):
         target = target_dir / name
         papermill.execute_notebook(
-            str(source_dir / name), str(target), parameters=parameters, prepare_only=True,
-            cwd=str(source_dir), progress_bar=False,
+            str(source_dir / name),
+            str(target),
+            parameters=parameters,
+            prepare_only=True,
+            cwd=str(source_dir),
+            progress_bar=False,
         )
         written.append(target)
     return written

@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send the process's C-level stderr (file descriptor 2) to /dev/null for a while.
+
+    TensorFlow's C++ code prints several log lines at import time that no environment
+    variable turns off; in a notebook they would clutter the first output of every chapter.
+    Python exceptions still propagate and are printed once the block is left.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def import_keras() -> ModuleType:
+    """Import Keras (and its backend) with the backend's import-time log lines hidden."""
+    if "keras" not in sys.modules:
+        with native_stderr_silenced():
+            import keras  # noqa: F401
+    return sys.modules["keras"]
 
 
 def describe_runtime() -> str:
     """One line: Python, NumPy, Keras and its backend, and the accelerators Keras can see."""
-    import keras
     import numpy as np
 
+    keras = import_keras()
     backend = keras.backend.backend()
     return (
         f"Python {platform.python_version()}, NumPy {np.__version__}, Keras {keras.__version__} "
@@ -26,13 +59,12 @@ def _accelerator(backend: str) -> str:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        gpus = tf.config.list_physical_devices("GPU")
+        with native_stderr_silenced():  # a CPU-only build logs a failed CUDA probe here
+            gpus = tf.config.list_physical_devices("GPU")
         return f"{len(gpus)} GPU(s)" if gpus else "none (CPU only)"
     return "unknown for this backend"
 
 
 def has_accelerator() -> bool:
     """Whether Keras's backend sees a GPU (or another accelerator)."""
-    import keras
-
-    return not _accelerator(keras.backend.backend()).startswith("none")
+    return not _accelerator(import_keras().backend.backend()).startswith("none")

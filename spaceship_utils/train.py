@@ -22,14 +22,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from .data import generate_batch
 from .metrics import ap_at_iou
 from .models import build_classifier, build_regressor
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
+from .runtime import import_keras
 from .validation import check_count
+
+keras = import_keras()
 
 TASKS = ("classifier", "regressor")
 
@@ -85,10 +87,19 @@ class GeneratedBatches(keras.utils.PyDataset):
     the same data as an uninterrupted one. `EpochCounter` keeps `epoch` current.
     """
 
-    def __init__(self, task: str, batch_size: int, steps_per_epoch: int, seed: int,
-                 workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 16):
-        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
-                         max_queue_size=max_queue_size)
+    def __init__(
+        self,
+        task: str,
+        batch_size: int,
+        steps_per_epoch: int,
+        seed: int,
+        workers: int = 1,
+        use_multiprocessing: bool = False,
+        max_queue_size: int = 16,
+    ):
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.task = task
@@ -104,8 +115,9 @@ class GeneratedBatches(keras.utils.PyDataset):
         return np.random.default_rng([self.seed, self.epoch, index])
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        images, labels = generate_batch(self.batch_size, self.batch_rng(index),
-                                        ship_probability=SHIP_PROBABILITY[self.task])
+        images, labels = generate_batch(
+            self.batch_size, self.batch_rng(index), ship_probability=SHIP_PROBABILITY[self.task]
+        )
         return TARGETS[self.task](images, labels)
 
 
@@ -134,7 +146,9 @@ class ValidationScore(keras.callbacks.Callback):
             logs["val_ap07"] = ap_at_iou(boxes, self.labels)
 
 
-def validation_data(task: str, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def validation_data(
+    task: str, samples: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A fixed validation set, disjoint from training seeds: inputs, targets and raw labels."""
     rng = np.random.default_rng([seed, 2**31 - 1])
     images, labels = generate_batch(samples, rng, ship_probability=SHIP_PROBABILITY[task])
@@ -142,11 +156,25 @@ def validation_data(task: str, samples: int, seed: int) -> tuple[np.ndarray, np.
     return inputs, targets, labels.astype(np.float64)
 
 
+def build_network(task: str) -> keras.Model:
+    """A fresh, uncompiled network for `task` ('classifier' or 'regressor')."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return build_classifier() if task == "classifier" else build_regressor()
+
+
+def save_weights_only(model: keras.Model, path: str | Path) -> None:
+    """Save the network's weights without the optimizer state (a third of the size for Adam)."""
+    bare = build_network("classifier" if model.output_shape[-1] == 1 else "regressor")
+    bare.set_weights(model.get_weights())
+    bare.save_weights(path)
+
+
 def build_and_compile(config: TrainingConfig) -> keras.Model:
     """A fresh network for the task, compiled with the seed's loss and Adam."""
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_classifier() if config.task == "classifier" else build_regressor()
+    model = build_network(config.task)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     if config.task == "classifier":
         model.compile(optimizer, loss="binary_crossentropy", metrics=["accuracy"])
@@ -176,25 +204,43 @@ def train_model(
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
     keras.utils.set_random_seed(config.seed)
     model = build_and_compile(config)
-    batches = GeneratedBatches(config.task, config.batch_size, config.steps_per_epoch,
-                               config.seed, config.workers, config.use_multiprocessing)
+    batches = GeneratedBatches(
+        config.task,
+        config.batch_size,
+        config.steps_per_epoch,
+        config.seed,
+        config.workers,
+        config.use_multiprocessing,
+    )
     val_inputs, val_targets, val_labels = validation_data(
-        config.task, config.validation_samples, config.seed)
+        config.task, config.validation_samples, config.seed
+    )
     callbacks = [EpochCounter(batches)]
     if config.task == "regressor":
         callbacks.append(ValidationScore(val_inputs, val_labels))
     callbacks += [
-        keras.callbacks.ModelCheckpoint(run_dir / "best.weights.h5", monitor="val_loss",
-                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            run_dir / "best.weights.h5",
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(run_dir / "backup"),
         EpochTimer(run_dir / "timing.csv", config.steps_per_epoch * config.batch_size),
         *(extra_callbacks or []),
     ]
-    model.fit(batches, epochs=config.epochs, validation_data=(val_inputs, val_targets),
-              callbacks=callbacks, verbose=verbose)
+    model.fit(
+        batches,
+        epochs=config.epochs,
+        validation_data=(val_inputs, val_targets),
+        callbacks=callbacks,
+        verbose=verbose,
+    )
     model.load_weights(run_dir / "best.weights.h5")
-    model.save_weights(run_dir / "final.weights.h5")
+    save_weights_only(model, run_dir / "final.weights.h5")
+    provenance = run_provenance(config, run_dir)
+    (run_dir / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
     return read_history(run_dir / "history.csv")
 
 
@@ -219,7 +265,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
-    """A Keras CSVLogger file as {column: values by epoch}; epochs repeated by a resume are kept once."""
+    """A Keras CSVLogger file as {column: values by epoch}; an epoch logged twice is kept once."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     by_epoch = {int(row["epoch"]): row for row in rows}
@@ -240,8 +286,11 @@ def read_timing(run_dir: str | Path) -> dict[str, float]:
     if not rows:
         raise ValueError(f"{path} has no finished epoch")
     speeds = sorted(float(row["images_per_second"]) for row in rows)
-    return {"seconds": sum(float(row["seconds"]) for row in rows),
-            "images_per_second": speeds[len(speeds) // 2], "epochs": len(rows)}
+    return {
+        "seconds": sum(float(row["seconds"]) for row in rows),
+        "images_per_second": speeds[len(speeds) // 2],
+        "epochs": len(rows),
+    }
 
 
 def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
@@ -267,18 +316,26 @@ def describe_training_speed(run_dir: str | Path, name: str, role: str) -> str:
     """One line on the speed of the run in `run_dir`, or of the shipped weights' run if none."""
     if (Path(run_dir) / "timing.csv").is_file():
         timing = read_timing(run_dir)
-        return (f"this run: {timing['epochs']} epochs in {timing['seconds'] / 60:.1f} min, "
-                f"median {timing['images_per_second']:.0f} images per second")
+        return (
+            f"this run: {timing['epochs']} epochs in {timing['seconds'] / 60:.1f} min, "
+            f"median {timing['images_per_second']:.0f} images per second"
+        )
     from .pretrained import read_manifest
 
     record = read_manifest()[name]["files"][role]["provenance"]
-    return (f"shipped weights: {record['training_images']:,} images in "
-            f"{record['training_seconds'] / 60:.1f} min at {record['images_per_second']:.0f} "
-            f"images per second on {record['runtime']}")
+    return (
+        f"shipped weights: {record['training_images']:,} images in "
+        f"{record['training_seconds'] / 60:.1f} min at {record['images_per_second']:.0f} "
+        f"images per second on {record['runtime']}"
+    )
 
 
-def train_or_load(config: TrainingConfig, run_dir: str | Path, train_from_scratch: bool | None,
-                  verbose: int | str = 2) -> tuple[keras.Model, dict[str, list[float]]]:
+def train_or_load(
+    config: TrainingConfig,
+    run_dir: str | Path,
+    train_from_scratch: bool | None,
+    verbose: int | str = 2,
+) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train the network (True), or load the shipped weights and their history (False).
 
     None decides by hardware: train where a GPU is present, load otherwise.
@@ -289,12 +346,11 @@ def train_or_load(config: TrainingConfig, run_dir: str | Path, train_from_scratc
         from .runtime import has_accelerator
 
         train_from_scratch = has_accelerator()
+    model = build_network(config.task)
     if train_from_scratch:
         history = train_model(config, run_dir, verbose=verbose)
-        model = build_and_compile(config)
         model.load_weights(Path(run_dir) / "final.weights.h5")
         return model, history
-    model = build_and_compile(config)
     model.load_weights(verified_weights_path("baseline", config.task))
     return model, shipped_history("baseline", config.task)
 
@@ -304,19 +360,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("task", choices=TASKS)
     parser.add_argument("--run-dir", type=Path, required=True)
     defaults = TrainingConfig()
-    for name in ("epochs", "steps_per_epoch", "batch_size", "validation_samples", "seed",
-                 "workers"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    for name in (
+        "epochs",
+        "steps_per_epoch",
+        "batch_size",
+        "validation_samples",
+        "seed",
+        "workers",
+    ):
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+        )
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--processes", action="store_true",
-                        help="feed data from worker processes instead of threads")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="feed data from worker processes instead of threads",
+    )
     parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
     args = parser.parse_args(argv)
     config = TrainingConfig(
-        task=args.task, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        validation_samples=args.validation_samples, seed=args.seed, workers=args.workers,
-        use_multiprocessing=args.processes, mixed_precision=args.mixed_precision,
+        task=args.task,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        validation_samples=args.validation_samples,
+        seed=args.seed,
+        workers=args.workers,
+        use_multiprocessing=args.processes,
+        mixed_precision=args.mixed_precision,
     )
     history = train_model(config, args.run_dir)
     best = min(history["val_loss"])

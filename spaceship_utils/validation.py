@@ -10,7 +10,9 @@ IMAGE_SIZE = 200
 LABEL_SIZE = 5
 
 
-def check_images(images: np.ndarray, name: str = "images", image_size: int = IMAGE_SIZE) -> np.ndarray:
+def check_images(
+    images: np.ndarray, name: str = "images", image_size: int = IMAGE_SIZE
+) -> np.ndarray:
     """Return `images` as a float array of shape (N, size, size), or raise ValueError.
 
     A single (size, size) image is accepted and given a batch axis. Pixels must be finite.

@@ -104,8 +104,9 @@ def test_batch_matches_the_faithful_generator_in_distribution():
 
 
 def test_batch_draws_the_ship_outline_where_the_label_says():
-    images, labels = generate_batch(50, np.random.default_rng(4), ship_probability=1.0,
-                                    noise_level=0.0, no_lines=0)
+    images, labels = generate_batch(
+        50, np.random.default_rng(4), ship_probability=1.0, noise_level=0.0, no_lines=0
+    )
     for image, (x, y, _, width, height) in zip(images, labels, strict=True):
         rows, cols = np.nonzero(image)
         radius = np.hypot(cols - x, rows - y)

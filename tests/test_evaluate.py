@@ -11,8 +11,11 @@ class NeverSeesAShip:
 
     def predict_details(self, images):
         count = len(images)
-        return Predictions(boxes=np.full((count, 5), np.nan), presence=np.zeros(count),
-                           raw_boxes=np.full((count, 5), 100.0))
+        return Predictions(
+            boxes=np.full((count, 5), np.nan),
+            presence=np.zeros(count),
+            raw_boxes=np.full((count, 5), 100.0),
+        )
 
 
 def test_evaluation_uses_the_official_stream_and_semantics():
@@ -29,19 +32,29 @@ def test_evaluation_uses_the_official_stream_and_semantics():
 
 
 def test_groups_and_scores_by_group():
-    labels = np.array([
-        [100.0, 100.0, 0.1, 20.0, 30.0],
-        [5.0, 100.0, 2.0, 34.0, 50.0],
-        [np.nan] * 5,
-    ])
+    labels = np.array(
+        [
+            [100.0, 100.0, 0.1, 20.0, 30.0],
+            [5.0, 100.0, 2.0, 34.0, 50.0],
+            [np.nan] * 5,
+        ]
+    )
     groups = ship_groups(labels)
     assert list(groups["size"]) == ["width 18-23", "width 30-36", "no ship"]
-    assert list(groups["edge"]) == ["box inside the image", "box crosses the edge", "no ship"]
+    assert list(groups["edge"]) == ["outline inside", "outline cut by the edge", "no ship"]
     assert list(groups["yaw"]) == ["yaw 0-90°", "yaw 90-180°", "no ship"]
     rows = score_by_group(np.array([0.9, 0.5, np.nan]), groups["edge"])
     assert [(r["group"], r["samples"], r["score"]) for r in rows] == [
-        ("box crosses the edge", 1, 0.0), ("box inside the image", 1, 1.0)]
-    assert "box inside the image" in format_rows(rows)
+        ("outline cut by the edge", 1, 0.0),
+        ("outline inside", 1, 1.0),
+    ]
+    assert "outline inside" in format_rows(rows)
+
+
+def test_groups_are_listed_in_natural_order():
+    groups = np.array(["yaw 180-270°", "no ship", "yaw 90-180°", "yaw 0-90°"])
+    rows = score_by_group(np.array([0.8, 0.0, 0.5, 0.9]), groups)
+    assert [row["group"] for row in rows] == ["yaw 0-90°", "yaw 90-180°", "yaw 180-270°", "no ship"]
 
 
 def test_score_by_group_checks_shapes():

@@ -22,8 +22,9 @@ def test_axis_aligned_box_corners():
 
 
 def test_nose_points_along_the_height_axis():
-    np.testing.assert_allclose(heading_vectors(np.array([0.0, np.pi / 2])), [[0, 1], [1, 0]],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        heading_vectors(np.array([0.0, np.pi / 2])), [[0, 1], [1, 0]], atol=1e-12
+    )
 
 
 def test_iou_of_known_overlaps():
@@ -44,8 +45,14 @@ def test_yaw_plus_pi_is_the_same_box():
 
 @settings(max_examples=60, deadline=None)
 @given(
-    st.floats(0, 200), st.floats(0, 200), st.floats(0, 2 * np.pi), st.floats(1, 40),
-    st.floats(1, 80), st.floats(-10, 10), st.floats(-10, 10), st.floats(-1, 1),
+    st.floats(0, 200),
+    st.floats(0, 200),
+    st.floats(0, 2 * np.pi),
+    st.floats(1, 40),
+    st.floats(1, 80),
+    st.floats(-10, 10),
+    st.floats(-10, 10),
+    st.floats(-1, 1),
 )
 def test_iou_is_symmetric_and_bounded(x, y, yaw, width, height, dx, dy, dyaw):
     a = np.array([[x, y, yaw, width, height]])

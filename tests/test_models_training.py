@@ -1,5 +1,7 @@
 import csv
+import json
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -19,7 +21,9 @@ def test_classifier_matches_the_seed_summary():
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == 166_705
     assert model.output_shape == (None, 1)
-    kernels = [layer.kernel_size for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    kernels = [
+        layer.kernel_size for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+    ]
     assert kernels == [(11, 11), (9, 9), (7, 7), (5, 5), (3, 3)]
 
 
@@ -75,8 +79,9 @@ class StopAtEpoch(keras.callbacks.Callback):
 
 
 def test_training_checkpoints_and_resumes_after_an_interruption(tmp_path):
-    config = TrainingConfig(task="regressor", epochs=3, steps_per_epoch=2, batch_size=4,
-                            validation_samples=8, seed=3)
+    config = TrainingConfig(
+        task="regressor", epochs=3, steps_per_epoch=2, batch_size=4, validation_samples=8, seed=3
+    )
     with pytest.raises(KeyboardInterrupt):
         train_model(config, tmp_path, verbose=0, extra_callbacks=[StopAtEpoch(2)])
     assert (tmp_path / "best.weights.h5").is_file()
@@ -84,11 +89,16 @@ def test_training_checkpoints_and_resumes_after_an_interruption(tmp_path):
 
     seen_epochs = []
     recorder = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: seen_epochs.append(epoch))
+        on_epoch_begin=lambda epoch, logs: seen_epochs.append(epoch)
+    )
     history = train_model(config, tmp_path, verbose=0, extra_callbacks=[recorder])
     assert seen_epochs == [2]  # epochs 0 and 1 are not trained again
     assert len(history["loss"]) == 3 and "val_ap07" in history
     with open(tmp_path / "history.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2"]
     assert (tmp_path / "final.weights.h5").is_file()
+    with h5py.File(tmp_path / "final.weights.h5") as shipped:
+        assert "optimizer" not in shipped  # weights only
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    assert provenance["training_images"] == 3 * 2 * 4 and "Keras" in provenance["runtime"]
     assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())

@@ -83,8 +83,9 @@ def test_sincos_is_continuous_across_the_wrap():
 
 
 def test_wrapped_angle_error():
-    np.testing.assert_allclose(wrapped_angle_error(np.array([0.1]), np.array([2 * np.pi - 0.1])),
-                               [0.2])
+    np.testing.assert_allclose(
+        wrapped_angle_error(np.array([0.1]), np.array([2 * np.pi - 0.1])), [0.2]
+    )
 
 
 def test_unknown_encoding_is_refused():

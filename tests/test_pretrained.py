@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -7,7 +9,7 @@ from spaceship_utils.pretrained import (
     WEIGHTS_DIR,
     BaselinePipeline,
     WeightsError,
-    install_weights,
+    install_run,
     load_pretrained,
     read_manifest,
 )
@@ -18,9 +20,10 @@ def weights_dir(tmp_path_factory):
     """A private weights folder with freshly initialised (untrained) baseline weights."""
     folder = tmp_path_factory.mktemp("weights")
     for role, build in (("classifier", build_classifier), ("regressor", build_regressor)):
-        source = folder / f"source_{role}.weights.h5"
-        build().save_weights(source)
-        install_weights("baseline", role, source, {"note": "untrained, for tests"}, folder)
+        run_dir = tmp_path_factory.mktemp(role)
+        build().save_weights(run_dir / "final.weights.h5")
+        (run_dir / "provenance.json").write_text(json.dumps({"note": "untrained, for tests"}))
+        install_run("baseline", role, run_dir, folder)
     return folder
 
 
@@ -91,3 +94,8 @@ def test_predict_rejects_bad_images(weights_dir, images, message):
 def test_presence_threshold_is_validated():
     with pytest.raises(ValueError, match="presence_threshold"):
         BaselinePipeline(None, None, presence_threshold=1.5)
+
+
+def test_installing_an_unfinished_run_is_refused(tmp_path):
+    with pytest.raises(WeightsError, match="final.weights.h5 is missing"):
+        install_run("baseline", "classifier", tmp_path, tmp_path / "weights")

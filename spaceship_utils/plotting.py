@@ -1,0 +1,545 @@
+"""Every figure of the book, one named function per figure kind.
+
+Functions take a matplotlib `Axes` where a figure is one panel, and return the `Figure`
+where they make a whole figure, so a notebook cell is one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .geometry import box_corners, heading_vectors
+from .validation import check_boxes, check_images
+
+TRUE_COLOUR = "tab:red"
+PREDICTED_COLOUR = "tab:cyan"
+
+
+def use_book_style() -> None:
+    """Matplotlib defaults for the book: readable fonts, screen DPI, no top/right spines."""
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "font.size": 10,
+            "axes.titlesize": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "image.cmap": "gray",
+        }
+    )
+
+
+def draw_box(
+    ax: plt.Axes, box: np.ndarray, colour: str, label: str | None = None, show_nose: bool = True
+) -> None:
+    """Outline one (x, y, yaw, width, height) box on `ax`; an arrow marks the nose. NaN: nothing."""
+    box = check_boxes(box, "box")[0]
+    if np.isnan(box).any():
+        return
+    corners = box_corners(box[None])[0]
+    closed = np.vstack([corners, corners[:1]])
+    ax.plot(closed[:, 0], closed[:, 1], color=colour, linewidth=1.2, label=label)
+    if show_nose:
+        dx, dy = heading_vectors(box[2:3])[0] * box[4] / 2
+        ax.annotate(
+            "",
+            xy=(box[0] + dx, box[1] + dy),
+            xytext=(box[0], box[1]),
+            arrowprops={"arrowstyle": "->", "color": colour, "linewidth": 1.2},
+        )
+
+
+def plot_sample(
+    ax: plt.Axes,
+    image: np.ndarray,
+    true_box: np.ndarray | None = None,
+    predicted_box: np.ndarray | None = None,
+    title: str | None = None,
+    show_nose: bool = True,
+) -> None:
+    """An image (200, 200) in grey with its true box (red) and a predicted box (cyan)."""
+    image = check_images(image, "image")[0]
+    ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if true_box is not None:
+        draw_box(ax, true_box, TRUE_COLOUR, "true", show_nose)
+    if predicted_box is not None:
+        draw_box(ax, predicted_box, PREDICTED_COLOUR, "predicted", show_nose)
+    ax.set_xlim(-0.5, image.shape[1] - 0.5)
+    ax.set_ylim(image.shape[0] - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+
+
+def plot_sample_grid(
+    images: np.ndarray,
+    true_boxes: np.ndarray | None = None,
+    predicted_boxes: np.ndarray | None = None,
+    titles: Sequence[str] | None = None,
+    columns: int = 4,
+    panel_size: float = 2.6,
+) -> plt.Figure:
+    """A grid of samples: images (N, 200, 200), optional (N, 5) true and predicted boxes."""
+    images = check_images(images)
+    count = len(images)
+    rows = max(1, int(np.ceil(count / columns)))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(panel_size * columns, panel_size * rows), squeeze=False
+    )
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.axis("off")
+            continue
+        plot_sample(
+            ax,
+            images[index],
+            None if true_boxes is None else true_boxes[index],
+            None if predicted_boxes is None else predicted_boxes[index],
+            None if titles is None else titles[index],
+        )
+    fig.tight_layout()
+    return fig
+
+
+def plot_iou_histogram(
+    ious: Mapping[str, np.ndarray] | np.ndarray, threshold: float = 0.7, bins: int = 40
+) -> plt.Figure:
+    """Histogram of per-sample IoU (true negatives, NaN, left out), one series per model."""
+    series = ious if isinstance(ious, Mapping) else {"model": ious}
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    edges = np.linspace(0, 1, bins + 1)
+    for name, values in series.items():
+        values = np.asarray(values, dtype=np.float64)
+        values = values[~np.isnan(values)]
+        ax.hist(
+            values,
+            bins=edges,
+            histtype="stepfilled",
+            alpha=0.45,
+            label=f"{name} (n = {values.size})",
+        )
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    ax.text(threshold, ax.get_ylim()[1] * 0.95, f" IoU = {threshold}", va="top")
+    ax.set_xlabel("IoU with the true box (misses count 0)")
+    ax.set_ylabel("samples")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_history(
+    history: Mapping[str, Sequence[float]], metrics: Sequence[str] = ("loss",)
+) -> plt.Figure:
+    """Training and validation curves per epoch, one panel per metric (log scale for losses)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics, strict=True):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in history:
+                values = np.asarray(history[key], dtype=np.float64)
+                ax.plot(
+                    np.arange(1, values.size + 1),
+                    values,
+                    style,
+                    marker="o",
+                    markersize=3,
+                    label="validation" if key.startswith("val_") else "training",
+                )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        if "loss" in metric:
+            ax.set_yscale("log")
+        ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_by_group(
+    splits: Mapping[str, Sequence[Mapping]], threshold: float = 0.7
+) -> plt.Figure:
+    """Bar charts of the challenge score per group, one panel per split.
+
+    `splits` maps a split name to rows of `evaluate.score_by_group` (group, samples, score).
+    """
+    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.4), squeeze=False)
+    for ax, (name, rows) in zip(axes.flat, splits.items(), strict=True):
+        rows = [row for row in rows if row["group"] != "no ship"]
+        positions = np.arange(len(rows))
+        ax.bar(positions, [row["score"] for row in rows], color="tab:blue", alpha=0.8)
+        for position, row in zip(positions, rows, strict=True):
+            ax.text(position, row["score"] + 0.01, f"n={row['samples']}", ha="center", fontsize=8)
+        ax.set_xticks(positions, [row["group"] for row in rows], rotation=25, ha="right")
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel(f"share with IoU > {threshold}")
+        ax.set_title(f"by {name}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gallery(
+    images: Sequence[np.ndarray],
+    true_boxes: Sequence[np.ndarray],
+    predicted_boxes: Sequence[np.ndarray],
+    ious: Sequence[float],
+    title: str,
+    columns: int = 4,
+) -> plt.Figure:
+    """A titled grid of evaluated samples with their IoU; says so when there are none."""
+    if len(images) == 0:
+        fig, ax = plt.subplots(figsize=(6.4, 0.8))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"{title}: no sample fell in this range", ha="center", va="center")
+        return fig
+    fig = plot_sample_grid(
+        np.stack(images),
+        np.stack(true_boxes),
+        np.stack(predicted_boxes),
+        titles=[f"IoU {iou:.2f}" for iou in ious],
+        columns=columns,
+    )
+    fig.suptitle(title, y=1.02)
+    return fig
+
+
+# --- Chapters 1-3: data and preprocessing figures ---------------------------------------
+
+# Figures of chapters 1-3. They take arrays (or the `analysis.ThresholdSweep` they are drawn
+# from) and compute nothing but what a picture needs; the numbers come from `analysis`.
+
+THRESHOLD_COLOUR = "tab:orange"
+PI_TICKS = (np.pi * np.arange(5) / 2, ["0", "pi/2", "pi", "3pi/2", "2pi"])
+CLASS_COLOURS = {"ship": "tab:red", "line": "tab:blue", "noise": "tab:gray"}
+ENCODING_STYLES = {
+    "raw": ("yaw / 2 pi (the seed)", "tab:purple"),
+    "sincos": ("sin, cos of yaw", "tab:green"),
+    "sincos2": ("sin, cos of 2 yaw", "tab:orange"),
+}
+
+
+def plot_layer_breakdown(
+    noise: np.ndarray, lines: np.ndarray, ship: np.ndarray, label: np.ndarray
+) -> plt.Figure:
+    """The three layers of one sample (each (200, 200)) and their pixel-wise maximum, boxed."""
+    image = np.maximum(np.maximum(noise, lines), ship)
+    panels = (
+        (noise, None, "background noise"),
+        (lines, None, "noise lines"),
+        (ship, label, "ship outline (true box in red)"),
+        (image, label, "the image: pixel-wise max"),
+    )
+    fig, axes = plt.subplots(1, 4, figsize=(10.4, 3.0))
+    for ax, (layer, box, title) in zip(axes, panels, strict=True):
+        plot_sample(ax, layer, box, title=title)
+        _show_pixel_ticks(ax)
+        ax.set_xlabel("x (column, px)")
+    axes[0].set_ylabel("y (row, px)")
+    fig.tight_layout()
+    return fig
+
+
+def _show_pixel_ticks(ax: plt.Axes) -> None:
+    """Put pixel coordinates back on an image panel (`plot_sample` hides them)."""
+    ax.xaxis.set_major_locator(plt.MaxNLocator(4, integer=True))
+    ax.yaxis.set_major_locator(plt.MaxNLocator(4, integer=True))
+
+
+def plot_label_histograms(
+    labels: np.ndarray,
+    bounds: Sequence[tuple[float, float]] | None = None,
+    units: Sequence[str] = ("px", "px", "rad", "px", "px"),
+    names: Sequence[str] = ("x", "y", "yaw", "width", "height"),
+) -> plt.Figure:
+    """Histograms of the five label columns of (N, 5) labels, and the ship / no-ship split.
+
+    `bounds` (five (low, high) pairs) are drawn as dashed lines: the generator's ranges.
+    Whole-number columns get one bin per run of integers, so no bin is half empty.
+    """
+    boxes = check_boxes(labels, "labels")
+    has_ship = ~np.isnan(boxes).any(axis=1)
+    ships = boxes[has_ship]
+    fig, axes = plt.subplots(2, 3, figsize=(10.0, 5.6))
+    for column, ax in enumerate(axes.flat[:5]):
+        values = ships[:, column]
+        ax.hist(values, bins=_histogram_edges(values), color="tab:blue", alpha=0.75)
+        if bounds is not None:
+            for bound in bounds[column]:
+                ax.axvline(bound, color="black", linestyle="--", linewidth=1)
+        ax.set_xlabel(f"{names[column]} ({units[column]})")
+        ax.set_ylabel("ships")
+    shares = np.array([has_ship.mean(), 1 - has_ship.mean()])
+    bars = axes.flat[5].bar(["ship", "no ship"], 100 * shares, color=["tab:red", "tab:gray"])
+    axes.flat[5].bar_label(bars, fmt="%.1f%%")
+    axes.flat[5].set_ylabel(f"images (%) of {len(boxes):,}")
+    axes.flat[5].set_ylim(0, 100)
+    fig.tight_layout()
+    return fig
+
+
+def _histogram_edges(values: np.ndarray, target_bins: int = 36) -> np.ndarray:
+    """Bin edges. Values on a regular grid (whole pixels, or whole pixels / 37) get bins that
+    hold the same number of grid points each; other data `target_bins` equal bins."""
+    low, high = float(np.min(values)), float(np.max(values))
+    if high == low:
+        return np.array([low - 0.5, low + 0.5])
+    grid = np.unique(values)
+    spacing = float(np.min(np.diff(grid)))
+    points = (grid - low) / spacing
+    if np.allclose(points, np.round(points), atol=1e-3) and points[-1] < 100 * target_bins:
+        per_bin = max(1, int(np.ceil((points[-1] + 1) / target_bins)))
+        return low - spacing / 2 + spacing * per_bin * np.arange(int(points[-1] / per_bin) + 2)
+    return np.linspace(low, high, target_bins + 1)
+
+
+def plot_yaw_twins(image: np.ndarray, box: np.ndarray, margin_px: float = 8.0) -> plt.Figure:
+    """One ship drawn twice, zoomed in: with its box at yaw and at yaw + pi (arrows = nose)."""
+    box = check_boxes(box, "box")[0]
+    twin = box.copy()
+    twin[2] = np.mod(box[2] + np.pi, 2 * np.pi)
+    corners = box_corners(box[None])[0]
+    low = corners.min(axis=0) - margin_px
+    high = corners.max(axis=0) + margin_px
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.4))
+    for ax, shown, name in ((axes[0], box, "yaw"), (axes[1], twin, "yaw + pi")):
+        plot_sample(ax, image, shown, title=f"{name} = {shown[2]:.2f} rad")
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(high[1], low[1])
+        _show_pixel_ticks(ax)
+        ax.set_xlabel("x (px)")
+        ax.set_ylabel("y (px)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_comparison(
+    images: np.ndarray,
+    thresholded: np.ndarray,
+    boxes: np.ndarray,
+    threshold: float,
+    outlines: np.ndarray | None = None,
+    margin_px: float = 10.0,
+) -> plt.Figure:
+    """Raw and thresholded images side by side (true box in red), then zoomed on the ship:
+    the outline alone (if `outlines` is given, else the raw image) and the thresholded image.
+
+    images, thresholded and outlines (N, 200, 200); boxes (N, 5) with a ship in every row.
+    """
+    images = check_images(images)
+    thresholded = check_images(thresholded, "thresholded")
+    boxes = check_boxes(boxes, "boxes")
+    references = images if outlines is None else check_images(outlines, "outlines")
+    fig, axes = plt.subplots(len(images), 4, figsize=(9.6, 2.5 * len(images)), squeeze=False)
+    titles = (
+        "raw",
+        f"thresholded (>= {threshold})",
+        "raw, zoomed" if outlines is None else "outline alone, zoomed",
+        "thresholded, zoomed",
+    )
+    for row, box in enumerate(boxes):
+        corners = box_corners(box[None])[0]
+        low = np.clip(corners.min(axis=0) - margin_px, -0.5, images.shape[2] - 0.5)
+        high = np.clip(corners.max(axis=0) + margin_px, -0.5, images.shape[1] - 0.5)
+        pictures = (images[row], thresholded[row], references[row], thresholded[row])
+        for column, (ax, picture) in enumerate(zip(axes[row], pictures, strict=True)):
+            zoomed = column >= 2
+            title = titles[column] if row == 0 else None
+            plot_sample(ax, picture, None if zoomed else box, title=title)
+            if zoomed:
+                ax.set_xlim(low[0], high[0])
+                ax.set_ylim(high[1], low[1])
+        axes[row, 0].set_ylabel(f"sample {row + 1}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_threshold_sweep(sweep, highlight: float | None = 0.8) -> plt.Figure:
+    """Three panels against the threshold: share of pixels kept per class, ship pixels kept
+    per image, and the per-image outline SNR (medians with the middle half shaded).
+
+    `sweep` is an `analysis.ThresholdSweep`; `highlight` marks a threshold (the seed's 0.8).
+    """
+    thresholds = sweep.thresholds
+    classes = ("ship", "line", "noise")
+    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
+    shares = 100 * sweep.kept_share()
+    for code, name in enumerate(classes):
+        style = "--" if name == "line" else "-"
+        axes[0].plot(
+            thresholds,
+            shares[:, code],
+            style,
+            marker="o",
+            markersize=3,
+            color=CLASS_COLOURS[name],
+            label=f"{name} pixels",
+        )
+    axes[0].set_ylabel("pixels kept (%)")
+    axes[0].legend(frameon=False)
+    per_image = (
+        (axes[1], sweep.kept_counts[:, :, 0], "ship pixels kept per image"),
+        (axes[2], sweep.outline_snr, "outline SNR per image"),
+    )
+    for ax, values, ylabel in per_image:
+        quartiles = np.nanpercentile(values, [25, 50, 75], axis=0)
+        ax.fill_between(
+            thresholds,
+            quartiles[0],
+            quartiles[2],
+            color="tab:red",
+            alpha=0.2,
+            label="middle half of images",
+        )
+        ax.plot(thresholds, quartiles[1], marker="o", markersize=3, color="tab:red", label="median")
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+    axes[1].legend(frameon=False, loc="upper right")
+    axes[2].legend(frameon=False, loc="upper left")
+    for ax in axes:
+        ax.set_xlabel("threshold")
+        if highlight is not None:
+            ax.axvline(highlight, color=THRESHOLD_COLOUR, linestyle=":", linewidth=1.5)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pixel_value_densities(sweep, noise_level: float = 0.8) -> plt.Figure:
+    """Left: derived densities of a noise pixel and an outline pixel, over the measured
+    histograms in `sweep` (an `analysis.ThresholdSweep`). Right: their likelihood ratio.
+    """
+    from .analysis import likelihood_ratio, noise_pixel_density, ship_pixel_density
+
+    grid = np.linspace(0, 1, 1001)
+    edges = sweep.bin_edges
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6))
+    for code, name, density in ((2, "noise", noise_pixel_density), (0, "ship", ship_pixel_density)):
+        counts = sweep.value_counts[code]
+        measured = counts / (counts.sum() * np.diff(edges))
+        colour = CLASS_COLOURS[name]
+        axes[0].stairs(
+            measured, edges, color=colour, alpha=0.35, fill=True, label=f"{name} pixels, measured"
+        )
+        axes[0].plot(
+            grid, density(grid, noise_level), color=colour, label=f"{name} pixels, derived"
+        )
+    axes[0].set_ylabel("probability density")
+    axes[0].legend(frameon=False, loc="upper left")
+
+    ratio = likelihood_ratio(grid, noise_level)
+    finite = np.isfinite(ratio)
+    axes[1].plot(grid[finite], ratio[finite], color="black", label="ship density / noise density")
+    axes[1].axhline(1, color="gray", linewidth=1)
+    evidence = (grid >= 0.5) & (grid < noise_level)
+    axes[1].fill_between(
+        grid[evidence],
+        0,
+        ratio[evidence],
+        color="tab:red",
+        alpha=0.25,
+        label="favours ship, yet thresholded away",
+    )
+    axes[1].axvspan(
+        noise_level,
+        1,
+        color=THRESHOLD_COLOUR,
+        alpha=0.15,
+        label="noise never reaches: ratio infinite",
+    )
+    axes[1].set_ylabel("likelihood ratio")
+    axes[1].set_ylim(0, 2.2)
+    axes[1].legend(frameon=False, loc="upper left")
+    for ax in axes:
+        ax.set_xlabel("pixel value")
+        ax.set_xlim(0, 1)
+        ax.axvline(noise_level, color=THRESHOLD_COLOUR, linestyle=":", linewidth=1.5)
+    fig.tight_layout()
+    return fig
+
+
+def plot_component_shares(
+    loss_shares: Mapping[str, np.ndarray],
+    gradient_shares: Mapping[str, np.ndarray],
+    names: Sequence[str] = ("x", "y", "yaw", "width", "height"),
+) -> plt.Figure:
+    """Grouped bars: each label column's share of the MSE (left) and of the mean |gradient|
+    (right), one bar colour per labelling scheme (the keys, e.g. 'raw', 'seed scale')."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6), sharey=True)
+    positions = np.arange(len(names))
+    for ax, shares, ylabel in (
+        (axes[0], loss_shares, "share of the MSE (%)"),
+        (axes[1], gradient_shares, "share of mean |gradient| (%)"),
+    ):
+        width = 0.8 / len(shares)
+        for offset, (scheme, values) in enumerate(shares.items()):
+            ax.bar(
+                positions + (offset - (len(shares) - 1) / 2) * width,
+                100 * np.asarray(values),
+                width,
+                label=scheme,
+            )
+        ax.set_xticks(positions, names)
+        ax.set_xlabel("label column")
+        ax.set_ylabel(ylabel)
+        ax.yaxis.set_tick_params(labelleft=True)
+    axes[0].legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_yaw_codes(yaw_rad: np.ndarray, codes: Mapping[str, np.ndarray]) -> plt.Figure:
+    """What each yaw encoding feeds the network: codes (K, 1) or (K, 2) against yaw (K,)."""
+    fig, axes = plt.subplots(
+        1, len(codes), figsize=(3.5 * len(codes), 3.0), sharey=True, squeeze=False
+    )
+    for ax, (encoding, values) in zip(axes[0], codes.items(), strict=True):
+        values = np.asarray(values).reshape(len(yaw_rad), -1)
+        title, colour = ENCODING_STYLES.get(encoding, (encoding, "black"))
+        for column, linestyle in zip(range(values.shape[1]), ("-", "--"), strict=False):
+            part = ("sin", "cos")[column] if values.shape[1] == 2 else "code"
+            ax.plot(yaw_rad, values[:, column], linestyle, color=colour, label=part)
+        ax.set_title(title)
+        ax.set_xlabel("yaw (rad)")
+        ax.set_xticks(*PI_TICKS)
+        ax.set_ylim(-1.15, 1.7)
+        ax.legend(frameon=False, loc="upper center", ncol=2)
+        ax.yaxis.set_tick_params(labelleft=True)
+    axes[0, 0].set_ylabel("code value")
+    fig.tight_layout()
+    return fig
+
+
+def plot_yaw_losses(
+    yaw_pred_rad: np.ndarray,
+    losses: Mapping[str, np.ndarray],
+    one_minus_iou: np.ndarray,
+    yaw_true_rad: float,
+) -> plt.Figure:
+    """Left: each yaw encoding's loss, relative to its largest value, as the prediction sweeps
+    the circle (true yaw dotted, yaw + pi faint). Right: what the score sees, 1 - IoU of the
+    predicted and the true box."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), sharex=True)
+    for encoding, values in losses.items():
+        title, colour = ENCODING_STYLES.get(encoding, (encoding, "black"))
+        axes[0].plot(yaw_pred_rad, values, color=colour, label=title)
+    axes[0].set_ylabel("yaw loss / its largest value")
+    axes[1].plot(yaw_pred_rad, one_minus_iou, color="black", label="1 - IoU (the score's view)")
+    axes[1].set_ylabel("1 - IoU with the true box")
+    for ax in axes:
+        ax.axvline(yaw_true_rad, color="tab:red", linestyle=":", linewidth=1.5)
+        ax.axvline(
+            np.mod(yaw_true_rad + np.pi, 2 * np.pi),
+            color="tab:red",
+            linestyle=":",
+            linewidth=1,
+            alpha=0.5,
+        )
+        ax.set_xlabel("predicted yaw (rad)")
+        ax.set_xticks(*PI_TICKS)
+    handles = [
+        line for ax in axes for line in ax.get_lines() if not line.get_label().startswith("_")
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

@@ -1,0 +1,76 @@
+"""The generator's exact symmetries: the eight flips and quarter turns of the square image.
+
+The noise, the lines and the ship's centre, yaw and shape are all drawn from distributions
+that these transforms leave unchanged, so a transformed sample is another valid sample and
+its label follows in closed form. That gives free augmentation and test-time averaging.
+
+With images indexed `image[y, x]` on an S×S grid (pixel centres 0..S-1) and the nose along
+(sin yaw, cos yaw):
+
+- flip left-right: x -> S-1-x, nose (-sin, cos), so yaw -> -yaw;
+- flip up-down: y -> S-1-y, nose (sin, -cos), so yaw -> pi - yaw;
+- transpose: x <-> y, nose (cos, sin), so yaw -> pi/2 - yaw.
+
+Width and height are lengths and never change. Element k of `SYMMETRIES` applies, in this
+order, a left-right flip if bit 0 of k is set, an up-down flip if bit 1 is, and a transpose
+if bit 2 is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .validation import check_boxes, check_count, check_images
+
+SYMMETRIES = tuple(range(8))
+"""The eight elements of the square's symmetry group; 0 is the identity."""
+
+
+def transform_images(images: np.ndarray, k: int) -> np.ndarray:
+    """Apply symmetry `k` to images (N, S, S); returns a new array of the same shape."""
+    k = _check_symmetry(k)
+    images = check_images(images, image_size=np.shape(images)[-1])
+    if k & 1:
+        images = images[:, :, ::-1]
+    if k & 2:
+        images = images[:, ::-1, :]
+    if k & 4:
+        images = images.transpose(0, 2, 1)
+    return np.ascontiguousarray(images)
+
+
+def transform_boxes(boxes: np.ndarray, k: int, image_size: int = 200) -> np.ndarray:
+    """Apply symmetry `k` to boxes (N, 5) on an image_size grid; NaN rows stay NaN.
+
+    Yaw is returned in [0, 2 pi).
+    """
+    k = _check_symmetry(k)
+    image_size = check_count(image_size, "image_size", minimum=1)
+    out = check_boxes(boxes, "boxes").copy()
+    last = image_size - 1
+    if k & 1:
+        out[:, 0] = last - out[:, 0]
+        out[:, 2] = -out[:, 2]
+    if k & 2:
+        out[:, 1] = last - out[:, 1]
+        out[:, 2] = np.pi - out[:, 2]
+    if k & 4:
+        out[:, [0, 1]] = out[:, [1, 0]]
+        out[:, 2] = np.pi / 2 - out[:, 2]
+    out[:, 2] = np.mod(out[:, 2], 2 * np.pi)
+    return out
+
+
+def inverse_symmetry(k: int) -> int:
+    """The element that undoes `k` (flips are their own inverse; a transpose swaps the flips)."""
+    k = _check_symmetry(k)
+    if k & 4:
+        # (T F_y^b F_x^a)^-1 = F_x^a F_y^b T = T F_y^a F_x^b: the flip bits trade places.
+        return 4 | ((k & 1) << 1) | ((k & 2) >> 1)
+    return k
+
+
+def _check_symmetry(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < 8:
+        raise ValueError(f"symmetry index must be an integer in 0..7, got {k!r}")
+    return int(k)

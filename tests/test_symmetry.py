@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from spaceship_utils.data import generate_batch
+from spaceship_utils.geometry import box_corners, heading_vectors
+from spaceship_utils.symmetry import (
+    SYMMETRIES,
+    inverse_symmetry,
+    transform_boxes,
+    transform_images,
+)
+
+LAST = 199
+
+
+def transform_points(points: np.ndarray, k: int) -> np.ndarray:
+    """Move (x, y) points the way the image pixels move, written out independently."""
+    x, y = points[..., 0].copy(), points[..., 1].copy()
+    if k & 1:
+        x = LAST - x
+    if k & 2:
+        y = LAST - y
+    if k & 4:
+        x, y = y, x
+    return np.stack([x, y], -1)
+
+
+@pytest.fixture(scope="module")
+def clean_ships():
+    """Noise-free, line-free ships with their labels (float64)."""
+    images, labels = generate_batch(
+        40, np.random.default_rng(0), ship_probability=1.0, noise_level=0.0, no_lines=0
+    )
+    return images, labels.astype(np.float64)
+
+
+@pytest.mark.parametrize("k", SYMMETRIES)
+def test_images_and_boxes_round_trip_through_the_inverse(clean_ships, k):
+    images, labels = clean_ships
+    back = transform_images(transform_images(images, k), inverse_symmetry(k))
+    np.testing.assert_array_equal(back, images)
+    boxes = transform_boxes(transform_boxes(labels, k), inverse_symmetry(k))
+    np.testing.assert_allclose(boxes, labels, atol=1e-9)
+
+
+@pytest.mark.parametrize("k", SYMMETRIES)
+def test_box_corners_move_with_the_pixels(clean_ships, k):
+    _, labels = clean_ships
+    moved = transform_points(box_corners(labels), k)
+    expected = box_corners(transform_boxes(labels, k))
+    # Same four corners, possibly listed in another order.
+    for got, want in zip(moved, expected, strict=True):
+        distances = np.linalg.norm(got[:, None, :] - want[None, :, :], axis=-1)
+        assert distances.min(axis=1).max() < 1e-9
+
+
+@pytest.mark.parametrize("k", SYMMETRIES)
+def test_the_nose_follows_the_transformed_yaw(clean_ships, k):
+    images, labels = clean_ships
+    moved_images, moved_labels = transform_images(images, k), transform_boxes(labels, k)
+    for image, (x, y, yaw, width, height) in zip(moved_images, moved_labels, strict=True):
+        if height < 1.3 * width:
+            continue  # nearly square ships make the test below ambiguous
+        rows, cols = np.nonzero(image)
+        along_x, along_y = heading_vectors(np.array([yaw]))[0]
+        offset_x, offset_y = cols - x, rows - y
+        along = offset_x * along_x + offset_y * along_y
+        across = np.abs(-offset_x * along_y + offset_y * along_x)
+        # The nose end of the outline is narrow, the wing end wide.
+        nose_end = across[along > 0.3 * height].mean()
+        wing_end = across[along < -0.3 * height].mean()
+        assert nose_end < wing_end
+
+
+def test_nan_rows_stay_nan_and_bad_index_is_refused():
+    assert np.isnan(transform_boxes(np.full((1, 5), np.nan), 5)).all()
+    with pytest.raises(ValueError, match="symmetry index"):
+        transform_boxes(np.zeros((1, 5)), 8)
+    with pytest.raises(ValueError, match="symmetry index"):
+        transform_images(np.zeros((1, 200, 200)), True)
