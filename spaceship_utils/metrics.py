@@ -81,3 +81,33 @@ def ranked_average_precision(
     if not np.any(hits):
         return 0.0
     return float(average_precision_score(hits, confidences) * recall_cap)
+
+
+def best_presence_threshold(
+    presence: np.ndarray,
+    raw_boxes: np.ndarray,
+    labels: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """The presence threshold that maximises the challenge score, and that score.
+
+    `presence` (N,) are probabilities, `raw_boxes` (N, 5) the box proposed for every image,
+    `labels` (N, 5) the truth. A box is reported where presence >= threshold. A box on an
+    empty image costs as much as a missed ship, so the best threshold need not be 0.5;
+    choose it on validation data, never on the test samples.
+    """
+    presence = np.asarray(presence, dtype=np.float64).reshape(-1)
+    raw_boxes = check_boxes(raw_boxes, "raw_boxes")
+    labels = check_boxes(labels, "labels")
+    check_same_length(presence=presence, raw_boxes=raw_boxes, labels=labels)
+    if candidates is None:
+        candidates = np.linspace(0.05, 0.95, 91)
+    candidates = np.asarray(candidates, dtype=np.float64).reshape(-1)
+    present = ~np.isnan(labels).any(axis=1)
+    good = present & (np.nan_to_num(rotated_iou(raw_boxes, labels), nan=0.0) > IOU_THRESHOLD)
+    reported = presence[None, :] >= candidates[:, None]  # (T, N)
+    scored = (reported | present[None, :]).sum(axis=1)
+    hits = (reported & good[None, :]).sum(axis=1)
+    scores = np.where(scored > 0, hits / np.maximum(scored, 1), 0.0)
+    best = int(np.argmax(scores))
+    return float(candidates[best]), float(scores[best])

@@ -68,6 +68,29 @@ class BaselinePipeline:
         return self.predict_details(images, batch_size).boxes
 
 
+class DetectorPipeline:
+    """The one-network detector of chapter 7: heatmap presence, else the box at its peak."""
+
+    def __init__(self, network, presence_threshold: float = PRESENCE_THRESHOLD):
+        self.network = network
+        self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+
+    def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
+        """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
+        from .detector import decode_predictions
+
+        images = check_images(images).astype(np.float32)
+        batch_size = check_count(batch_size, "batch_size", minimum=1)
+        outputs = self.network.predict(images, batch_size=batch_size, verbose=0)
+        raw_boxes, presence = decode_predictions(outputs)
+        boxes = np.where((presence >= self.presence_threshold)[:, None], raw_boxes, np.nan)
+        return Predictions(boxes=boxes, presence=presence, raw_boxes=raw_boxes)
+
+    def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Raw images (N, 200, 200) -> boxes (N, 5) (x, y, yaw, width, height), NaN = no ship."""
+        return self.predict_details(images, batch_size).boxes
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -90,14 +113,17 @@ def read_manifest(manifest_path: Path = MANIFEST) -> dict:
 def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
     """Path of the `role` weights of model `name`, its SHA-256 checked against the manifest."""
     manifest = read_manifest(weights_dir / "manifest.json")
-    if name not in manifest:
-        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(manifest)}")
-    entry = manifest[name]["files"][role]
-    path = weights_dir / entry["file"]
     retrain = (
         f"`python -m spaceship_utils.train {role} --run-dir runs/{name}_{role}`, then "
         f"`install_run({name!r}, {role!r}, 'runs/{name}_{role}')`"
     )
+    entry = manifest.get(name, {}).get("files", {}).get(role)
+    if entry is None:
+        raise WeightsError(
+            f"no {role} weights for {name!r} are shipped yet (the manifest "
+            f"{weights_dir / 'manifest.json'} lists none). Train them with {retrain}"
+        )
+    path = weights_dir / entry["file"]
     if not path.is_file():
         raise WeightsError(
             f"weights file {path} is missing. Restore it with "
@@ -178,22 +204,29 @@ def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) ->
     return "\n".join(lines)
 
 
-def load_pretrained(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) -> BaselinePipeline:
-    """A ready-to-use model with shipped, verified weights. Names: 'baseline'."""
-    from .models import build_classifier, build_regressor
+def load_pretrained(
+    name: str = "baseline", weights_dir: Path = WEIGHTS_DIR
+) -> BaselinePipeline | DetectorPipeline:
+    """A ready-to-use model with shipped, verified weights: 'baseline' or 'detector'.
 
-    builders = {"baseline": {"classifier": build_classifier, "regressor": build_regressor}}
-    if name not in builders:
-        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(builders)}")
+    Both answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
+    """
+    from .train import build_network
+
+    roles = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
+    if name not in roles:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(roles)}")
     networks = {}
-    for role, build in builders[name].items():
+    for role in roles[name]:
         path = verified_weights_path(name, role, weights_dir)
-        network = build()
+        network = build_network(role)
         try:
             network.load_weights(path)
         except Exception as error:  # h5py / Keras errors vary by version
             raise WeightsError(f"weights file {path} could not be loaded: {error}") from error
         networks[role] = network
+    if name == "detector":
+        return DetectorPipeline(networks["detector"])
     return BaselinePipeline(networks["classifier"], networks["regressor"])
 
 

@@ -74,3 +74,32 @@ def _check_symmetry(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < 8:
         raise ValueError(f"symmetry index must be an integer in 0..7, got {k!r}")
     return int(k)
+
+
+def predict_with_symmetries(model, images: np.ndarray, presence_threshold: float = 0.5):
+    """Test-time averaging: predict on all eight transforms, map back, and combine.
+
+    `model` has `predict_details(images) -> Predictions` (see `pretrained`). Presence is
+    averaged; centre and size take the median; the box axis is the circular mean of 2·yaw;
+    the nose direction is a majority vote. Returns `Predictions` for `images` (N, 200, 200).
+    """
+    from .pretrained import Predictions
+    from .validation import check_fraction
+
+    presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+    images = check_images(images)
+    presences, boxes = [], []
+    for k in SYMMETRIES:
+        details = model.predict_details(transform_images(images, k))
+        presences.append(details.presence)
+        boxes.append(transform_boxes(details.raw_boxes, inverse_symmetry(k), images.shape[-1]))
+    presence = np.mean(presences, axis=0)
+    stacked = np.stack(boxes)  # (8, N, 5)
+    combined = np.median(stacked, axis=0)
+    double = 2 * stacked[..., 2]
+    axis = np.mod(np.arctan2(np.sin(double).mean(0), np.cos(double).mean(0)) / 2, np.pi)
+    # Each view votes for the nose at `axis` (+1) or at `axis + pi` (-1).
+    votes = np.sign(np.cos(stacked[..., 2] - axis)).sum(axis=0)
+    combined[:, 2] = np.mod(axis + np.pi * (votes < 0), 2 * np.pi)
+    final = np.where((presence >= presence_threshold)[:, None], combined, np.nan)
+    return Predictions(boxes=final, presence=presence, raw_boxes=combined)

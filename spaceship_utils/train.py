@@ -33,7 +33,7 @@ from .validation import check_count
 
 keras = import_keras()
 
-TASKS = ("classifier", "regressor")
+TASKS = ("classifier", "regressor", "detector")
 
 
 @dataclass
@@ -75,8 +75,20 @@ def regressor_targets(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     return threshold_images(images), normalise_labels(labels).astype(np.float32)
 
 
-TARGETS = {"classifier": classifier_targets, "regressor": regressor_targets}
-SHIP_PROBABILITY = {"classifier": 0.8, "regressor": 1.0}  # the regressor trains on ships only
+def detector_targets(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw images (N, 200, 200) (the detector thresholds inside) and (N, 50, 50, 9) targets."""
+    from .detector import encode_targets
+
+    return images, encode_targets(labels)
+
+
+TARGETS = {
+    "classifier": classifier_targets,
+    "regressor": regressor_targets,
+    "detector": detector_targets,
+}
+SHIP_PROBABILITY = {"classifier": 0.8, "regressor": 1.0, "detector": 0.8}
+"""Share of training images with a ship: the regressor trains on ships only."""
 
 
 class GeneratedBatches(keras.utils.PyDataset):
@@ -133,17 +145,27 @@ class EpochCounter(keras.callbacks.Callback):
 
 
 class ValidationScore(keras.callbacks.Callback):
-    """Log the challenge score of the regressor's boxes on the validation ships (`val_ap07`)."""
+    """Log the challenge score of the network's boxes on the validation set (`val_ap07`)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, task: str):
         super().__init__()
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.task = images, labels, task
 
     def on_epoch_end(self, epoch, logs=None):
-        scaled = self.model.predict(self.images, batch_size=256, verbose=0)
-        boxes = denormalise_labels(np.asarray(scaled, dtype=np.float64))
+        outputs = np.asarray(self.model.predict(self.images, batch_size=256, verbose=0))
         if logs is not None:
-            logs["val_ap07"] = ap_at_iou(boxes, self.labels)
+            logs["val_ap07"] = ap_at_iou(boxes_from_outputs(outputs, self.task), self.labels)
+
+
+def boxes_from_outputs(outputs: np.ndarray, task: str) -> np.ndarray:
+    """The (N, 5) boxes a regressor's or detector's raw outputs stand for (NaN = no ship)."""
+    if task == "regressor":
+        return denormalise_labels(outputs.astype(np.float64))
+    from .detector import decode_predictions
+    from .pretrained import PRESENCE_THRESHOLD
+
+    boxes, presence = decode_predictions(outputs)
+    return np.where((presence >= PRESENCE_THRESHOLD)[:, None], boxes, np.nan)
 
 
 def validation_data(
@@ -160,12 +182,16 @@ def build_network(task: str) -> keras.Model:
     """A fresh, uncompiled network for `task` ('classifier' or 'regressor')."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task == "detector":
+        from .detector import build_detector
+
+        return build_detector()
     return build_classifier() if task == "classifier" else build_regressor()
 
 
 def save_weights_only(model: keras.Model, path: str | Path) -> None:
     """Save the network's weights without the optimizer state (a third of the size for Adam)."""
-    bare = build_network("classifier" if model.output_shape[-1] == 1 else "regressor")
+    bare = build_network(model.name)
     bare.set_weights(model.get_weights())
     bare.save_weights(path)
 
@@ -178,8 +204,12 @@ def build_and_compile(config: TrainingConfig) -> keras.Model:
     optimizer = keras.optimizers.Adam(config.learning_rate)
     if config.task == "classifier":
         model.compile(optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    else:
+    elif config.task == "regressor":
         model.compile(optimizer, loss="mse")
+    else:
+        from .detector import detector_loss
+
+        model.compile(optimizer, loss=detector_loss)
     return model
 
 
@@ -216,8 +246,8 @@ def train_model(
         config.task, config.validation_samples, config.seed
     )
     callbacks = [EpochCounter(batches)]
-    if config.task == "regressor":
-        callbacks.append(ValidationScore(val_inputs, val_labels))
+    if config.task != "classifier":
+        callbacks.append(ValidationScore(val_inputs, val_labels, config.task))
     callbacks += [
         keras.callbacks.ModelCheckpoint(
             run_dir / "best.weights.h5",

@@ -7,6 +7,7 @@ from spaceship_utils.data import generate_batch
 from spaceship_utils.geometry import box_corners, heading_vectors, rotated_iou
 from spaceship_utils.metrics import (
     ap_at_iou,
+    best_presence_threshold,
     mean_iou,
     ranked_average_precision,
     sample_ious,
@@ -121,3 +122,19 @@ def test_scoring_ten_thousand_predictions_matches_the_official_scorer():
     expected = [official.score_iou(p, t) for p, t in zip(predictions, labels, strict=True)]
     expected = np.array([np.nan if value is None else value for value in expected])
     np.testing.assert_allclose(sample_ious(predictions, labels), expected, rtol=0, atol=1e-12)
+
+
+def test_best_presence_threshold_balances_misses_and_false_boxes():
+    box = [100.0, 100.0, 1.0, 20.0, 30.0]
+    labels = np.array([box, box, NAN_ROW, NAN_ROW])
+    raw = np.array([box, box, box, box])
+    # Ships get 0.9 and 0.4; empty images 0.3 and 0.6.
+    presence = np.array([0.9, 0.4, 0.3, 0.6])
+    threshold, score = best_presence_threshold(
+        presence, raw, labels, np.array([0.2, 0.35, 0.5, 0.7])
+    )
+    # 0.35 boxes both ships but one empty image (2/3); 0.5 and 0.7 miss a ship (1/2 or 1/2).
+    assert threshold == 0.35 and score == pytest.approx(2 / 3)
+    # The chosen threshold's score agrees with the official score of the thresholded boxes.
+    boxes = np.where((presence >= threshold)[:, None], raw, np.nan)
+    assert ap_at_iou(boxes, labels) == pytest.approx(score)

@@ -61,7 +61,7 @@ def test_regressor_batches_always_hold_a_ship():
 
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="task"):
-        TrainingConfig(task="detector")
+        TrainingConfig(task="segmenter")
     with pytest.raises(ValueError, match="batch_size"):
         TrainingConfig(batch_size=0)
 

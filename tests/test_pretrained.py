@@ -99,3 +99,8 @@ def test_presence_threshold_is_validated():
 def test_installing_an_unfinished_run_is_refused(tmp_path):
     with pytest.raises(WeightsError, match="final.weights.h5 is missing"):
         install_run("baseline", "classifier", tmp_path, tmp_path / "weights")
+
+
+def test_detector_without_shipped_weights_says_how_to_train_it():
+    with pytest.raises(WeightsError, match=r"no detector weights for 'detector' are shipped yet"):
+        load_pretrained("detector")

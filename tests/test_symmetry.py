@@ -6,6 +6,7 @@ from spaceship_utils.geometry import box_corners, heading_vectors
 from spaceship_utils.symmetry import (
     SYMMETRIES,
     inverse_symmetry,
+    predict_with_symmetries,
     transform_boxes,
     transform_images,
 )
@@ -78,3 +79,29 @@ def test_nan_rows_stay_nan_and_bad_index_is_refused():
         transform_boxes(np.zeros((1, 5)), 8)
     with pytest.raises(ValueError, match="symmetry index"):
         transform_images(np.zeros((1, 200, 200)), True)
+
+
+class Oracle:
+    """Knows the label of every transformed image: an exactly equivariant 'model'."""
+
+    def __init__(self, images, labels):
+        self.table = {}
+        for k in SYMMETRIES:
+            for image, label in zip(
+                transform_images(images, k), transform_boxes(labels, k), strict=True
+            ):
+                self.table[image.tobytes()] = label
+
+    def predict_details(self, images):
+        from spaceship_utils.pretrained import Predictions
+
+        boxes = np.array([self.table[image.tobytes()] for image in images])
+        return Predictions(boxes=boxes, presence=np.ones(len(images)), raw_boxes=boxes)
+
+
+def test_averaging_an_equivariant_model_changes_nothing(clean_ships):
+    images, labels = clean_ships
+    averaged = predict_with_symmetries(Oracle(images, labels), images)
+    np.testing.assert_allclose(averaged.boxes[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]], atol=1e-9)
+    error = np.abs(np.angle(np.exp(1j * (averaged.boxes[:, 2] - labels[:, 2]))))
+    assert error.max() < 1e-9

@@ -1,0 +1,207 @@
+"""A single fully-convolutional detector: centre heatmap plus box regression at stride 4.
+
+The network reads the raw image and its 0.8-thresholded copy as two channels, keeps a
+50×50 feature map (stride 4) and predicts, for every cell:
+
+- a heatmap logit: is the ship's centre in this cell?
+- the centre's offset inside the cell (dx, dy in [0, 1)),
+- log width and log height (relative to `SIZE_REFERENCE`),
+- the box axis as (sin 2·yaw, cos 2·yaw), which ignores the nose as the IoU does,
+- a heading logit: is the nose at axis angle + pi rather than at the axis angle?
+
+`encode_targets` turns labels into the matching (N, 50, 50, 9) target tensor and
+`decode_predictions` turns the network's output into boxes and a presence probability.
+Only `keras.layers` and `keras.ops` are used, so it trains on JAX and runs on TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .preprocessing import THRESHOLD
+from .runtime import import_keras
+from .validation import IMAGE_SIZE, check_boxes
+
+keras = import_keras()
+layers = keras.layers
+ops = keras.ops
+
+STRIDE = 4
+GRID = IMAGE_SIZE // STRIDE
+SIZE_REFERENCE = np.array([27.0, 40.0])
+"""Typical width and height (px): the network predicts log(size / reference)."""
+HEATMAP_SIGMA = 1.0
+"""Standard deviation (cells) of the Gaussian bump around the true centre cell."""
+OUTPUTS = 8
+"""Channels of the network's output: heatmap, dx, dy, log w, log h, sin 2yaw, cos 2yaw, heading."""
+TARGETS = 9
+"""Channels of the target tensor: heatmap, centre mask, then the seven regression targets."""
+PRIOR_PROBABILITY = 0.01
+"""Initial heatmap probability everywhere (bias of the heatmap logit), for a stable start."""
+
+
+@keras.saving.register_keras_serializable(package="spaceship_utils")
+class ThresholdChannels(layers.Layer):
+    """(N, 200, 200) raw image -> (N, 200, 200, 2): the image and its thresholded copy."""
+
+    def __init__(self, threshold: float = THRESHOLD, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = threshold
+
+    def call(self, images):
+        thresholded = ops.where(images >= self.threshold, images, ops.zeros_like(images))
+        return ops.stack([images, thresholded], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+def _conv_norm_relu(x, filters: int, strides: int = 1, dilation: int = 1, name: str = ""):
+    x = layers.Conv2D(
+        filters,
+        3,
+        strides=strides,
+        dilation_rate=dilation,
+        padding="same",
+        use_bias=False,
+        name=f"{name}_conv",
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_norm")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _residual_block(x, filters: int, dilation: int, name: str):
+    shortcut = x
+    x = _conv_norm_relu(x, filters, dilation=dilation, name=f"{name}_a")
+    x = layers.Conv2D(
+        filters, 3, dilation_rate=dilation, padding="same", use_bias=False, name=f"{name}_b_conv"
+    )(x)
+    x = layers.BatchNormalization(name=f"{name}_b_norm")(x)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, x]))
+
+
+def build_detector(
+    width: int = 64, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
+) -> keras.Model:
+    """Raw images (N, 200, 200) -> (N, 50, 50, 8) per-cell outputs (float32).
+
+    Two stride-2 convolutions bring the image to the 50×50 grid; residual blocks with
+    growing dilation widen the view to the whole ship (the receptive field exceeds 200 px
+    with the defaults) without shrinking the map further.
+    """
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
+    x = ThresholdChannels(name="raw_and_thresholded")(inputs)
+    x = _conv_norm_relu(x, 24, strides=2, name="stem1")
+    x = _conv_norm_relu(x, 48, strides=2, name="stem2")
+    x = _conv_norm_relu(x, width, name="stem3")
+    for index, dilation in enumerate(dilations, start=1):
+        x = _residual_block(x, width, dilation, name=f"block{index}")
+    prior = float(np.log(PRIOR_PROBABILITY / (1 - PRIOR_PROBABILITY)))
+    bias = np.zeros(OUTPUTS, dtype=np.float32)
+    bias[0] = prior
+    outputs = layers.Conv2D(
+        OUTPUTS, 1, dtype="float32", name="head", bias_initializer=keras.initializers.Constant(bias)
+    )(x)
+    return keras.Model(inputs, outputs, name="detector")
+
+
+def encode_targets(labels: np.ndarray) -> np.ndarray:
+    """Labels (N, 5) -> targets (N, 50, 50, 9) float32 for `detector_loss`.
+
+    Channel 0 is a Gaussian bump (peak exactly 1 at the centre cell), channel 1 marks the
+    centre cell, channels 2-8 hold dx, dy, log w, log h, sin 2yaw, cos 2yaw and the heading
+    bit at that cell. A row of NaNs (no ship) gives all zeros.
+    """
+    labels = check_boxes(labels, "labels")
+    targets = np.zeros((len(labels), GRID, GRID, TARGETS), dtype=np.float32)
+    ships = np.flatnonzero(~np.isnan(labels).any(axis=1))
+    if ships.size == 0:
+        return targets
+    boxes = labels[ships]
+    cell = np.clip(np.floor(boxes[:, :2] / STRIDE), 0, GRID - 1).astype(int)
+    offset = boxes[:, :2] / STRIDE - cell
+    centres = np.arange(GRID)
+    dx2 = (centres[None, :] - cell[:, :1]) ** 2  # (M, GRID) along x
+    dy2 = (centres[None, :] - cell[:, 1:]) ** 2  # (M, GRID) along y
+    bump = np.exp(-(dy2[:, :, None] + dx2[:, None, :]) / (2 * HEATMAP_SIGMA**2))
+    targets[ships, :, :, 0] = bump
+    axis = 2 * boxes[:, 2]
+    values = np.column_stack(
+        [
+            np.ones(len(boxes)),
+            offset,
+            np.log(boxes[:, 3:5] / SIZE_REFERENCE),
+            np.sin(axis),
+            np.cos(axis),
+            heading_bits(boxes[:, 2]),
+        ]
+    )
+    targets[ships, cell[:, 1], cell[:, 0], 1:] = values
+    return targets
+
+
+def heading_bits(yaw_rad: np.ndarray) -> np.ndarray:
+    """1 where the nose points at axis angle + pi, 0 where at the axis angle (in [0, pi))."""
+    yaw_rad = np.mod(np.asarray(yaw_rad, dtype=np.float64), 2 * np.pi)
+    return (yaw_rad >= np.pi).astype(np.float64)
+
+
+def decode_predictions(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 50, 50, 8) network outputs -> boxes (N, 5) and presence probability (N,).
+
+    The box is read at the cell with the highest heatmap logit; the presence probability
+    is that cell's sigmoid. No thresholding here: the caller decides what counts as a ship.
+    """
+    outputs = np.asarray(outputs, dtype=np.float64)
+    if outputs.ndim != 4 or outputs.shape[1:] != (GRID, GRID, OUTPUTS):
+        raise ValueError(
+            f"outputs must have shape (N, {GRID}, {GRID}, {OUTPUTS}), got {outputs.shape}"
+        )
+    count = len(outputs)
+    flat = outputs[..., 0].reshape(count, -1)
+    best = flat.argmax(axis=1)
+    gy, gx = np.divmod(best, GRID)
+    at = outputs[np.arange(count), gy, gx]  # (N, 8)
+    axis = np.mod(np.arctan2(at[:, 5], at[:, 6]) / 2, np.pi)
+    yaw = np.mod(axis + np.pi * (at[:, 7] > 0), 2 * np.pi)
+    boxes = np.column_stack(
+        [
+            (gx + at[:, 1]) * STRIDE,
+            (gy + at[:, 2]) * STRIDE,
+            yaw,
+            np.exp(at[:, 3]) * SIZE_REFERENCE[0],
+            np.exp(at[:, 4]) * SIZE_REFERENCE[1],
+        ]
+    )
+    presence = 1 / (1 + np.exp(-flat[np.arange(count), best]))
+    return boxes, presence
+
+
+def detector_loss(y_true, y_pred):
+    """Penalty-reduced focal loss on the heatmap plus masked L1 / BCE at the centre cell.
+
+    y_true (N, 50, 50, 9) from `encode_targets`; y_pred (N, 50, 50, 8) logits and values.
+    Each term is averaged over the ships in the batch (at least one).
+    """
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    heat_true, mask = y_true[..., 0], y_true[..., 1]
+    logit = y_pred[..., 0]
+    probability = ops.sigmoid(logit)
+    log_p = -ops.softplus(-logit)
+    log_not_p = -ops.softplus(logit)
+    positive = ops.cast(heat_true >= 1.0, "float32")
+    focal = -(
+        positive * (1 - probability) ** 2 * log_p
+        + (1 - positive) * (1 - heat_true) ** 4 * probability**2 * log_not_p
+    )
+    ships = ops.maximum(ops.sum(mask), 1.0)
+    heatmap_term = ops.sum(focal) / ships
+
+    regression = ops.abs(y_pred[..., 1:7] - y_true[..., 2:8])
+    regression_term = ops.sum(regression * mask[..., None]) / ships
+    heading_logit = y_pred[..., 7]
+    heading_true = y_true[..., 8]
+    heading = ops.softplus(heading_logit) - heading_true * heading_logit  # BCE with logits
+    heading_term = ops.sum(heading * mask) / ships
+    return heatmap_term + regression_term + 0.5 * heading_term
