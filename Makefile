@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 QUICK_DIR := _build/quick-notebooks
 
-.PHONY: book test lint unit notebooks book-strict benchmark clean
+.PHONY: book test lint format unit notebooks book-strict benchmark clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -26,6 +26,10 @@ test: lint unit notebooks book-strict
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+format: $(STAMP)  # also tidies the parameters cell papermill injects into a re-run chapter
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests

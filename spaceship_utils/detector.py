@@ -90,7 +90,8 @@ def build_detector(
     with the defaults) without shrinking the map further.
     """
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
-    x = ThresholdChannels(name="raw_and_thresholded")(inputs)
+    # float32 even under mixed precision, so the 0.8 threshold is exact.
+    x = ThresholdChannels(name="raw_and_thresholded", dtype="float32")(inputs)
     x = _conv_norm_relu(x, 24, strides=2, name="stem1")
     x = _conv_norm_relu(x, 48, strides=2, name="stem2")
     x = _conv_norm_relu(x, width, name="stem3")
@@ -138,6 +139,24 @@ def encode_targets(labels: np.ndarray) -> np.ndarray:
     )
     targets[ships, cell[:, 1], cell[:, 0], 1:] = values
     return targets
+
+
+def outputs_from_targets(targets: np.ndarray, confidence: float = 8.0) -> np.ndarray:
+    """The (N, 50, 50, 8) network output that agrees exactly with targets (N, 50, 50, 9).
+
+    Logits of +/-`confidence` stand for certainty at the centre cell and elsewhere. Decoding
+    this output must give back the labels: the round trip the book and the tests check.
+    """
+    targets = np.asarray(targets, dtype=np.float32)
+    if targets.ndim != 4 or targets.shape[1:] != (GRID, GRID, TARGETS):
+        raise ValueError(
+            f"targets must have shape (N, {GRID}, {GRID}, {TARGETS}), got {targets.shape}"
+        )
+    outputs = np.zeros(targets.shape[:-1] + (OUTPUTS,), dtype=np.float32)
+    outputs[..., 0] = np.where(targets[..., 1] > 0, confidence, -confidence)
+    outputs[..., 1:7] = targets[..., 2:8]
+    outputs[..., 7] = np.where(targets[..., 8] > 0, confidence, -confidence)
+    return outputs
 
 
 def heading_bits(yaw_rad: np.ndarray) -> np.ndarray:
@@ -205,3 +224,58 @@ def detector_loss(y_true, y_pred):
     heading = ops.softplus(heading_logit) - heading_true * heading_logit  # BCE with logits
     heading_term = ops.sum(heading * mask) / ships
     return heatmap_term + regression_term + 0.5 * heading_term
+
+
+def memorise_batch(
+    images: np.ndarray,
+    labels: np.ndarray,
+    steps: int,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    network: keras.Model | None = None,
+) -> tuple[keras.Model, list[float]]:
+    """Train a fresh detector (or `network`) on one fixed batch for `steps` Adam steps.
+
+    The sanity check before a long run: if encoding, loss and decoding fit together, the
+    network can at least memorise a handful of images (N, 200, 200) with labels (N, 5).
+    Returns the network and its training loss after each step.
+    """
+    from .validation import check_count, check_images, check_same_length
+
+    images = check_images(images)
+    labels = check_boxes(labels, "labels")
+    check_same_length(images=images, labels=labels)
+    steps = check_count(steps, "steps", minimum=1)
+    keras.utils.set_random_seed(seed)
+    network = build_detector() if network is None else network
+    network.compile(keras.optimizers.Adam(learning_rate), loss=detector_loss)
+    history = network.fit(
+        images.astype(np.float32),
+        encode_targets(labels),
+        epochs=steps,
+        batch_size=len(images),
+        verbose=0,
+    )
+    return network, [float(loss) for loss in history.history["loss"]]
+
+
+def refresh_batch_statistics(network: keras.Model, images: np.ndarray) -> None:
+    """Set every batch-normalisation layer's running mean and variance to those of `images`.
+
+    One forward pass in training mode with momentum 0, weights untouched. After it, the
+    network in inference mode computes on `images` (N, 200, 200) what it computes in
+    training mode: the way to show that a gap between the two modes is only the lag of the
+    running statistics.
+    """
+    from .validation import check_images
+
+    images = check_images(images).astype(np.float32)
+    norms = [layer for layer in network.layers if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    try:
+        for layer in norms:
+            layer.momentum = 0.0
+        network(images, training=True)
+    finally:
+        for layer, momentum in zip(norms, saved, strict=True):
+            layer.momentum = momentum

@@ -133,9 +133,14 @@ def plot_iou_histogram(
 
 
 def plot_training_history(
-    history: Mapping[str, Sequence[float]], metrics: Sequence[str] = ("loss",)
+    history: Mapping[str, Sequence[float]],
+    metrics: Sequence[str] = ("loss",),
+    x_label: str = "epoch",
 ) -> plt.Figure:
-    """Training and validation curves per epoch, one panel per metric (log scale for losses)."""
+    """Training and validation curves per epoch (or step), one panel per metric.
+
+    Losses are drawn on a log scale; `val_<metric>` entries become the validation curve.
+    """
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=True):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
@@ -149,7 +154,7 @@ def plot_training_history(
                     markersize=3,
                     label="validation" if key.startswith("val_") else "training",
                 )
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(x_label)
         ax.set_ylabel(metric)
         if "loss" in metric:
             ax.set_yscale("log")
@@ -542,4 +547,30 @@ def plot_yaw_losses(
     ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+# --- Chapter 7: the detector ---------------------------------------------------------------
+
+
+def plot_detector_targets(
+    image: np.ndarray, label: np.ndarray, heatmap: np.ndarray, decoded_box: np.ndarray
+) -> plt.Figure:
+    """Left: image (200, 200) and its true box. Right: the heatmap target (G, G) on the
+    stride grid with the box decoded from the targets, in image pixels."""
+    image = check_images(image, "image")[0]
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    if heatmap.ndim != 2 or heatmap.shape[0] != heatmap.shape[1]:
+        raise ValueError(f"heatmap must be a square 2-D grid, got shape {heatmap.shape}")
+    size = image.shape[0]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.8))
+    plot_sample(left, image, true_box=label, title="image and true box")
+    shown = right.imshow(heatmap, cmap="magma", vmin=0, vmax=1, extent=(0, size, size, 0))
+    draw_box(right, decoded_box, PREDICTED_COLOUR, "decoded from the targets")
+    right.set_title(f"heatmap target ({heatmap.shape[0]}x{heatmap.shape[1]} cells)")
+    right.set_xlabel("x (px)")
+    right.set_ylabel("y (px)")
+    right.legend(loc="lower right", fontsize=8, frameon=False, labelcolor="white")
+    fig.colorbar(shown, ax=right, fraction=0.046, pad=0.04, label="target")
+    fig.tight_layout()
     return fig

@@ -52,6 +52,11 @@ class BaselinePipeline:
         self.regressor = regressor
         self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
 
+    @property
+    def networks(self) -> tuple:
+        """The Keras models this pipeline runs, in order."""
+        return (self.classifier, self.regressor)
+
     def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
         """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
         images = check_images(images)
@@ -74,6 +79,11 @@ class DetectorPipeline:
     def __init__(self, network, presence_threshold: float = PRESENCE_THRESHOLD):
         self.network = network
         self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+
+    @property
+    def networks(self) -> tuple:
+        """The Keras models this pipeline runs, in order."""
+        return (self.network,)
 
     def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
         """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
@@ -192,15 +202,11 @@ def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) ->
     lines = []
     for role, entry in read_manifest(weights_dir / "manifest.json")[name]["files"].items():
         record = entry["provenance"]
-        lines.append(
-            f"{role}: {record['training_images']:,} training images, "
-            f"{record['date']}, on {record['runtime']}"
-        )
+        lines.append(f"{role}: {record['training_images']:,} training images, {record['date']}")
+        lines.append(f"  trained with {record['runtime']}")
         if record["training_images"] < FULL_BUDGET_IMAGES or "CPU only" in record["runtime"]:
-            lines.append(
-                f"  NOTE: the {role} comes from a short CPU run, not the full "
-                "GPU training; its scores are far from what the method can reach."
-            )
+            lines.append("  NOTE: a short CPU stand-in, not the full GPU training; expect scores")
+            lines.append("  far below what the method reaches.")
     return "\n".join(lines)
 
 

@@ -31,7 +31,12 @@ def native_stderr_silenced() -> Iterator[None]:
 
 
 def import_keras() -> ModuleType:
-    """Import Keras (and its backend) with the backend's import-time log lines hidden."""
+    """Import Keras (and its backend) with the backend's import-time log lines hidden.
+
+    Also hides TensorFlow's C++ info lines for the rest of the session (they would appear in
+    the middle of training logs), unless TF_CPP_MIN_LOG_LEVEL is already set.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if "keras" not in sys.modules:
         with native_stderr_silenced():
             import keras  # noqa: F401

@@ -70,6 +70,13 @@ def inverse_symmetry(k: int) -> int:
     return k
 
 
+def symmetry_name(k: int) -> str:
+    """A short name for element `k`, listing its steps in the order they are applied."""
+    k = _check_symmetry(k)
+    steps = [name for bit, name in ((1, "flip x"), (2, "flip y"), (4, "transpose")) if k & bit]
+    return " + ".join(steps) or "identity"
+
+
 def _check_symmetry(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < 8:
         raise ValueError(f"symmetry index must be an integer in 0..7, got {k!r}")

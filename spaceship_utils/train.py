@@ -228,7 +228,17 @@ def train_model(
     if config.use_multiprocessing:
         multiprocessing.set_start_method("spawn", force=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / "backup").exists():  # a fresh start, not a resume: drop old logs
+    best_so_far = None
+    if (run_dir / "backup").exists():
+        done = read_history(run_dir / "history.csv") if (run_dir / "history.csv").exists() else {}
+        if done.get("val_loss"):
+            best_so_far = min(done["val_loss"])
+        if verbose != 0:
+            print(
+                f"resuming the run in {run_dir}: {len(done.get('loss', []))} of "
+                f"{config.epochs} epochs already done"
+            )
+    else:  # a fresh start, not a resume: drop old logs
         for stale in ("history.csv", "timing.csv"):
             (run_dir / stale).unlink(missing_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
@@ -254,6 +264,8 @@ def train_model(
             monitor="val_loss",
             save_best_only=True,
             save_weights_only=True,
+            # After a resume, only an epoch better than every earlier one may overwrite.
+            initial_value_threshold=best_so_far,
         ),
         keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(run_dir / "backup"),

@@ -11,6 +11,8 @@ from spaceship_utils.detector import (
     decode_predictions,
     detector_loss,
     encode_targets,
+    memorise_batch,
+    outputs_from_targets,
 )
 from spaceship_utils.geometry import rotated_iou
 from spaceship_utils.preprocessing import wrapped_angle_error
@@ -20,15 +22,6 @@ from spaceship_utils.preprocessing import wrapped_angle_error
 def batch():
     images, labels = generate_batch(16, np.random.default_rng(0))
     return images, labels.astype(np.float64)
-
-
-def perfect_outputs(targets: np.ndarray) -> np.ndarray:
-    """Network outputs that agree with the targets exactly."""
-    outputs = np.zeros(targets.shape[:-1] + (OUTPUTS,), dtype=np.float32)
-    outputs[..., 0] = np.where(targets[..., 1] > 0, 8.0, -8.0)
-    outputs[..., 1:7] = targets[..., 2:8]
-    outputs[..., 7] = np.where(targets[..., 8] > 0, 8.0, -8.0)
-    return outputs
 
 
 def test_detector_is_small_and_keeps_a_50x50_map():
@@ -46,7 +39,7 @@ def test_threshold_channels():
 
 def test_encode_then_decode_recovers_the_boxes(batch):
     _, labels = batch
-    boxes, presence = decode_predictions(perfect_outputs(encode_targets(labels)))
+    boxes, presence = decode_predictions(outputs_from_targets(encode_targets(labels)))
     ships = ~np.isnan(labels).any(axis=1)
     np.testing.assert_allclose(
         boxes[ships][:, [0, 1, 3, 4]], labels[ships][:, [0, 1, 3, 4]], atol=1e-4
@@ -64,7 +57,7 @@ def test_empty_images_have_empty_targets(batch):
 def test_loss_prefers_the_truth_and_handles_empty_batches(batch):
     _, labels = batch
     targets = encode_targets(labels)
-    perfect = float(detector_loss(targets, perfect_outputs(targets)))
+    perfect = float(detector_loss(targets, outputs_from_targets(targets)))
     noisy = float(
         detector_loss(
             targets,
@@ -81,18 +74,20 @@ def test_loss_prefers_the_truth_and_handles_empty_batches(batch):
 def test_decode_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="outputs must have shape"):
         decode_predictions(np.zeros((1, 10, 10, 8)))
+    with pytest.raises(ValueError, match="targets must have shape"):
+        outputs_from_targets(np.zeros((1, GRID, GRID, 8)))
 
 
-def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(batch):
+def test_memorising_a_fixed_batch_reduces_the_loss(batch):
     images, labels = batch
-    keras.utils.set_random_seed(0)
-    model = build_detector(width=16, dilations=(1, 2))
-    model.compile(keras.optimizers.Adam(3e-3), loss=detector_loss)
-    targets = encode_targets(labels)
+    _, losses = memorise_batch(
+        images, labels, steps=15, learning_rate=3e-3, network=build_detector(16, (1, 2))
+    )
     # Training-mode losses: batch normalisation's running statistics lag far behind after
     # a handful of steps, so inference-mode numbers would not show the progress yet.
-    losses = model.fit(images, targets, epochs=15, batch_size=16, verbose=0).history["loss"]
-    assert losses[-1] < 0.7 * losses[0]
+    assert len(losses) == 15 and losses[-1] < 0.7 * losses[0]
+    with pytest.raises(ValueError, match="same number of samples"):
+        memorise_batch(images, labels[:3], steps=1)
 
 
 def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_path):
@@ -107,4 +102,44 @@ def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_pat
     install_run("detector", "detector", tmp_path / "run", tmp_path / "weights")
     model = load_pretrained("detector", tmp_path / "weights")
     boxes = model.predict(generate_batch(3, np.random.default_rng(1))[0])
-    assert boxes.shape == (3, 5)
+    assert boxes.shape == (3, 5) and model.networks == (model.network,)
+
+
+def test_target_figure_shows_the_heatmap_and_the_decoded_box(batch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from spaceship_utils.plotting import plot_detector_targets
+
+    images, labels = batch
+    ship = int(np.flatnonzero(~np.isnan(labels).any(axis=1))[0])
+    targets = encode_targets(labels[ship : ship + 1])
+    boxes, _ = decode_predictions(outputs_from_targets(targets))
+    fig = plot_detector_targets(images[ship], labels[ship], targets[0, ..., 0], boxes[0])
+    left, right = fig.axes[:2]
+    assert right.images[0].get_array().shape == (GRID, GRID)
+    assert len(left.lines) == 1 and len(right.lines) == 1  # the true box, the decoded box
+    with pytest.raises(ValueError, match="heatmap"):
+        plot_detector_targets(images[ship], labels[ship], targets[0], boxes[0])
+    plt.close("all")
+
+
+def test_refreshed_statistics_make_inference_match_training_mode(batch):
+    from spaceship_utils.detector import refresh_batch_statistics
+
+    images, labels = batch
+    network, _ = memorise_batch(images[:4], labels[:4], steps=3, network=build_detector(8, (1,)))
+    x = images[:4].astype(np.float32)
+    training = keras.ops.convert_to_numpy(network(x, training=True))
+    before = keras.ops.convert_to_numpy(network(x, training=False))
+    assert not np.allclose(before, training, atol=1e-3)
+    refresh_batch_statistics(network, images[:4])
+    after = keras.ops.convert_to_numpy(network(x, training=False))
+    # Keras adds epsilon to the variance in both modes, so the two agree to rounding.
+    np.testing.assert_allclose(after, training, atol=1e-3)
+    norms = [
+        layer for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert all(layer.momentum == 0.99 for layer in norms)

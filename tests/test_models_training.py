@@ -87,12 +87,22 @@ def test_training_checkpoints_and_resumes_after_an_interruption(tmp_path):
     assert (tmp_path / "best.weights.h5").is_file()
     assert len(read_history(tmp_path / "history.csv")["loss"]) == 2
 
+    # Pretend epoch 1 was unbeatable: after the resume, no later epoch may overwrite its
+    # checkpoint (Keras would otherwise compare against infinity and overwrite at once).
+    logged = (tmp_path / "history.csv").read_text().splitlines()
+    columns = logged[0].split(",")
+    row = logged[2].split(",")
+    row[columns.index("val_loss")] = "0.0"
+    logged[2] = ",".join(row)
+    (tmp_path / "history.csv").write_text("\n".join(logged) + "\n")
+    best_before = (tmp_path / "best.weights.h5").stat().st_mtime_ns
     seen_epochs = []
     recorder = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: seen_epochs.append(epoch)
     )
     history = train_model(config, tmp_path, verbose=0, extra_callbacks=[recorder])
     assert seen_epochs == [2]  # epochs 0 and 1 are not trained again
+    assert (tmp_path / "best.weights.h5").stat().st_mtime_ns == best_before
     assert len(history["loss"]) == 3 and "val_ap07" in history
     with open(tmp_path / "history.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2"]

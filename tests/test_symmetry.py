@@ -105,3 +105,11 @@ def test_averaging_an_equivariant_model_changes_nothing(clean_ships):
     np.testing.assert_allclose(averaged.boxes[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]], atol=1e-9)
     error = np.abs(np.angle(np.exp(1j * (averaged.boxes[:, 2] - labels[:, 2]))))
     assert error.max() < 1e-9
+
+
+def test_symmetry_names():
+    from spaceship_utils.symmetry import symmetry_name
+
+    assert symmetry_name(0) == "identity"
+    assert symmetry_name(7) == "flip x + flip y + transpose"
+    assert len({symmetry_name(k) for k in SYMMETRIES}) == 8

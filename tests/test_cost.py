@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from spaceship_utils.cost import (
+    cost_by_stage,
+    latency_ms_per_image,
+    layer_flops,
+    model_flops,
+    trainable_parameters,
+)
+from spaceship_utils.detector import build_detector
+from spaceship_utils.models import build_classifier
+from spaceship_utils.runtime import import_keras
+
+keras = import_keras()
+
+
+def test_flops_of_a_convolution_and_a_dense_layer_by_hand():
+    inputs = keras.Input((10, 12, 3))
+    conv = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv")
+    x = conv(inputs)  # (5, 6, 4)
+    dense = keras.layers.Dense(7, name="dense")
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(x)))
+    assert layer_flops(conv) == 2 * 5 * 6 * 4 * 3 * 3 * 3
+    assert layer_flops(dense) == 2 * (5 * 6 * 4) * 7
+    assert model_flops(model) == layer_flops(conv) + layer_flops(dense)
+
+
+def test_unknown_layers_with_a_kernel_are_refused():
+    inputs = keras.Input((8, 8, 2))
+    layer = keras.layers.DepthwiseConv2D(3)
+    keras.Model(inputs, layer(inputs))
+    with pytest.raises(NotImplementedError, match="DepthwiseConv2D"):
+        layer_flops(layer)
+
+
+def test_classifier_costs_match_its_architecture():
+    model = build_classifier()
+    # 496 of the 167,201 weights are batch normalisation's running statistics.
+    assert trainable_parameters(model) == 167_201 - 496
+    first = 2 * 200 * 200 * 8 * 11 * 11 * 1
+    assert model_flops(model) > first
+
+
+def test_stages_add_up_to_the_whole_detector():
+    model = build_detector(width=16, dilations=(1, 2))
+    stages = cost_by_stage(model)
+    assert [name for name, _, _ in stages] == [
+        "stem1",
+        "stem2",
+        "stem3",
+        "block1",
+        "block2",
+        "head",
+    ]
+    assert sum(p for _, p, _ in stages) == trainable_parameters(model)
+    assert sum(f for _, _, f in stages) == model_flops(model)
+
+
+def test_latency_is_per_image_and_checks_its_input():
+    calls = []
+    images = np.zeros((4, 200, 200), dtype=np.float32)
+    latency = latency_ms_per_image(lambda x: calls.append(len(x)), images, repeats=3)
+    assert calls == [4, 4, 4, 4] and latency >= 0
+    with pytest.raises(ValueError):
+        latency_ms_per_image(lambda x: x, np.zeros((4, 10, 10)), repeats=1)
+    with pytest.raises(ValueError, match="repeats"):
+        latency_ms_per_image(lambda x: x, images, repeats=0)
+
+
+def test_compare_costs_sums_over_a_pipelines_networks():
+    from spaceship_utils.cost import compare_costs
+
+    class TwoNetworks:
+        networks = (build_detector(8, (1,)), build_classifier())
+
+        def predict(self, images):
+            return images
+
+    rows = compare_costs({"pair": TwoNetworks()}, np.zeros((2, 200, 200)), repeats=1)
+    (row,) = rows
+    assert row["pipeline"] == "pair"
+    assert row["parameters"] == sum(trainable_parameters(n) for n in TwoNetworks.networks)
+    assert row["gflops"] == pytest.approx(sum(model_flops(n) for n in TwoNetworks.networks) / 1e9)
+    assert row["ms_per_image"] >= 0

@@ -1,0 +1,85 @@
+"""Tests of the figures of chapters 4-7: samples with boxes, histories, scores, galleries."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from spaceship_utils.data import generate_batch
+from spaceship_utils.plotting import (
+    draw_box,
+    plot_gallery,
+    plot_iou_histogram,
+    plot_sample_grid,
+    plot_score_by_group,
+    plot_training_history,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def ships():
+    images, labels = generate_batch(5, np.random.default_rng(3), ship_probability=1.0)
+    return images, labels.astype(np.float64)
+
+
+def test_a_box_is_a_closed_outline_with_a_nose_arrow_and_nan_draws_nothing(ships):
+    _, labels = ships
+    fig, ax = plt.subplots()
+    draw_box(ax, labels[0], "red")
+    line = ax.lines[0]
+    assert len(line.get_xdata()) == 5 and line.get_xdata()[0] == line.get_xdata()[-1]
+    assert len(ax.texts) == 1  # the annotation holding the arrow
+    draw_box(ax, np.full(5, np.nan), "red")
+    assert len(ax.lines) == 1
+
+
+def test_sample_grid_hides_unused_panels_and_draws_both_boxes(ships):
+    images, labels = ships
+    fig = plot_sample_grid(images, labels, labels + 1, titles=list("abcde"), columns=4)
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(fig.axes) == 8 and len(visible) == 5
+    assert [ax.get_title() for ax in visible] == list("abcde")
+    assert all(len(ax.lines) == 2 for ax in visible)
+
+
+def test_iou_histogram_leaves_out_nan_and_counts_each_series():
+    fig = plot_iou_histogram({"a": np.array([0.1, 0.9, np.nan]), "b": np.array([0.5])})
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["a (n = 2)", "b (n = 1)"]
+
+
+def test_training_history_draws_validation_dashed_and_names_the_x_axis():
+    history = {"loss": [1.0, 0.5, 0.2], "val_loss": [1.2, 0.6, 0.4]}
+    fig = plot_training_history(history, x_label="step")
+    ax = fig.axes[0]
+    assert [line.get_linestyle() for line in ax.lines] == ["-", "--"]
+    assert ax.get_xlabel() == "step" and ax.get_yscale() == "log"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3])
+
+
+def test_score_by_group_leaves_out_the_no_ship_row():
+    rows = [
+        {"group": "small", "samples": 10, "score": 0.5},
+        {"group": "no ship", "samples": 3, "score": 0.0},
+    ]
+    fig = plot_score_by_group({"size": rows})
+    ax = fig.axes[0]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["small"]
+    assert ax.patches[0].get_height() == 0.5
+
+
+def test_gallery_titles_carry_the_iou_and_an_empty_gallery_says_so(ships):
+    images, labels = ships
+    fig = plot_gallery(list(images[:2]), list(labels[:2]), list(labels[:2]), [0.91, 0.12], "good")
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["IoU 0.91", "IoU 0.12"]
+    empty = plot_gallery([], [], [], [], "ugly")
+    assert "no sample fell in this range" in empty.axes[0].texts[0].get_text()
