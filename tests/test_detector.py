@@ -106,11 +106,6 @@ def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_pat
 
 
 def test_target_figure_shows_the_heatmap_and_the_decoded_box(batch):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from spaceship_utils.plotting import plot_detector_targets
 
     images, labels = batch
@@ -123,7 +118,6 @@ def test_target_figure_shows_the_heatmap_and_the_decoded_box(batch):
     assert len(left.lines) == 1 and len(right.lines) == 1  # the true box, the decoded box
     with pytest.raises(ValueError, match="heatmap"):
         plot_detector_targets(images[ship], labels[ship], targets[0], boxes[0])
-    plt.close("all")
 
 
 def test_refreshed_statistics_make_inference_match_training_mode(batch):

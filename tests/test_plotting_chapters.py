@@ -4,10 +4,6 @@
 generator does, so these tests seed it with `np.random.seed` (hence the NPY002 waivers).
 """
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -31,12 +27,6 @@ from spaceship_utils.plotting import (
     plot_yaw_twins,
 )
 from spaceship_utils.preprocessing import encode_yaw, threshold_images
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")

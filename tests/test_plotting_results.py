@@ -1,9 +1,5 @@
 """Tests of the figures of chapters 4-7: samples with boxes, histories, scores, galleries."""
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -17,12 +13,6 @@ from spaceship_utils.plotting import (
     plot_score_by_group,
     plot_training_history,
 )
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
 
 
 @pytest.fixture(scope="module")
