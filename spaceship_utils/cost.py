@@ -18,8 +18,8 @@ from .validation import check_count, check_images
 keras = import_keras()
 
 
-def trainable_parameters(model: keras.Model) -> int:
-    """Number of trainable weights (scalars) of `model`."""
+def trainable_parameters(model: keras.Model | keras.layers.Layer) -> int:
+    """Number of trainable weights (scalars) of a model or a single layer."""
     return int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
 
 
@@ -84,7 +84,7 @@ def cost_by_stage(model: keras.Model) -> list[tuple[str, int, int]]:
     """
     stages: dict[str, list[int]] = {}
     for layer in _flat_layers(model):
-        parameters = int(sum(np.prod(weight.shape) for weight in layer.trainable_weights))
+        parameters = trainable_parameters(layer)
         flops = layer_flops(layer)
         if parameters or flops:
             totals = stages.setdefault(layer.name.split("_")[0], [0, 0])

@@ -238,7 +238,7 @@ def memorise_batch(
 
     The sanity check before a long run: if encoding, loss and decoding fit together, the
     network can at least memorise a handful of images (N, 200, 200) with labels (N, 5).
-    Returns the network and its training loss after each step.
+    Returns the network and the loss at each step (computed before that step's update).
     """
     from .validation import check_count, check_images, check_same_length
 
