@@ -19,7 +19,7 @@ from sklearn.metrics import classification_report
 
 from .analysis import outline_leaves_image
 from .data import make_data
-from .metrics import IOU_THRESHOLD, ranked_average_precision, sample_ious
+from .metrics import IOU_THRESHOLD, heading_accuracy, ranked_average_precision, sample_ious
 from .validation import IMAGE_SIZE, check_count
 
 PUBLISHED_SCORE = 0.46879
@@ -75,6 +75,11 @@ class Evaluation:
         return float(np.mean(self.has_ship == self.predicted_ship))
 
     @property
+    def heading_accuracy(self) -> tuple[float, int]:
+        """Share of hits (IoU > 0.7) whose nose points the right way, and the number of hits."""
+        return heading_accuracy(self.boxes, self.labels)
+
+    @property
     def ranked_ap(self) -> float:
         """Detection-style AP of the regressor's boxes ranked by the classifier's probability."""
         return ranked_average_precision(self.presence, self.raw_boxes, self.labels)
@@ -90,12 +95,14 @@ class Evaluation:
 
     def summary(self) -> str:
         total = sum(self.seconds.values())
+        heading, hits = self.heading_accuracy
         return (
             f"samples: {len(self.labels)} ({int(self.has_ship.sum())} with a ship)\n"
             f"score (AP@0.7, official): {self.score:.4f}\n"
             f"mean IoU (official, misses count 0): {self.mean_iou:.4f}\n"
             f"ranked AP@0.7 (precision-recall area): {self.ranked_ap:.4f}\n"
             f"classifier accuracy: {self.classifier_accuracy:.4f}\n"
+            f"nose direction right on hits: {heading:.4f} ({hits} boxes with IoU > 0.7)\n"
             f"time: {total:.1f} s (generation {self.seconds['generation']:.1f} s, "
             f"inference {self.seconds['inference']:.1f} s, scoring {self.seconds['scoring']:.1f} s)"
         )

@@ -52,6 +52,25 @@ def mean_iou(predictions: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(scored)) if scored.size else float("nan")
 
 
+def heading_accuracy(
+    predictions: np.ndarray, labels: np.ndarray, threshold: float = IOU_THRESHOLD
+) -> tuple[float, int]:
+    """How often the nose points the right way, among boxes the score counts as hits.
+
+    The IoU ignores the nose (yaw and yaw + pi give the same rectangle), so this is a
+    separate question: of the samples whose box has IoU > threshold, the share whose
+    predicted yaw is within 90 degrees of the true one. Returns (share, number of hits);
+    the share is NaN when there is no hit.
+    """
+    values = sample_ious(predictions, labels)
+    hits = np.nan_to_num(values, nan=0.0) > threshold
+    count = int(hits.sum())
+    if count == 0:
+        return float("nan"), 0
+    difference = check_boxes(predictions)[hits, 2] - check_boxes(labels)[hits, 2]
+    return float(np.mean(np.cos(difference) > 0)), count
+
+
 def ranked_average_precision(
     confidences: np.ndarray,
     predictions: np.ndarray,

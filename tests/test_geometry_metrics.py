@@ -138,3 +138,25 @@ def test_best_presence_threshold_balances_misses_and_false_boxes():
     # The chosen threshold's score agrees with the official score of the thresholded boxes.
     boxes = np.where((presence >= threshold)[:, None], raw, np.nan)
     assert ap_at_iou(boxes, labels) == pytest.approx(score)
+
+
+def test_heading_accuracy_counts_the_nose_only_on_hits():
+    from spaceship_utils.metrics import heading_accuracy
+
+    labels = np.array(
+        [
+            [100.0, 100.0, 0.5, 20.0, 30.0],
+            [50.0, 60.0, 1.0, 25.0, 40.0],
+            [70.0, 70.0, 2.0, 25.0, 40.0],
+            [np.nan] * 5,
+        ]
+    )
+    predictions = labels.copy()
+    predictions[1, 2] += np.pi  # same rectangle, nose reversed: a hit, heading wrong
+    predictions[2, 0] += 60.0  # far off: not a hit, its heading is not judged
+    predictions[3] = np.nan
+    share, hits = heading_accuracy(predictions, labels)
+    assert hits == 2 and share == 0.5
+    assert np.isnan(heading_accuracy(np.full((1, 5), np.nan), labels[:1])[0])
+    with pytest.raises(ValueError):
+        heading_accuracy(predictions[:2], labels)
