@@ -31,6 +31,7 @@ from .validation import (
     check_fraction,
     check_images,
     check_same_length,
+    has_box,
 )
 
 LABEL_UNITS = ("px", "px", "rad", "px", "px")
@@ -59,7 +60,7 @@ class LabelColumn:
 def ship_rows(labels: np.ndarray) -> np.ndarray:
     """The rows of (N, 5) labels that hold a ship (no NaN), as float64 (M, 5)."""
     boxes = check_boxes(labels, "labels")
-    ships = boxes[~np.isnan(boxes).any(axis=1)]
+    ships = boxes[has_box(boxes)]
     if not len(ships):
         raise ValueError("labels must hold at least one row with a ship (a row without NaN)")
     return ships
@@ -175,7 +176,7 @@ def ship_share(labels: np.ndarray) -> float:
     boxes = check_boxes(labels, "labels")
     if not len(boxes):
         raise ValueError("labels must hold at least one row")
-    return float(np.mean(~np.isnan(boxes).any(axis=1)))
+    return float(np.mean(has_box(boxes)))
 
 
 def turn_boxes(boxes: np.ndarray, yaw_offset_rad: float | np.ndarray) -> np.ndarray:
@@ -206,7 +207,7 @@ def outline_leaves_image(boxes: np.ndarray, image_size: int = IMAGE_SIZE) -> np.
     image_size = check_count(image_size, "image_size", minimum=1)
     boxes = check_boxes(boxes, "boxes")
     leaves = np.zeros(len(boxes), dtype=bool)
-    ships = ~np.isnan(boxes).any(axis=1)
+    ships = has_box(boxes)
     corners = np.round(outline_hull(boxes[ships]))
     leaves[ships] = ((corners < 0) | (corners > image_size - 1)).any(axis=(1, 2))
     return leaves
@@ -221,7 +222,7 @@ def box_leaves_image(boxes: np.ndarray, image_size: int = IMAGE_SIZE) -> np.ndar
     image_size = check_count(image_size, "image_size", minimum=1)
     boxes = check_boxes(boxes, "boxes")
     leaves = np.zeros(len(boxes), dtype=bool)
-    ships = ~np.isnan(boxes).any(axis=1)
+    ships = has_box(boxes)
     corners = box_corners(boxes[ships])
     leaves[ships] = ((corners < -0.5) | (corners > image_size - 0.5)).any(axis=(1, 2))
     return leaves

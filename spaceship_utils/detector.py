@@ -20,7 +20,7 @@ import numpy as np
 
 from .preprocessing import THRESHOLD
 from .runtime import import_keras
-from .validation import IMAGE_SIZE, check_boxes
+from .validation import IMAGE_SIZE, check_boxes, has_box
 
 keras = import_keras()
 layers = keras.layers
@@ -115,7 +115,7 @@ def encode_targets(labels: np.ndarray) -> np.ndarray:
     """
     labels = check_boxes(labels, "labels")
     targets = np.zeros((len(labels), GRID, GRID, TARGETS), dtype=np.float32)
-    ships = np.flatnonzero(~np.isnan(labels).any(axis=1))
+    ships = np.flatnonzero(has_box(labels))
     if ships.size == 0:
         return targets
     boxes = labels[ships]

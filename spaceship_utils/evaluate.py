@@ -20,7 +20,7 @@ from sklearn.metrics import classification_report
 from .analysis import outline_leaves_image
 from .data import make_data
 from .metrics import IOU_THRESHOLD, heading_accuracy, ranked_average_precision, sample_ious
-from .validation import IMAGE_SIZE, check_count
+from .validation import IMAGE_SIZE, check_count, has_box
 
 PUBLISHED_SCORE = 0.46879
 PUBLISHED_MEAN_IOU = 0.66012
@@ -54,11 +54,11 @@ class Evaluation:
 
     @property
     def has_ship(self) -> np.ndarray:
-        return ~np.isnan(self.labels).any(axis=1)
+        return has_box(self.labels)
 
     @property
     def predicted_ship(self) -> np.ndarray:
-        return ~np.isnan(self.boxes).any(axis=1)
+        return has_box(self.boxes)
 
     @property
     def score(self) -> float:
@@ -191,7 +191,7 @@ def ship_groups(labels: np.ndarray) -> dict[str, np.ndarray]:
     Labels (N, 5); samples without a ship get the group 'no ship' in every split.
     """
     labels = np.asarray(labels, dtype=np.float64)
-    present = ~np.isnan(labels).any(axis=1)
+    present = has_box(labels)
     width = np.where(present, labels[:, 3], 0)
     size = np.where(width < 24, "width 18-23", np.where(width < 30, "width 24-29", "width 30-36"))
     edge = np.where(outline_leaves_image(labels), "outline cut by the edge", "outline inside")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from .validation import check_boxes, check_same_length
+from .validation import check_boxes, check_same_length, has_box
 
 
 def rotation_matrices(yaw_rad: np.ndarray | float) -> np.ndarray:
@@ -70,7 +70,7 @@ def rotated_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     boxes_b = check_boxes(boxes_b, "boxes_b")
     check_same_length(boxes_a=boxes_a, boxes_b=boxes_b)
     iou = np.full(len(boxes_a), np.nan)
-    both = ~np.isnan(boxes_a).any(axis=1) & ~np.isnan(boxes_b).any(axis=1)
+    both = has_box(boxes_a) & has_box(boxes_b)
     if np.any(both):
         poly_a = box_polygons(boxes_a[both])
         poly_b = box_polygons(boxes_b[both])

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from .geometry import rotated_iou
-from .validation import check_boxes, check_same_length
+from .validation import check_boxes, check_same_length, has_box
 
 IOU_THRESHOLD = 0.7
 """A predicted box counts as a hit when its IoU with the true box is above this."""
@@ -25,8 +25,8 @@ def sample_ious(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     predictions = check_boxes(predictions, "predictions")
     labels = check_boxes(labels, "labels")
     check_same_length(predictions=predictions, labels=labels)
-    predicted = ~np.isnan(predictions).any(axis=1)
-    present = ~np.isnan(labels).any(axis=1)
+    predicted = has_box(predictions)
+    present = has_box(labels)
     values = np.where(predicted | present, 0.0, np.nan)
     both = predicted & present
     values[both] = rotated_iou(predictions[both], labels[both])
@@ -90,7 +90,7 @@ def ranked_average_precision(
     check_same_length(confidences=confidences, predictions=predictions, labels=labels)
     if not np.all(np.isfinite(confidences)):
         raise ValueError("confidences must be finite numbers")
-    present = ~np.isnan(labels).any(axis=1)
+    present = has_box(labels)
     if not np.any(present):
         return float("nan")
     ious = rotated_iou(predictions, labels)
@@ -122,7 +122,7 @@ def best_presence_threshold(
     if candidates is None:
         candidates = np.linspace(0.05, 0.95, 91)
     candidates = np.asarray(candidates, dtype=np.float64).reshape(-1)
-    present = ~np.isnan(labels).any(axis=1)
+    present = has_box(labels)
     good = present & (np.nan_to_num(rotated_iou(raw_boxes, labels), nan=0.0) > IOU_THRESHOLD)
     reported = presence[None, :] >= candidates[:, None]  # (T, N)
     scored = (reported | present[None, :]).sum(axis=1)

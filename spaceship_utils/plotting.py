@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .geometry import box_corners, heading_vectors
-from .validation import check_boxes, check_images
+from .validation import check_boxes, check_images, has_box
 
 TRUE_COLOUR = "tab:red"
 PREDICTED_COLOUR = "tab:cyan"
@@ -264,7 +264,7 @@ def plot_label_histograms(
     Whole-number columns get one bin per run of integers, so no bin is half empty.
     """
     boxes = check_boxes(labels, "labels")
-    has_ship = ~np.isnan(boxes).any(axis=1)
+    has_ship = has_box(boxes)
     ships = boxes[has_ship]
     fig, axes = plt.subplots(2, 3, figsize=(10.0, 5.6))
     for column, ax in enumerate(axes.flat[:5]):

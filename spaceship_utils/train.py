@@ -29,7 +29,7 @@ from .metrics import ap_at_iou
 from .models import build_classifier, build_regressor
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
 from .runtime import import_keras
-from .validation import check_count
+from .validation import check_count, has_box
 
 keras = import_keras()
 
@@ -66,7 +66,7 @@ class TrainingConfig:
 
 def classifier_targets(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Thresholded images (N, 200, 200) and presence targets (N, 1) in {0, 1}."""
-    present = ~np.isnan(labels).any(axis=1)
+    present = has_box(labels)
     return threshold_images(images), present.astype(np.float32)[:, None]
 
 

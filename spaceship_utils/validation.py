@@ -99,3 +99,8 @@ def _is_numeric(value: object) -> bool:
         or np.issubdtype(array.dtype, np.integer)
         or np.issubdtype(array.dtype, np.bool_)
     )
+
+
+def has_box(boxes: np.ndarray) -> np.ndarray:
+    """(N,) True where a row of (N, 5) boxes or labels holds a box; a NaN anywhere means none."""
+    return ~np.isnan(np.asarray(boxes, dtype=np.float64)).any(axis=1)

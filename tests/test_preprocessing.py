@@ -97,3 +97,10 @@ def test_unknown_encoding_is_refused():
 
 def test_single_image_gets_a_batch_axis():
     assert check_images(np.zeros((200, 200))).shape == (1, 200, 200)
+
+
+def test_has_box_marks_rows_without_nan():
+    from spaceship_utils.validation import has_box
+
+    rows = np.array([[1.0, 2, 3, 4, 5], [np.nan] * 5, [1.0, np.nan, 3, 4, 5]])
+    np.testing.assert_array_equal(has_box(rows), [True, False, False])
