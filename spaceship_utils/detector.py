@@ -18,23 +18,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from .geometry import wrap_angle
 from .preprocessing import THRESHOLD
 from .runtime import import_keras
-from .validation import IMAGE_SIZE, check_boxes, has_box
+from .validation import (
+    IMAGE_SIZE,
+    check_boxes,
+    check_count,
+    check_images,
+    check_same_length,
+    has_box,
+)
 
 keras = import_keras()
 layers = keras.layers
 ops = keras.ops
 
 STRIDE = 4
+"""Pixels per output cell of the default detector (stride 8 is the cheaper option)."""
 GRID = IMAGE_SIZE // STRIDE
 SIZE_REFERENCE = np.array([27.0, 40.0])
 """Typical width and height (px): the network predicts log(size / reference)."""
 HEATMAP_SIGMA = 1.0
 """Standard deviation (cells) of the Gaussian bump around the true centre cell."""
-OUTPUTS = 8
+OUTPUT_CHANNELS = 8
 """Channels of the network's output: heatmap, dx, dy, log w, log h, sin 2yaw, cos 2yaw, heading."""
-TARGETS = 9
+TARGET_CHANNELS = 9
 """Channels of the target tensor: heatmap, centre mask, then the seven regression targets."""
 PRIOR_PROBABILITY = 0.01
 """Initial heatmap probability everywhere (bias of the heatmap logit), for a stable start."""
@@ -80,50 +89,109 @@ def _residual_block(x, filters: int, dilation: int, name: str):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, x]))
 
 
-def build_detector(
-    width: int = 64, dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
-) -> keras.Model:
-    """Raw images (N, 200, 200) -> (N, 50, 50, 8) per-cell outputs (float32).
+@keras.saving.register_keras_serializable(package="spaceship_utils")
+class SpaceToDepth(layers.Layer):
+    """(N, H, W, C) -> (N, H/b, W/b, b·b·C): every b×b block of pixels becomes one cell.
 
-    Two stride-2 convolutions bring the image to the 50×50 grid; residual blocks with
-    growing dilation widen the view to the whole ship (the receptive field exceeds 200 px
-    with the defaults) without shrinking the map further.
+    Nothing is lost or computed: the next convolution sees all pixels of a block at once,
+    at a b·b times smaller cost than the same convolution at full resolution.
     """
+
+    def __init__(self, block: int, **kwargs):
+        super().__init__(**kwargs)
+        self.block = block
+
+    def call(self, x):
+        b = self.block
+        _, height, width, channels = x.shape
+        x = ops.reshape(x, (-1, height // b, b, width // b, b, channels))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, height // b, width // b, b * b * channels))
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
+
+
+def _bottleneck_block(x, filters: int, dilation: int, name: str):
+    """1×1 down to filters/2, dilated 3×3, 1×1 back up, plus the shortcut."""
+    shortcut = x
+    x = layers.Conv2D(filters // 2, 1, use_bias=False, name=f"{name}_reduce_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_reduce_norm")(x)
+    x = layers.ReLU(name=f"{name}_reduce_relu")(x)
+    x = _conv_norm_relu(x, filters // 2, dilation=dilation, name=f"{name}_spatial")
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_expand_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_expand_norm")(x)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([shortcut, x]))
+
+
+def build_detector(
+    width: int = 64,
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8),
+    stride: int = STRIDE,
+    block: str = "basic",
+) -> keras.Model:
+    """Raw images (N, 200, 200) -> (N, 200/stride, 200/stride, 8) per-cell outputs (float32).
+
+    stride 4 (the default): two stride-2 convolutions bring the image to the 50×50 grid.
+    stride 8: a space-to-depth stem (4×4 pixels per cell) and one stride-2 convolution
+    reach a 25×25 grid, so every later layer costs a quarter. Residual blocks ('basic':
+    two 3×3 convolutions; 'bottleneck': 1×1, 3×3, 1×1 at half width) with growing dilation
+    widen the view to the whole ship without shrinking the map further.
+    """
+    if stride not in (4, 8):
+        raise ValueError(f"stride must be 4 or 8, got {stride!r}")
+    if block not in ("basic", "bottleneck"):
+        raise ValueError(f"block must be 'basic' or 'bottleneck', got {block!r}")
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
     # float32 even under mixed precision, so the 0.8 threshold is exact.
     x = ThresholdChannels(name="raw_and_thresholded", dtype="float32")(inputs)
-    x = _conv_norm_relu(x, 24, strides=2, name="stem1")
-    x = _conv_norm_relu(x, 48, strides=2, name="stem2")
-    x = _conv_norm_relu(x, width, name="stem3")
+    if stride == 4:
+        x = _conv_norm_relu(x, 24, strides=2, name="stem1")
+        x = _conv_norm_relu(x, 48, strides=2, name="stem2")
+        x = _conv_norm_relu(x, width, name="stem3")
+    else:
+        x = SpaceToDepth(4, name="space_to_depth")(x)
+        x = _conv_norm_relu(x, 48, name="stem1")
+        x = _conv_norm_relu(x, width, strides=2, name="stem2")
+    residual = _residual_block if block == "basic" else _bottleneck_block
     for index, dilation in enumerate(dilations, start=1):
-        x = _residual_block(x, width, dilation, name=f"block{index}")
+        x = residual(x, width, dilation, name=f"block{index}")
     prior = float(np.log(PRIOR_PROBABILITY / (1 - PRIOR_PROBABILITY)))
-    bias = np.zeros(OUTPUTS, dtype=np.float32)
+    bias = np.zeros(OUTPUT_CHANNELS, dtype=np.float32)
     bias[0] = prior
     outputs = layers.Conv2D(
-        OUTPUTS, 1, dtype="float32", name="head", bias_initializer=keras.initializers.Constant(bias)
+        OUTPUT_CHANNELS,
+        1,
+        dtype="float32",
+        name="head",
+        bias_initializer=keras.initializers.Constant(bias),
     )(x)
     return keras.Model(inputs, outputs, name="detector")
 
 
-def encode_targets(labels: np.ndarray) -> np.ndarray:
-    """Labels (N, 5) -> targets (N, 50, 50, 9) float32 for `detector_loss`.
+def encode_targets(labels: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Labels (N, 5) -> targets (N, G, G, 9) float32 for `detector_loss`, G = 200 / stride.
 
     Channel 0 is a Gaussian bump (peak exactly 1 at the centre cell), channel 1 marks the
     centre cell, channels 2-8 hold dx, dy, log w, log h, sin 2yaw, cos 2yaw and the heading
     bit at that cell. A row of NaNs (no ship) gives all zeros.
     """
     labels = check_boxes(labels, "labels")
-    targets = np.zeros((len(labels), GRID, GRID, TARGETS), dtype=np.float32)
+    grid = _grid(stride)
+    targets = np.zeros((len(labels), grid, grid, TARGET_CHANNELS), dtype=np.float32)
     ships = np.flatnonzero(has_box(labels))
     if ships.size == 0:
         return targets
     boxes = labels[ships]
-    cell = np.clip(np.floor(boxes[:, :2] / STRIDE), 0, GRID - 1).astype(int)
-    offset = boxes[:, :2] / STRIDE - cell
-    centres = np.arange(GRID)
-    dx2 = (centres[None, :] - cell[:, :1]) ** 2  # (M, GRID) along x
-    dy2 = (centres[None, :] - cell[:, 1:]) ** 2  # (M, GRID) along y
+    flat = boxes[:, 3:5] <= 0
+    if np.any(flat):
+        row = int(ships[np.flatnonzero(flat.any(axis=1))[0]])
+        raise ValueError(f"labels[{row}] has a zero width or height: a ship's box cannot be flat")
+    cell = np.clip(np.floor(boxes[:, :2] / stride), 0, grid - 1).astype(int)
+    offset = boxes[:, :2] / stride - cell
+    centres = np.arange(grid)
+    dx2 = (centres[None, :] - cell[:, :1]) ** 2  # (M, grid) along x
+    dy2 = (centres[None, :] - cell[:, 1:]) ** 2  # (M, grid) along y
     bump = np.exp(-(dy2[:, :, None] + dx2[:, None, :]) / (2 * HEATMAP_SIGMA**2))
     targets[ships, :, :, 0] = bump
     axis = 2 * boxes[:, 2]
@@ -142,51 +210,63 @@ def encode_targets(labels: np.ndarray) -> np.ndarray:
 
 
 def outputs_from_targets(targets: np.ndarray, confidence: float = 8.0) -> np.ndarray:
-    """The (N, 50, 50, 8) network output that agrees exactly with targets (N, 50, 50, 9).
+    """The (N, G, G, 8) network output that agrees exactly with targets (N, G, G, 9).
 
     Logits of +/-`confidence` stand for certainty at the centre cell and elsewhere. Decoding
     this output must give back the labels: the round trip the book and the tests check.
     """
     targets = np.asarray(targets, dtype=np.float32)
-    if targets.ndim != 4 or targets.shape[1:] != (GRID, GRID, TARGETS):
-        raise ValueError(
-            f"targets must have shape (N, {GRID}, {GRID}, {TARGETS}), got {targets.shape}"
-        )
-    outputs = np.zeros(targets.shape[:-1] + (OUTPUTS,), dtype=np.float32)
+    _check_grid_tensor(targets, "targets", TARGET_CHANNELS)
+    outputs = np.zeros(targets.shape[:-1] + (OUTPUT_CHANNELS,), dtype=np.float32)
     outputs[..., 0] = np.where(targets[..., 1] > 0, confidence, -confidence)
     outputs[..., 1:7] = targets[..., 2:8]
     outputs[..., 7] = np.where(targets[..., 8] > 0, confidence, -confidence)
     return outputs
 
 
+def _grid(stride: int) -> int:
+    if stride not in (4, 8):
+        raise ValueError(f"stride must be 4 or 8, got {stride!r}")
+    return IMAGE_SIZE // stride
+
+
+def _check_grid_tensor(array: np.ndarray, name: str, channels: int) -> None:
+    grids = (_grid(4), _grid(8))
+    if array.ndim != 4 or array.shape[1] != array.shape[2] or array.shape[1] not in grids:
+        raise ValueError(
+            f"{name} must have shape (N, G, G, {channels}) with G in {grids}, got {array.shape}"
+        )
+    if array.shape[3] != channels:
+        raise ValueError(f"{name} must have {channels} channels, got shape {array.shape}")
+
+
 def heading_bits(yaw_rad: np.ndarray) -> np.ndarray:
     """1 where the nose points at axis angle + pi, 0 where at the axis angle (in [0, pi))."""
-    yaw_rad = np.mod(np.asarray(yaw_rad, dtype=np.float64), 2 * np.pi)
+    yaw_rad = wrap_angle(np.asarray(yaw_rad, dtype=np.float64))
     return (yaw_rad >= np.pi).astype(np.float64)
 
 
 def decode_predictions(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 50, 50, 8) network outputs -> boxes (N, 5) and presence probability (N,).
+    """(N, G, G, 8) network outputs -> boxes (N, 5) and presence probability (N,).
 
     The box is read at the cell with the highest heatmap logit; the presence probability
     is that cell's sigmoid. No thresholding here: the caller decides what counts as a ship.
     """
     outputs = np.asarray(outputs, dtype=np.float64)
-    if outputs.ndim != 4 or outputs.shape[1:] != (GRID, GRID, OUTPUTS):
-        raise ValueError(
-            f"outputs must have shape (N, {GRID}, {GRID}, {OUTPUTS}), got {outputs.shape}"
-        )
+    _check_grid_tensor(outputs, "outputs", OUTPUT_CHANNELS)
+    grid = outputs.shape[1]
+    stride = IMAGE_SIZE / grid
     count = len(outputs)
     flat = outputs[..., 0].reshape(count, -1)
     best = flat.argmax(axis=1)
-    gy, gx = np.divmod(best, GRID)
+    gy, gx = np.divmod(best, grid)
     at = outputs[np.arange(count), gy, gx]  # (N, 8)
-    axis = np.mod(np.arctan2(at[:, 5], at[:, 6]) / 2, np.pi)
-    yaw = np.mod(axis + np.pi * (at[:, 7] > 0), 2 * np.pi)
+    axis = wrap_angle(np.arctan2(at[:, 5], at[:, 6]) / 2, np.pi)
+    yaw = wrap_angle(axis + np.pi * (at[:, 7] > 0))
     boxes = np.column_stack(
         [
-            (gx + at[:, 1]) * STRIDE,
-            (gy + at[:, 2]) * STRIDE,
+            (gx + at[:, 1]) * stride,
+            (gy + at[:, 2]) * stride,
             yaw,
             np.exp(at[:, 3]) * SIZE_REFERENCE[0],
             np.exp(at[:, 4]) * SIZE_REFERENCE[1],
@@ -240,8 +320,6 @@ def memorise_batch(
     network can at least memorise a handful of images (N, 200, 200) with labels (N, 5).
     Returns the network and the loss at each step (computed before that step's update).
     """
-    from .validation import check_count, check_images, check_same_length
-
     images = check_images(images)
     labels = check_boxes(labels, "labels")
     check_same_length(images=images, labels=labels)
@@ -267,8 +345,6 @@ def refresh_batch_statistics(network: keras.Model, images: np.ndarray) -> None:
     training mode: the way to show that a gap between the two modes is only the lag of the
     running statistics.
     """
-    from .validation import check_images
-
     images = check_images(images).astype(np.float32)
     norms = [layer for layer in network.layers if isinstance(layer, layers.BatchNormalization)]
     saved = [layer.momentum for layer in norms]

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.metrics import classification_report
 
-from .analysis import outline_leaves_image
 from .data import make_data
+from .label_statistics import outline_leaves_image
 from .metrics import IOU_THRESHOLD, heading_accuracy, ranked_average_precision, sample_ious
+from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
+from .tables import format_table
 from .validation import IMAGE_SIZE, check_count, has_box
 
 PUBLISHED_SCORE = 0.46879
@@ -234,12 +236,14 @@ def _natural_order(name: str) -> tuple:
 
 
 def format_rows(rows: list[dict]) -> str:
-    """A plain-text table of `score_by_group` rows."""
-    lines = [f"{'group':<24}{'samples':>8}{'score':>8}{'mean IoU':>10}"]
-    lines += [
-        f"{r['group']:<24}{r['samples']:>8}{r['score']:>8.3f}{r['mean_iou']:>10.3f}" for r in rows
-    ]
-    return "\n".join(lines)
+    """A plain-text table of `score_by_group` rows: group, samples, score, mean IoU."""
+    return format_table(
+        ["group", "samples", "score", "mean IoU"],
+        [
+            [row["group"], row["samples"], f"{row['score']:.3f}", f"{row['mean_iou']:.3f}"]
+            for row in rows
+        ],
+    )
 
 
 def compare_with_published(result: Evaluation) -> str:
@@ -255,14 +259,22 @@ def compare_with_published(result: Evaluation) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Score a pretrained model like the challenge.")
-    parser.add_argument("--model", default="baseline")
-    parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(
+        prog="spaceship-evaluate", description="Score a pretrained model like the challenge."
+    )
+    parser.add_argument("--model", choices=PRETRAINED_MODELS, default="baseline")
+    parser.add_argument("--samples", type=int, default=10_000, help="official samples to score")
+    parser.add_argument("--seed", type=int, default=0, help="np.random.seed before generating")
     args = parser.parse_args(argv)
-    from .pretrained import load_pretrained
-
-    result = evaluate_model(load_pretrained(args.model), args.samples, args.seed)
+    if args.samples < 1:
+        parser.error(f"--samples must be at least 1, got {args.samples}")
+    if not 0 <= args.seed < 2**32:
+        parser.error(f"--seed must be in [0, 2**32), got {args.seed}")
+    try:
+        model = load_pretrained(args.model)
+    except WeightsError as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
+    result = evaluate_model(model, args.samples, args.seed)
     print(result.summary())
     print(result.classification_report())
 

@@ -81,3 +81,9 @@ def rotated_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             iou[both] = np.where(union > 0, inter / union, 0.0)
     return iou
+
+
+def wrap_angle(angle_rad: np.ndarray, period: float = 2 * np.pi) -> np.ndarray:
+    """Angles mapped into [0, period): np.mod, except that a tiny negative angle gives 0."""
+    wrapped = np.mod(angle_rad, period)
+    return np.where(wrapped >= period, 0.0, wrapped)

@@ -7,6 +7,7 @@ is used, so the same code runs on the TensorFlow and JAX backends.
 
 from __future__ import annotations
 
+from .detector import build_detector
 from .runtime import import_keras
 from .validation import IMAGE_SIZE
 
@@ -46,3 +47,18 @@ def build_classifier() -> keras.Model:
 def build_regressor() -> keras.Model:
     """(N, 200, 200) thresholded images -> (N, 5) box scaled to [0, 1] by the seed's vector."""
     return _conv_stack("regressor", REGRESSOR_BLOCKS, outputs=5)
+
+
+TASKS = ("classifier", "regressor", "detector")
+"""The networks the book trains: the seed's two and chapter 7's detector."""
+
+
+def build_network(task: str, **options) -> keras.Model:
+    """A fresh, uncompiled network for `task`; `options` go to the detector's builder."""
+    if task == "classifier":
+        return build_classifier()
+    if task == "regressor":
+        return build_regressor()
+    if task == "detector":
+        return build_detector(**options)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")

@@ -11,7 +11,15 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .data import NOISE_LEVEL
 from .geometry import box_corners, heading_vectors
+from .pixel_statistics import (
+    PIXEL_CLASSES,
+    likelihood_ratio,
+    noise_pixel_density,
+    ship_pixel_density,
+)
+from .preprocessing import THRESHOLD
 from .validation import check_boxes, check_images, has_box
 
 TRUE_COLOUR = "tab:red"
@@ -212,8 +220,9 @@ def plot_gallery(
 
 # --- Chapters 1-3: data and preprocessing figures ---------------------------------------
 
-# Figures of chapters 1-3. They take arrays (or the `analysis.ThresholdSweep` they are drawn
-# from) and compute nothing but what a picture needs; the numbers come from `analysis`.
+# Figures of chapters 1-3. They take arrays (or the `pixel_statistics.ThresholdSweep` they
+# are drawn from) and compute nothing but what a picture needs; the numbers come from
+# `label_statistics`, `pixel_statistics` and `label_losses`.
 
 THRESHOLD_COLOUR = "tab:orange"
 PI_TICKS = (np.pi * np.arange(5) / 2, ["0", "pi/2", "pi", "3pi/2", "2pi"])
@@ -360,14 +369,15 @@ def plot_threshold_comparison(
     return fig
 
 
-def plot_threshold_sweep(sweep, highlight: float | None = 0.8) -> plt.Figure:
+def plot_threshold_sweep(sweep, highlight: float | None = THRESHOLD) -> plt.Figure:
     """Three panels against the threshold: share of pixels kept per class, ship pixels kept
     per image, and the per-image outline SNR (medians with the middle half shaded).
 
-    `sweep` is an `analysis.ThresholdSweep`; `highlight` marks a threshold (the seed's 0.8).
+    `sweep` is a `pixel_statistics.ThresholdSweep`; `highlight` marks a threshold (default:
+    the seed's, `preprocessing.THRESHOLD`).
     """
     thresholds = sweep.thresholds
-    classes = ("ship", "line", "noise")
+    classes = PIXEL_CLASSES
     fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
     shares = 100 * sweep.kept_share()
     for code, name in enumerate(classes):
@@ -410,12 +420,10 @@ def plot_threshold_sweep(sweep, highlight: float | None = 0.8) -> plt.Figure:
     return fig
 
 
-def plot_pixel_value_densities(sweep, noise_level: float = 0.8) -> plt.Figure:
+def plot_pixel_value_densities(sweep, noise_level: float = NOISE_LEVEL) -> plt.Figure:
     """Left: derived densities of a noise pixel and an outline pixel, over the measured
-    histograms in `sweep` (an `analysis.ThresholdSweep`). Right: their likelihood ratio.
+    histograms in `sweep` (a `pixel_statistics.ThresholdSweep`). Right: their likelihood ratio.
     """
-    from .analysis import likelihood_ratio, noise_pixel_density, ship_pixel_density
-
     grid = np.linspace(0, 1, 1001)
     edges = sweep.bin_edges
     fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6))
@@ -436,6 +444,7 @@ def plot_pixel_value_densities(sweep, noise_level: float = 0.8) -> plt.Figure:
     finite = np.isfinite(ratio)
     axes[1].plot(grid[finite], ratio[finite], color="black", label="ship density / noise density")
     axes[1].axhline(1, color="gray", linewidth=1)
+    # Below the noise level the ratio is 2v whatever the level, so it passes 1 at v = 0.5.
     evidence = (grid >= 0.5) & (grid < noise_level)
     axes[1].fill_between(
         grid[evidence],

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import check_boxes, check_fraction, check_images
+from .geometry import wrap_angle
+from .validation import check_boxes, check_finite_values, check_fraction, check_images
 
 THRESHOLD = 0.8
 """The seed's threshold: pixels below it are set to 0 (the noise never reaches 0.8)."""
@@ -39,9 +40,9 @@ def denormalise_labels(scaled: np.ndarray) -> np.ndarray:
 
 def encode_yaw(yaw_rad: np.ndarray, encoding: str = "sincos") -> np.ndarray:
     """Yaw (N,) in radians -> (N, 1) for 'raw' (yaw / 2pi, wrapped) or (N, 2) (sin, cos)."""
-    yaw_rad = np.asarray(yaw_rad, dtype=np.float64).reshape(-1)
+    yaw_rad = check_finite_values(yaw_rad, "yaw_rad").reshape(-1)
     if encoding == "raw":
-        return (np.mod(yaw_rad, 2 * np.pi) / (2 * np.pi))[:, None]
+        return (wrap_angle(yaw_rad) / (2 * np.pi))[:, None]
     if encoding == "sincos":
         return np.stack([np.sin(yaw_rad), np.cos(yaw_rad)], axis=-1)
     if encoding == "sincos2":
@@ -51,17 +52,17 @@ def encode_yaw(yaw_rad: np.ndarray, encoding: str = "sincos") -> np.ndarray:
 
 def decode_yaw(codes: np.ndarray, encoding: str = "sincos") -> np.ndarray:
     """Inverse of `encode_yaw`: codes -> yaw (N,) in [0, 2pi) ('sincos2': in [0, pi))."""
-    codes = np.asarray(codes, dtype=np.float64)
+    codes = check_finite_values(codes, "codes")
     if encoding == "raw":
-        return np.mod(codes.reshape(-1) * 2 * np.pi, 2 * np.pi)
+        return wrap_angle(codes.reshape(-1) * 2 * np.pi)
     if encoding not in YAW_ENCODINGS:
         raise ValueError(f"encoding must be one of {YAW_ENCODINGS}, got {encoding!r}")
     if codes.ndim != 2 or codes.shape[1] != 2:
         raise ValueError(f"codes must have shape (N, 2) for {encoding!r}, got {codes.shape}")
     angle = np.arctan2(codes[:, 0], codes[:, 1])
     if encoding == "sincos2":
-        return np.mod(angle / 2, np.pi)
-    return np.mod(angle, 2 * np.pi)
+        return wrap_angle(angle / 2, np.pi)
+    return wrap_angle(angle)
 
 
 def wrapped_angle_error(

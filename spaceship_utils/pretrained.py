@@ -14,91 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .preprocessing import denormalise_labels, threshold_images
-from .validation import check_count, check_fraction, check_images
+from .models import build_network
+from .pipelines import BaselinePipeline, DetectorPipeline
+from .runs import read_history
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-PRESENCE_THRESHOLD = 0.5
-"""The seed's rule: the classifier's probability must reach this for a box to be reported."""
+PRETRAINED_MODELS = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
+"""The models `load_pretrained` knows, and the networks (roles) each one is made of."""
 
 
 class WeightsError(RuntimeError):
     """A weights file is missing, unlisted or corrupt."""
-
-
-@dataclass
-class Predictions:
-    """Everything a pipeline computes for (N,) images."""
-
-    boxes: np.ndarray
-    """(N, 5) boxes in px and rad; a NaN row where the classifier says no ship."""
-    presence: np.ndarray
-    """(N,) probability that a ship is present."""
-    raw_boxes: np.ndarray
-    """(N, 5) the regressor's box for every image, whatever the classifier says."""
-
-
-class BaselinePipeline:
-    """The seed's two-model rule: classifier says no ship -> NaN row, else the regressor's box."""
-
-    def __init__(self, classifier, regressor, presence_threshold: float = PRESENCE_THRESHOLD):
-        self.classifier = classifier
-        self.regressor = regressor
-        self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
-
-    @property
-    def networks(self) -> tuple:
-        """The Keras models this pipeline runs, in order."""
-        return (self.classifier, self.regressor)
-
-    def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
-        """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
-        images = check_images(images)
-        batch_size = check_count(batch_size, "batch_size", minimum=1)
-        inputs = threshold_images(images)
-        presence = self.classifier.predict(inputs, batch_size=batch_size, verbose=0)[:, 0]
-        scaled = self.regressor.predict(inputs, batch_size=batch_size, verbose=0)
-        raw_boxes = denormalise_labels(np.asarray(scaled, dtype=np.float64))
-        boxes = np.where((presence >= self.presence_threshold)[:, None], raw_boxes, np.nan)
-        return Predictions(boxes=boxes, presence=presence.astype(np.float64), raw_boxes=raw_boxes)
-
-    def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        """Raw images (N, 200, 200) -> boxes (N, 5) (x, y, yaw, width, height), NaN = no ship."""
-        return self.predict_details(images, batch_size).boxes
-
-
-class DetectorPipeline:
-    """The one-network detector of chapter 7: heatmap presence, else the box at its peak."""
-
-    def __init__(self, network, presence_threshold: float = PRESENCE_THRESHOLD):
-        self.network = network
-        self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
-
-    @property
-    def networks(self) -> tuple:
-        """The Keras models this pipeline runs, in order."""
-        return (self.network,)
-
-    def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
-        """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
-        from .detector import decode_predictions
-
-        images = check_images(images).astype(np.float32)
-        batch_size = check_count(batch_size, "batch_size", minimum=1)
-        outputs = self.network.predict(images, batch_size=batch_size, verbose=0)
-        raw_boxes, presence = decode_predictions(outputs)
-        boxes = np.where((presence >= self.presence_threshold)[:, None], raw_boxes, np.nan)
-        return Predictions(boxes=boxes, presence=presence, raw_boxes=raw_boxes)
-
-    def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-        """Raw images (N, 200, 200) -> boxes (N, 5) (x, y, yaw, width, height), NaN = no ship."""
-        return self.predict_details(images, batch_size).boxes
 
 
 def file_sha256(path: Path) -> str:
@@ -124,8 +53,8 @@ def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR)
     """Path of the `role` weights of model `name`, its SHA-256 checked against the manifest."""
     manifest = read_manifest(weights_dir / "manifest.json")
     retrain = (
-        f"`python -m spaceship_utils.train {role} --run-dir runs/{name}_{role}`, then "
-        f"`install_run({name!r}, {role!r}, 'runs/{name}_{role}')`"
+        f"`python -m spaceship_utils.train {role}`, then "
+        f"`install_run({name!r}, {role!r}, '~/spaceship-runs/{role}')`"
     )
     entry = manifest.get(name, {}).get("files", {}).get(role)
     if entry is None:
@@ -157,7 +86,7 @@ def install_run(name: str, role: str, run_dir: str | Path, weights_dir: Path = W
     `provenance.json` (how, where and on how many images it trained). The manifest gets
     the weights' SHA-256 and the provenance.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()
     sources = {kind: run_dir / kind for kind in ("final.weights.h5", "provenance.json")}
     for path in sources.values():
         if not path.is_file():
@@ -185,8 +114,6 @@ def shipped_history(
     name: str, role: str, weights_dir: Path = WEIGHTS_DIR
 ) -> dict[str, list[float]]:
     """The training history (per-epoch metrics) recorded with shipped weights."""
-    from .train import read_history
-
     path = weights_dir / f"{name}_{role}.history.csv"
     if not path.is_file():
         raise WeightsError(f"no training history {path} was shipped with the {name} {role}")
@@ -217,13 +144,10 @@ def load_pretrained(
 
     Both answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
     """
-    from .train import build_network
-
-    roles = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
-    if name not in roles:
-        raise ValueError(f"unknown pretrained model {name!r}; available: {sorted(roles)}")
+    if name not in PRETRAINED_MODELS:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {list(PRETRAINED_MODELS)}")
     networks = {}
-    for role in roles[name]:
+    for role in PRETRAINED_MODELS[name]:
         path = verified_weights_path(name, role, weights_dir)
         network = build_network(role)
         try:

@@ -70,6 +70,17 @@ def _accelerator(backend: str) -> str:
     return "unknown for this backend"
 
 
+def describe_machine() -> str:
+    """The processor model and how many cores this process may use, e.g. for provenance."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {len(os.sched_getaffinity(0))} cores"
+
+
 def has_accelerator() -> bool:
     """Whether Keras's backend sees a GPU (or another accelerator)."""
     return not _accelerator(import_keras().backend.backend()).startswith("none")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .validation import check_boxes, check_count, check_images
+from .geometry import wrap_angle
+from .pipelines import PRESENCE_THRESHOLD, Predictions, gate_boxes
+from .validation import IMAGE_SIZE, check_boxes, check_count, check_fraction, check_images
 
 SYMMETRIES = tuple(range(8))
 """The eight elements of the square's symmetry group; 0 is the identity."""
@@ -39,7 +41,7 @@ def transform_images(images: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(images)
 
 
-def transform_boxes(boxes: np.ndarray, k: int, image_size: int = 200) -> np.ndarray:
+def transform_boxes(boxes: np.ndarray, k: int, image_size: int = IMAGE_SIZE) -> np.ndarray:
     """Apply symmetry `k` to boxes (N, 5) on an image_size grid; NaN rows stay NaN.
 
     Yaw is returned in [0, 2 pi).
@@ -57,7 +59,7 @@ def transform_boxes(boxes: np.ndarray, k: int, image_size: int = 200) -> np.ndar
     if k & 4:
         out[:, [0, 1]] = out[:, [1, 0]]
         out[:, 2] = np.pi / 2 - out[:, 2]
-    out[:, 2] = np.mod(out[:, 2], 2 * np.pi)
+    out[:, 2] = wrap_angle(out[:, 2])
     return out
 
 
@@ -83,15 +85,15 @@ def _check_symmetry(k: int) -> int:
     return int(k)
 
 
-def predict_with_symmetries(model, images: np.ndarray, presence_threshold: float = 0.5):
+def predict_with_symmetries(
+    model, images: np.ndarray, presence_threshold: float = PRESENCE_THRESHOLD
+) -> Predictions:
     """Test-time averaging: predict on all eight transforms, map back, and combine.
 
     `model` has `predict_details(images) -> Predictions` (see `pretrained`). Presence is
     averaged; centre and size take the median; the box axis is the circular mean of 2·yaw;
     the nose direction is a majority vote. Returns `Predictions` for `images` (N, 200, 200).
     """
-    from .pretrained import Predictions
-    from .validation import check_fraction
 
     presence_threshold = check_fraction(presence_threshold, "presence_threshold")
     images = check_images(images)
@@ -104,9 +106,9 @@ def predict_with_symmetries(model, images: np.ndarray, presence_threshold: float
     stacked = np.stack(boxes)  # (8, N, 5)
     combined = np.median(stacked, axis=0)
     double = 2 * stacked[..., 2]
-    axis = np.mod(np.arctan2(np.sin(double).mean(0), np.cos(double).mean(0)) / 2, np.pi)
+    axis = wrap_angle(np.arctan2(np.sin(double).mean(0), np.cos(double).mean(0)) / 2, np.pi)
     # Each view votes for the nose at `axis` (+1) or at `axis + pi` (-1).
     votes = np.sign(np.cos(stacked[..., 2] - axis)).sum(axis=0)
-    combined[:, 2] = np.mod(axis + np.pi * (votes < 0), 2 * np.pi)
-    final = np.where((presence >= presence_threshold)[:, None], combined, np.nan)
+    combined[:, 2] = wrap_angle(axis + np.pi * (votes < 0))
+    final = gate_boxes(combined, presence, presence_threshold)
     return Predictions(boxes=final, presence=presence, raw_boxes=combined)

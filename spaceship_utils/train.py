@@ -1,102 +1,140 @@
-"""Train the seed's classifier or regressor on fresh generated data.
+"""Train a network on fresh generated data, as a long CPU job that cannot lose work.
 
-Library: `train_model(config, run_dir)`. Command line (the seed's train.py):
+Library: `train_model(config, run_dir, hours=...)`. Command line:
 
-    python -m spaceship_utils.train classifier --run-dir runs/classifier
-    python -m spaceship_utils.train regressor --run-dir runs/regressor --epochs 16
+    python -m spaceship_utils.train classifier            # seed's recipe, in ~/spaceship-runs
+    python -m spaceship_utils.train regressor --hours 2   # stop cleanly after two hours
+    python -m spaceship_utils.train regressor --hours 2   # ... the same command resumes
 
-Data come from `generate_batch`, a new batch for every step, so the model never sees
-an image twice. A run directory holds `best.weights.h5` (best validation loss so far,
-weights only), `history.csv` (one row per epoch) and `backup/` (model and optimizer
-state at the last finished epoch). Running the same command again after an
-interruption resumes from `backup/` without losing finished epochs.
+Every optimiser step trains on a new batch from `generate_batch`, seeded by the step's
+number, so the network never sees an image twice and a resumed run draws exactly the data
+an uninterrupted one would. The loop writes `checkpoint.npz` (weights, optimizer state,
+position) at every epoch end and at least every `checkpoint_minutes` inside an epoch; it
+stops cleanly, after a checkpoint, at the wall-clock budget or on SIGTERM / SIGINT (Ctrl-C,
+or "interrupt kernel" in Jupyter). A progress line goes to the log every minute.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import concurrent.futures
+import contextlib
 import json
 import multiprocessing
+import shutil
+import signal
+import threading
 import time
-from dataclasses import asdict, dataclass
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .data import generate_batch
+from .detector import STRIDE, decode_predictions, detector_loss, encode_targets
 from .metrics import ap_at_iou
-from .models import build_classifier, build_regressor
+from .models import TASKS, build_network
+from .pipelines import gate_boxes
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
-from .runtime import import_keras
+from .pretrained import read_manifest, shipped_history, verified_weights_path
+from .runs import (
+    CHECKPOINT,
+    HISTORY,
+    RunDirectoryError,
+    append_history_row,
+    load_checkpoint,
+    read_history,
+    read_timing,
+    save_checkpoint,
+)
+from .runtime import describe_machine, describe_runtime, import_keras
 from .validation import check_count, has_box
 
 keras = import_keras()
 
-TASKS = ("classifier", "regressor", "detector")
+DEFAULT_RUNS = Path.home() / "spaceship-runs"
+"""Where the command line keeps runs: outside the work tree, so a clean checkout keeps them."""
+
+SEED_EPOCHS = {"classifier": 60, "regressor": 200, "detector": 100}
+"""Epochs of 1000 steps in the seed's train.py (batch 8): 480,000 and 1,600,000 images."""
+
+TRAIN_SHIP_SHARE = {"classifier": 0.8, "regressor": 1.0, "detector": 0.8}
+"""Share of training images with a ship: the regressor trains on ships only."""
+
+MONITOR = {
+    "classifier": ("val_loss", min),
+    "regressor": ("val_loss", min),
+    "detector": ("val_ap07", max),
+}
+"""The validation number that picks `best.weights.h5`, and whether lower or higher is better."""
 
 
 @dataclass
 class TrainingConfig:
-    """The seed's recipe by default: Adam at 1e-3, BCE or MSE, about a million images."""
+    """The seed's recipe by default: batch 8, 1000 steps per epoch, Adam at 1e-3.
+
+    `epochs=None` takes the seed's count for the task (`SEED_EPOCHS`). `schedule` is
+    'constant' (the seed) or 'cosine' (decay to 1 % over the whole run, after a 2 % warm-up).
+    """
 
     task: str = "classifier"
-    epochs: int = 16
+    epochs: int | None = None
     steps_per_epoch: int = 1000
-    batch_size: int = 64
+    batch_size: int = 8
     learning_rate: float = 1e-3
-    validation_samples: int = 2000
+    schedule: str = "constant"
+    validation_samples: int = 2048
     seed: int = 0
     workers: int = 1
     use_multiprocessing: bool = False
-    mixed_precision: bool = False
+    detector_options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.epochs is None:
+            self.epochs = SEED_EPOCHS[self.task]
         for name in ("epochs", "steps_per_epoch", "batch_size", "validation_samples", "workers"):
             check_count(getattr(self, name), name, minimum=1)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
 
     @property
     def training_images(self) -> int:
-        return self.epochs * self.steps_per_epoch * self.batch_size
+        return self.total_steps * self.batch_size
 
 
-def classifier_targets(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholded images (N, 200, 200) and presence targets (N, 1) in {0, 1}."""
-    present = has_box(labels)
-    return threshold_images(images), present.astype(np.float32)[:, None]
+def task_inputs_and_targets(
+    task: str, images: np.ndarray, labels: np.ndarray, stride: int = STRIDE
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the network of `task` reads and learns from raw images (N, 200, 200), labels (N, 5).
 
-
-def regressor_targets(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholded images (N, 200, 200) and scaled boxes (N, 5); every image must hold a ship."""
-    return threshold_images(images), normalise_labels(labels).astype(np.float32)
-
-
-def detector_targets(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw images (N, 200, 200) (the detector thresholds inside) and (N, 50, 50, 9) targets."""
-    from .detector import encode_targets
-
-    return images, encode_targets(labels)
-
-
-TARGETS = {
-    "classifier": classifier_targets,
-    "regressor": regressor_targets,
-    "detector": detector_targets,
-}
-SHIP_PROBABILITY = {"classifier": 0.8, "regressor": 1.0, "detector": 0.8}
-"""Share of training images with a ship: the regressor trains on ships only."""
+    classifier: thresholded images and presence (N, 1); regressor: thresholded images and
+    boxes scaled to [0, 1] (N, 5); detector: raw images and (N, G, G, 9) targets on the
+    grid of its `stride`.
+    """
+    if task == "classifier":
+        return threshold_images(images), has_box(labels).astype(np.float32)[:, None]
+    if task == "regressor":
+        return threshold_images(images), normalise_labels(labels).astype(np.float32)
+    if task == "detector":
+        return images.astype(np.float32), encode_targets(labels, stride)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
 class GeneratedBatches(keras.utils.PyDataset):
-    """Fresh batches for training, reproducible per (seed, epoch, batch index).
+    """Fresh training batches, each reproducible from (seed, epoch, index in epoch).
 
-    Every batch gets its own `numpy.random.Generator` seeded from (seed, epoch, index),
-    so worker threads or processes never repeat each other, and a resumed run draws
-    the same data as an uninterrupted one. `EpochCounter` keeps `epoch` current.
+    `batch_at_step(step)` is what the training loop reads; `__getitem__` (with `epoch`
+    set by the caller) lets `model.fit` read the same data.
     """
 
     def __init__(
@@ -105,250 +143,379 @@ class GeneratedBatches(keras.utils.PyDataset):
         batch_size: int,
         steps_per_epoch: int,
         seed: int,
-        workers: int = 1,
-        use_multiprocessing: bool = False,
-        max_queue_size: int = 16,
+        stride: int = STRIDE,
+        **kwargs,
     ):
-        super().__init__(
-            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
-        )
+        super().__init__(**kwargs)
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
         self.task = task
         self.batch_size = check_count(batch_size, "batch_size", minimum=1)
         self.steps_per_epoch = check_count(steps_per_epoch, "steps_per_epoch", minimum=1)
         self.seed = seed
+        self.stride = stride
         self.epoch = 0
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
-    def batch_rng(self, index: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch, index])
-
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.batch_at_step(self.epoch * self.steps_per_epoch + index)
+
+    def batch_at_step(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        rng = np.random.default_rng([self.seed, epoch, index])
         images, labels = generate_batch(
-            self.batch_size, self.batch_rng(index), ship_probability=SHIP_PROBABILITY[self.task]
+            self.batch_size, rng, ship_probability=TRAIN_SHIP_SHARE[self.task]
         )
-        return TARGETS[self.task](images, labels)
+        return task_inputs_and_targets(self.task, images, labels, self.stride)
 
 
-class EpochCounter(keras.callbacks.Callback):
-    """Tell the data which epoch is starting (also after a resume)."""
-
-    def __init__(self, batches: GeneratedBatches):
-        super().__init__()
-        self.batches = batches
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.batches.epoch = epoch
+def _batch_at_step(batches: GeneratedBatches, step: int) -> tuple[np.ndarray, np.ndarray]:
+    return batches.batch_at_step(step)
 
 
-class ValidationScore(keras.callbacks.Callback):
-    """Log the challenge score of the network's boxes on the validation set (`val_ap07`)."""
+def prefetched_batches(
+    batches: GeneratedBatches, steps: range, workers: int, processes: bool, ahead: int = 8
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield `batches.batch_at_step(s)` for s in `steps`, in order, made ahead by workers.
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, task: str):
-        super().__init__()
-        self.images, self.labels, self.task = images, labels, task
+    Worker processes are started with 'spawn': forking a process that already runs
+    TensorFlow or JAX threads can deadlock.
+    """
+    if processes:
+        context = multiprocessing.get_context("spawn")
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+    else:
+        pool = concurrent.futures.ThreadPoolExecutor(workers)
+    pending: deque = deque()
+    upcoming = iter(steps)
+    try:
+        for step in upcoming:
+            pending.append(pool.submit(_batch_at_step, batches, step))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            batch = pending.popleft().result()
+            for step in upcoming:
+                pending.append(pool.submit(_batch_at_step, batches, step))
+                break
+            yield batch
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def on_epoch_end(self, epoch, logs=None):
-        outputs = np.asarray(self.model.predict(self.images, batch_size=256, verbose=0))
-        if logs is not None:
-            logs["val_ap07"] = ap_at_iou(boxes_from_outputs(outputs, self.task), self.labels)
+
+def validation_data(
+    task: str, samples: int, seed: int, stride: int = STRIDE
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fixed validation set, disjoint from training seeds: inputs, targets and raw labels."""
+    rng = np.random.default_rng([seed, 2**31 - 1])
+    images, labels = generate_batch(samples, rng, ship_probability=TRAIN_SHIP_SHARE[task])
+    inputs, targets = task_inputs_and_targets(task, images, labels, stride)
+    return inputs, targets, labels.astype(np.float64)
 
 
 def boxes_from_outputs(outputs: np.ndarray, task: str) -> np.ndarray:
     """The (N, 5) boxes a regressor's or detector's raw outputs stand for (NaN = no ship)."""
     if task == "regressor":
-        return denormalise_labels(outputs.astype(np.float64))
-    from .detector import decode_predictions
-    from .pretrained import PRESENCE_THRESHOLD
-
-    boxes, presence = decode_predictions(outputs)
-    return np.where((presence >= PRESENCE_THRESHOLD)[:, None], boxes, np.nan)
-
-
-def validation_data(
-    task: str, samples: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fixed validation set, disjoint from training seeds: inputs, targets and raw labels."""
-    rng = np.random.default_rng([seed, 2**31 - 1])
-    images, labels = generate_batch(samples, rng, ship_probability=SHIP_PROBABILITY[task])
-    inputs, targets = TARGETS[task](images, labels)
-    return inputs, targets, labels.astype(np.float64)
-
-
-def build_network(task: str) -> keras.Model:
-    """A fresh, uncompiled network for `task` ('classifier' or 'regressor')."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        return denormalise_labels(np.asarray(outputs, dtype=np.float64))
     if task == "detector":
-        from .detector import build_detector
+        boxes, presence = decode_predictions(outputs)
+        return gate_boxes(boxes, presence)
+    raise ValueError(f"a {task} does not output boxes")
 
-        return build_detector()
-    return build_classifier() if task == "classifier" else build_regressor()
+
+def task_loss(task: str) -> Callable | str:
+    """The training loss: the seed's BCE and MSE, the detector's own loss."""
+    return {"classifier": "binary_crossentropy", "regressor": "mse", "detector": detector_loss}[
+        task
+    ]
 
 
-def save_weights_only(model: keras.Model, path: str | Path) -> None:
-    """Save the network's weights without the optimizer state (a third of the size for Adam)."""
-    bare = build_network(model.name)
+def validation_metrics(
+    model: keras.Model, task: str, inputs: np.ndarray, targets: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
+    """val_loss (the training loss on the validation set), val_accuracy or val_ap07."""
+    outputs = np.asarray(model.predict(inputs, batch_size=128, verbose=0))
+    loss_fn = keras.losses.get(task_loss(task))
+    loss = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(targets, outputs))))
+    metrics = {"val_loss": loss}
+    if task == "classifier":
+        metrics["val_accuracy"] = float(np.mean((outputs >= 0.5) == (targets >= 0.5)))
+    else:
+        metrics["val_ap07"] = ap_at_iou(boxes_from_outputs(outputs, task), labels)
+    return metrics
+
+
+def build_and_compile(config: TrainingConfig) -> keras.Model:
+    """A fresh network for the task, compiled with its loss and Adam (and the LR schedule)."""
+    model = build_network(config.task, **config.detector_options)
+    learning_rate = config.learning_rate
+    if config.schedule == "cosine":
+        warmup = max(config.total_steps // 50, 1)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 10,
+            decay_steps=config.total_steps - warmup,
+            alpha=0.01,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
+        )
+    metrics = ["accuracy"] if config.task == "classifier" else None
+    model.compile(
+        keras.optimizers.Adam(learning_rate), loss=task_loss(config.task), metrics=metrics
+    )
+    return model
+
+
+def save_weights_only(model: keras.Model, path: str | Path, config: TrainingConfig) -> None:
+    """Save the network's weights without the optimizer state."""
+    bare = build_network(config.task, **config.detector_options)
     bare.set_weights(model.get_weights())
     bare.save_weights(path)
 
 
-def build_and_compile(config: TrainingConfig) -> keras.Model:
-    """A fresh network for the task, compiled with the seed's loss and Adam."""
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_network(config.task)
-    optimizer = keras.optimizers.Adam(config.learning_rate)
-    if config.task == "classifier":
-        model.compile(optimizer, loss="binary_crossentropy", metrics=["accuracy"])
-    elif config.task == "regressor":
-        model.compile(optimizer, loss="mse")
-    else:
-        from .detector import detector_loss
+@dataclass
+class LoopState:
+    """Where a run is: saved in every checkpoint, so a resume continues at the next step."""
 
-        model.compile(optimizer, loss=detector_loss)
-    return model
+    step: int = 0
+    seconds: float = 0.0
+    """Training wall time so far, over all sessions of the run (start-up excluded)."""
+    epoch_sums: dict = field(default_factory=dict)
+    """Sums of the per-step training metrics over the epoch in progress."""
+    epoch_steps: int = 0
+    epoch_started_at: float = 0.0
+    """`seconds` when the epoch in progress began."""
+    best: float | None = None
+    last_validation: str = "none yet"
+
+
+class StopRequest:
+    """Turns SIGTERM / SIGINT into a flag the loop checks after every step."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._saved: dict = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._saved[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.reason = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+
+@dataclass
+class TrainingOutcome:
+    """What `train_model` returns: the history so far and whether the run is complete."""
+
+    history: dict[str, list[float]]
+    finished: bool
+    stopped_because: str | None = None
 
 
 def train_model(
     config: TrainingConfig,
     run_dir: str | Path,
-    verbose: int | str = "auto",
-    extra_callbacks: list[keras.callbacks.Callback] | None = None,
-) -> dict[str, list[float]]:
-    """Train (or resume) one network into `run_dir`; return the full history by epoch.
+    hours: float | None = None,
+    verbose: bool = True,
+    checkpoint_minutes: float = 10.0,
+    progress_seconds: float = 60.0,
+    max_steps: int | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainingOutcome:
+    """Train (or resume) one network into `run_dir`.
 
-    With `config.use_multiprocessing`, workers are started with the 'spawn' method:
-    forking a process that already runs JAX or TensorFlow threads can deadlock.
+    Stops after `hours` of wall time, on SIGTERM / SIGINT, or after `max_steps` steps in
+    this call (how the tests interrupt a run), always after writing a checkpoint. Calling
+    it again with the same config resumes exactly where it stopped.
     """
     run_dir = Path(run_dir)
-    if config.use_multiprocessing:
-        multiprocessing.set_start_method("spawn", force=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    best_so_far = None
-    if (run_dir / "backup").exists():
-        done = read_history(run_dir / "history.csv") if (run_dir / "history.csv").exists() else {}
-        if done.get("val_loss"):
-            best_so_far = min(done["val_loss"])
-        if verbose != 0:
-            print(
-                f"resuming the run in {run_dir}: {len(done.get('loss', []))} of "
-                f"{config.epochs} epochs already done"
-            )
-    else:  # a fresh start, not a resume: drop old logs
-        for stale in ("history.csv", "timing.csv"):
-            (run_dir / stale).unlink(missing_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
+    started = time.monotonic()
+    deadline = started + 3600 * hours if hours is not None else None
+    say = log if verbose else (lambda message: None)
+
+    config_path = run_dir / "config.json"
     keras.utils.set_random_seed(config.seed)
     model = build_and_compile(config)
+    model.optimizer.build(model.trainable_variables)
+    state = LoopState()
+    checkpoint = run_dir / CHECKPOINT
+    if checkpoint.is_file():
+        _check_same_config(config_path, config)
+        weights, optimizer_values, saved = load_checkpoint(checkpoint)
+        model.set_weights(weights)
+        for variable, value in zip(model.optimizer.variables, optimizer_values, strict=True):
+            variable.assign(value)
+        state = LoopState(**saved)
+        say(
+            f"resuming {run_dir} at image {state.step * config.batch_size:,} of "
+            f"{config.training_images:,} ({state.step // config.steps_per_epoch} epochs done)"
+        )
+    else:  # a fresh start: old logs would mix two runs
+        for stale in (HISTORY, "best.weights.h5", "final.weights.h5", "provenance.json"):
+            (run_dir / stale).unlink(missing_ok=True)
+        config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
+
+    stride = config.detector_options.get("stride", STRIDE)
     batches = GeneratedBatches(
-        config.task,
-        config.batch_size,
-        config.steps_per_epoch,
-        config.seed,
-        config.workers,
-        config.use_multiprocessing,
+        config.task, config.batch_size, config.steps_per_epoch, config.seed, stride
     )
-    val_inputs, val_targets, val_labels = validation_data(
-        config.task, config.validation_samples, config.seed
+    validation = validation_data(config.task, config.validation_samples, config.seed, stride)
+    monitor, better = MONITOR[config.task]
+    last_stop = (
+        config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
     )
-    callbacks = [EpochCounter(batches)]
-    if config.task != "classifier":
-        callbacks.append(ValidationScore(val_inputs, val_labels, config.task))
-    callbacks += [
-        keras.callbacks.ModelCheckpoint(
-            run_dir / "best.weights.h5",
-            monitor="val_loss",
-            save_best_only=True,
-            save_weights_only=True,
-            # After a resume, only an epoch better than every earlier one may overwrite.
-            initial_value_threshold=best_so_far,
-        ),
-        keras.callbacks.CSVLogger(run_dir / "history.csv", append=True),
-        keras.callbacks.BackupAndRestore(run_dir / "backup"),
-        EpochTimer(run_dir / "timing.csv", config.steps_per_epoch * config.batch_size),
-        *(extra_callbacks or []),
-    ]
-    model.fit(
-        batches,
-        epochs=config.epochs,
-        validation_data=(val_inputs, val_targets),
-        callbacks=callbacks,
-        verbose=verbose,
+
+    def write_checkpoint() -> None:
+        save_checkpoint(
+            checkpoint,
+            model.get_weights(),
+            [keras.ops.convert_to_numpy(v) for v in model.optimizer.variables],
+            asdict(state),
+        )
+
+    stopped_because = None
+    session_start_step, session_start_seconds = state.step, state.seconds
+    tick = time.monotonic()
+    last_checkpoint = last_progress = tick
+    with (
+        StopRequest() as stop,
+        contextlib.closing(
+            prefetched_batches(
+                batches,
+                range(state.step, last_stop),
+                config.workers,
+                config.use_multiprocessing,
+            )
+        ) as stream,
+    ):
+        for inputs, targets in stream:
+            logs = model.train_on_batch(inputs, targets, return_dict=True)
+            for name, value in logs.items():
+                state.epoch_sums[name] = state.epoch_sums.get(name, 0.0) + float(value)
+            state.epoch_steps += 1
+            state.step += 1
+            now = time.monotonic()
+            state.seconds += now - tick
+            tick = now
+            if state.step % config.steps_per_epoch == 0:
+                row = _finish_epoch(model, config, state, validation)
+                append_history_row(run_dir / HISTORY, row)
+                state.epoch_started_at = state.seconds
+                if state.best is None or better(row[monitor], state.best) != state.best:
+                    state.best = row[monitor]
+                    save_weights_only(model, run_dir / "best.weights.h5", config)
+                state.last_validation = ", ".join(
+                    f"{name} {value:.4f}" for name, value in row.items() if name.startswith("val_")
+                )
+                tick = time.monotonic()
+                write_checkpoint()
+                last_checkpoint = tick
+            elif now - last_checkpoint >= 60 * checkpoint_minutes:
+                write_checkpoint()
+                last_checkpoint = now
+            if now - last_progress >= progress_seconds:
+                say(_progress_line(config, state, session_start_step, session_start_seconds))
+                last_progress = now
+            if stop.reason or (deadline is not None and now >= deadline):
+                stopped_because = stop.reason or f"the {hours} h budget"
+                break
+    if state.step < config.total_steps:
+        write_checkpoint()
+        stopped_because = stopped_because or f"max_steps={max_steps}"
+        say(
+            f"stopped at image {state.step * config.batch_size:,} of {config.training_images:,} "
+            f"({stopped_because}); checkpoint saved, run the same command to resume"
+        )
+        return TrainingOutcome(read_history_if_any(run_dir), False, stopped_because)
+
+    shutil.copyfile(run_dir / "best.weights.h5", run_dir / "final.weights.h5")
+    (run_dir / "provenance.json").write_text(
+        json.dumps(run_provenance(config, run_dir), indent=1) + "\n"
     )
-    model.load_weights(run_dir / "best.weights.h5")
-    save_weights_only(model, run_dir / "final.weights.h5")
-    provenance = run_provenance(config, run_dir)
-    (run_dir / "provenance.json").write_text(json.dumps(provenance, indent=1) + "\n")
-    return read_history(run_dir / "history.csv")
+    say(
+        f"finished: {config.training_images:,} images; best {monitor} {state.best:.5f}; "
+        f"weights in {run_dir / 'final.weights.h5'}"
+    )
+    return TrainingOutcome(read_history(run_dir / HISTORY), True)
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Append each epoch's wall time and images per second to a CSV file."""
-
-    def __init__(self, path: Path, images_per_epoch: int):
-        super().__init__()
-        self.path, self.images_per_epoch = Path(path), images_per_epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.started
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as handle:
-            writer = csv.writer(handle)
-            if new:
-                writer.writerow(["epoch", "seconds", "images_per_second"])
-            writer.writerow([epoch, f"{seconds:.2f}", f"{self.images_per_epoch / seconds:.1f}"])
+def _check_same_config(path: Path, config: TrainingConfig) -> None:
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    if saved != json.loads(json.dumps(asdict(config))):
+        raise RunDirectoryError(
+            f"the run in {path.parent} was started with a different configuration ({path}); "
+            "resume it with the same settings, or choose another run directory"
+        )
 
 
-def read_history(path: str | Path) -> dict[str, list[float]]:
-    """A Keras CSVLogger file as {column: values by epoch}; an epoch logged twice is kept once."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    by_epoch = {int(row["epoch"]): row for row in rows}
-    ordered = [by_epoch[epoch] for epoch in sorted(by_epoch)]
-    columns = [name for name in (rows[0] if rows else {}) if name != "epoch"]
-    return {name: [float(row[name]) for row in ordered] for name in columns}
+def _finish_epoch(model, config: TrainingConfig, state: LoopState, validation) -> dict[str, float]:
+    """One history row: training means over the epoch, validation, images, time and speed."""
+    training_seconds = state.seconds - state.epoch_started_at
+    row: dict[str, float] = {"epoch": state.step // config.steps_per_epoch - 1}
+    row |= {name: total / state.epoch_steps for name, total in state.epoch_sums.items()}
+    validation_started = time.monotonic()
+    row |= validation_metrics(model, config.task, *validation)
+    state.seconds += time.monotonic() - validation_started
+    row["images"] = state.step * config.batch_size
+    row["seconds"] = round(state.seconds, 1)
+    images = config.steps_per_epoch * config.batch_size
+    row["images_per_second"] = round(images / max(training_seconds, 1e-9), 1)
+    state.epoch_sums, state.epoch_steps = {}, 0
+    return row
 
 
-def read_timing(run_dir: str | Path) -> dict[str, float]:
-    """Total seconds and median images per second of a run, from its timing.csv.
+def _progress_line(
+    config: TrainingConfig, state: LoopState, start_step: int, start_seconds: float
+) -> str:
+    images = state.step * config.batch_size
+    session_images = (state.step - start_step) * config.batch_size
+    rate = session_images / max(state.seconds - start_seconds, 1e-9)
+    remaining = (config.training_images - images) / max(rate, 1e-9)
+    return (
+        f"{config.task}: images {images:,}/{config.training_images:,} "
+        f"({100 * images / config.training_images:.1f}%) | {rate:.1f} img/s | "
+        f"elapsed {_clock(state.seconds)} | ETA {_clock(remaining)} | last {state.last_validation}"
+    )
 
-    The first epoch includes compiling the model (XLA on JAX), so the median is the
-    steady-state throughput.
-    """
-    path = Path(run_dir) / "timing.csv"
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise ValueError(f"{path} has no finished epoch")
-    speeds = sorted(float(row["images_per_second"]) for row in rows)
-    return {
-        "seconds": sum(float(row["seconds"]) for row in rows),
-        "images_per_second": speeds[len(speeds) // 2],
-        "epochs": len(rows),
-    }
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def read_history_if_any(run_dir: Path) -> dict[str, list[float]]:
+    path = run_dir / HISTORY
+    return read_history(path) if path.is_file() else {}
 
 
 def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
     """What a shipped weights file records about the run that made it."""
-    from .runtime import describe_runtime
-
     timing = read_timing(run_dir)
     return {
         "runtime": describe_runtime(),
+        "machine": describe_machine(),
+        "backend": keras.backend.backend(),
         "training_images": config.training_images,
         "epochs": config.epochs,
         "steps_per_epoch": config.steps_per_epoch,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
+        "schedule": config.schedule,
         "seed": config.seed,
         "training_seconds": round(timing["seconds"], 1),
+        "wall_hours": round(timing["seconds"] / 3600, 2),
         "images_per_second": round(timing["images_per_second"], 1),
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -356,86 +523,85 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
 
 def describe_training_speed(run_dir: str | Path, name: str, role: str) -> str:
     """One line on the speed of the run in `run_dir`, or of the shipped weights' run if none."""
-    if (Path(run_dir) / "timing.csv").is_file():
+    if (Path(run_dir) / HISTORY).is_file():
         timing = read_timing(run_dir)
         return (
-            f"this run: {timing['epochs']} epochs in {timing['seconds'] / 60:.1f} min, "
+            f"this run: {timing['images']:,.0f} images in {timing['seconds'] / 60:.1f} min, "
             f"median {timing['images_per_second']:.0f} images per second"
         )
-    from .pretrained import read_manifest
-
     record = read_manifest()[name]["files"][role]["provenance"]
     return (
         f"shipped weights: {record['training_images']:,} images in "
-        f"{record['training_seconds'] / 60:.1f} min at {record['images_per_second']:.0f} "
-        f"images per second on {record['runtime']}"
+        f"{record['training_seconds'] / 3600:.2f} h at {record['images_per_second']:.0f} "
+        f"images per second, {record['runtime']}"
     )
 
 
 def train_or_load(
     config: TrainingConfig,
     run_dir: str | Path,
-    train_from_scratch: bool | None,
-    verbose: int | str = 2,
+    train_from_scratch: bool,
+    hours: float | None = None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train the network (True), or load the shipped weights and their history (False).
+    """Train the network into `run_dir` (True), or load the shipped weights and history (False).
 
-    None decides by hardware: train where a GPU is present, load otherwise.
+    Training resumes a run already in `run_dir`; if `hours` runs out first, the network
+    returned is the best one so far.
     """
-    from .pretrained import shipped_history, verified_weights_path
-
-    if train_from_scratch is None:
-        from .runtime import has_accelerator
-
-        train_from_scratch = has_accelerator()
     model = build_network(config.task)
-    if train_from_scratch:
-        history = train_model(config, run_dir, verbose=verbose)
-        model.load_weights(Path(run_dir) / "final.weights.h5")
-        return model, history
-    model.load_weights(verified_weights_path("baseline", config.task))
-    return model, shipped_history("baseline", config.task)
+    if not train_from_scratch:
+        model.load_weights(verified_weights_path("baseline", config.task))
+        return model, shipped_history("baseline", config.task)
+    outcome = train_model(config, run_dir, hours=hours)
+    finished = Path(run_dir) / ("final.weights.h5" if outcome.finished else "best.weights.h5")
+    model.load_weights(finished)
+    return model, outcome.history
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="spaceship-train", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=TASKS)
-    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument(
+        "--run-dir", type=Path, help=f"where the run lives (default {DEFAULT_RUNS}/TASK)"
+    )
+    parser.add_argument("--hours", type=float, help="wall-clock budget; stop cleanly after it")
+    parser.add_argument(
+        "--epochs", type=int, help="epochs (default: the seed's count for the task)"
+    )
     defaults = TrainingConfig()
-    for name in (
-        "epochs",
-        "steps_per_epoch",
-        "batch_size",
-        "validation_samples",
-        "seed",
-        "workers",
-    ):
+    for name in ("steps_per_epoch", "batch_size", "validation_samples", "seed", "workers"):
         parser.add_argument(
             f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
         )
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default=defaults.schedule)
     parser.add_argument(
-        "--processes",
-        action="store_true",
-        help="feed data from worker processes instead of threads",
+        "--processes", action="store_true", help="make data in worker processes, not threads"
     )
-    parser.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
     args = parser.parse_args(argv)
-    config = TrainingConfig(
-        task=args.task,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        validation_samples=args.validation_samples,
-        seed=args.seed,
-        workers=args.workers,
-        use_multiprocessing=args.processes,
-        mixed_precision=args.mixed_precision,
-    )
-    history = train_model(config, args.run_dir)
-    best = min(history["val_loss"])
-    print(f"{args.task}: best val_loss {best:.5f}; weights in {args.run_dir / 'final.weights.h5'}")
+    if args.hours is not None and not args.hours > 0:
+        parser.error(f"--hours must be > 0, got {args.hours}")
+    try:
+        config = TrainingConfig(
+            task=args.task,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            schedule=args.schedule,
+            validation_samples=args.validation_samples,
+            seed=args.seed,
+            workers=args.workers,
+            use_multiprocessing=args.processes,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    run_dir = args.run_dir or DEFAULT_RUNS / args.task
+    print(f"{args.task}: {config.training_images:,} images into {run_dir}", flush=True)
+    try:
+        train_model(config, run_dir, hours=args.hours, log=lambda line: print(line, flush=True))
+    except RunDirectoryError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ def check_images(
 ) -> np.ndarray:
     """Return `images` as a float array of shape (N, size, size), or raise ValueError.
 
-    A single (size, size) image is accepted and given a batch axis. Pixels must be finite.
+    A single (size, size) image is accepted and given a batch axis. Pixels must be finite
+    floats in [0, 1], the range of `make_data`: the 0.8 threshold and every network assume it.
     """
     array = np.asarray(images)
     if array.dtype == object or not (
@@ -29,9 +30,20 @@ def check_images(
             f"{name} must have shape (N, {image_size}, {image_size}) or ({image_size}, "
             f"{image_size}), got {np.shape(images)}"
         )
+    if np.issubdtype(array.dtype, np.integer):
+        raise ValueError(
+            f"{name} must be floats in [0, 1] like make_data's images, got dtype {array.dtype}; "
+            "for 8-bit pixels (0-255) pass images / 255"
+        )
     if not np.all(np.isfinite(array)):
         bad = int(np.count_nonzero(~np.isfinite(array)))
         raise ValueError(f"{name} contain {bad} NaN or infinite pixel(s)")
+    if array.size and (array.min() < 0 or array.max() > 1):
+        raise ValueError(
+            f"{name} must have pixel values in [0, 1] like make_data's images, got values "
+            f"from {array.min():.4g} to {array.max():.4g}; rescale them (e.g. images / 255 "
+            "for 8-bit pixels)"
+        )
     return array
 
 
@@ -61,6 +73,20 @@ def check_boxes(boxes: np.ndarray, name: str = "boxes") -> np.ndarray:
     if np.any(np.isinf(array)):
         row = int(np.flatnonzero(np.isinf(array).any(axis=1))[0])
         raise ValueError(f"{name}[{row}] contains an infinite value")
+    negative = np.nan_to_num(array[:, 3:]) < 0
+    if np.any(negative):
+        row = int(np.flatnonzero(negative.any(axis=1))[0])
+        raise ValueError(f"{name}[{row}] has a negative width or height: {array[row].tolist()}")
+    return array
+
+
+def check_finite_values(values: np.ndarray, name: str) -> np.ndarray:
+    """Return `values` as a float64 array of finite numbers, or raise ValueError naming it."""
+    if not _is_numeric(values):
+        raise ValueError(f"{name} must be numeric, got {type(values).__name__}")
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(array)))} NaN/inf")
     return array
 
 

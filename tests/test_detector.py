@@ -5,7 +5,7 @@ import pytest
 from spaceship_utils.data import generate_batch
 from spaceship_utils.detector import (
     GRID,
-    OUTPUTS,
+    OUTPUT_CHANNELS,
     ThresholdChannels,
     build_detector,
     decode_predictions,
@@ -27,7 +27,7 @@ def batch():
 def test_detector_is_small_and_keeps_a_50x50_map():
     model = build_detector()
     assert model.count_params() < 1_000_000
-    assert model.output_shape == (None, GRID, GRID, OUTPUTS)
+    assert model.output_shape == (None, GRID, GRID, OUTPUT_CHANNELS)
 
 
 def test_threshold_channels():
@@ -62,19 +62,21 @@ def test_loss_prefers_the_truth_and_handles_empty_batches(batch):
         detector_loss(
             targets,
             np.random.default_rng(1)
-            .normal(size=targets.shape[:-1] + (OUTPUTS,))
+            .normal(size=targets.shape[:-1] + (OUTPUT_CHANNELS,))
             .astype(np.float32),
         )
     )
     assert np.isfinite(perfect) and perfect < 0.1 * noisy
     empty = encode_targets(np.full((2, 5), np.nan))
-    assert np.isfinite(float(detector_loss(empty, np.zeros((2, GRID, GRID, OUTPUTS), "float32"))))
+    assert np.isfinite(
+        float(detector_loss(empty, np.zeros((2, GRID, GRID, OUTPUT_CHANNELS), "float32")))
+    )
 
 
 def test_decode_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="outputs must have shape"):
         decode_predictions(np.zeros((1, 10, 10, 8)))
-    with pytest.raises(ValueError, match="targets must have shape"):
+    with pytest.raises(ValueError, match="targets must have 9 channels"):
         outputs_from_targets(np.zeros((1, GRID, GRID, 8)))
 
 
@@ -97,7 +99,7 @@ def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_pat
     config = TrainingConfig(
         task="detector", epochs=1, steps_per_epoch=2, batch_size=4, validation_samples=8, seed=0
     )
-    history = train_model(config, tmp_path / "run", verbose=0)
+    history = train_model(config, tmp_path / "run", verbose=False).history
     assert np.isfinite(history["loss"]).all() and "val_ap07" in history
     install_run("detector", "detector", tmp_path / "run", tmp_path / "weights")
     model = load_pretrained("detector", tmp_path / "weights")

@@ -3,7 +3,7 @@ import pytest
 
 from spaceship_utils.data import make_data
 from spaceship_utils.evaluate import evaluate_model, format_rows, score_by_group, ship_groups
-from spaceship_utils.pretrained import Predictions
+from spaceship_utils.pipelines import Predictions
 
 
 class NeverSeesAShip:

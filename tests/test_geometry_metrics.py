@@ -116,12 +116,17 @@ def test_scoring_ten_thousand_predictions_matches_the_official_scorer():
         pytest.skip("the official challenge statement is not beside this checkout")
     official = load_official_helpers()
     rng = np.random.default_rng(0)
-    labels = generate_batch(400, rng)[1].astype(np.float64)
+    count = 10_000
+    labels = np.concatenate([generate_batch(1000, rng)[1] for _ in range(count // 1000)])
+    labels = labels.astype(np.float64)
     predictions = labels + rng.normal(0, [3, 3, 0.2, 2, 3], size=labels.shape)
-    predictions[rng.random(400) < 0.1] = np.nan
+    predictions[rng.random(count) < 0.1] = np.nan
     expected = [official.score_iou(p, t) for p, t in zip(predictions, labels, strict=True)]
     expected = np.array([np.nan if value is None else value for value in expected])
+    assert len(expected) == count
     np.testing.assert_allclose(sample_ious(predictions, labels), expected, rtol=0, atol=1e-12)
+    scored = expected[~np.isnan(expected)]
+    assert ap_at_iou(predictions, labels) == pytest.approx(np.mean(scored > 0.7), abs=1e-12)
 
 
 def test_best_presence_threshold_balances_misses_and_false_boxes():

@@ -12,7 +12,8 @@ from spaceship_utils.models import (
     build_classifier,
     build_regressor,
 )
-from spaceship_utils.train import GeneratedBatches, TrainingConfig, read_history, train_model
+from spaceship_utils.runs import CHECKPOINT, RunDirectoryError, load_checkpoint
+from spaceship_utils.train import GeneratedBatches, TrainingConfig, main, train_model
 
 
 def test_classifier_matches_the_seed_summary():
@@ -36,7 +37,16 @@ def test_regressor_matches_the_seed_summary():
     assert model.get_layer("pool7").output.shape[1:] == (1, 1, 512)
 
 
-def test_outputs_are_probabilities():
+def test_classifier_outputs_one_probability_per_image():
+    images = np.random.default_rng(0).random((3, 200, 200)).astype(np.float32)
+    out = build_classifier().predict(images, verbose=0)
+    assert out.shape == (3, 1) and out.dtype == np.float32
+    assert np.all((out > 0) & (out < 1))
+
+
+def test_regressor_outputs_five_scaled_box_values_in_the_unit_interval():
+    # The targets are boxes divided by the seed's LABEL_SCALE, which puts them in [0, 1]
+    # (bar a rare tall ship); the sigmoid head keeps every output strictly inside it.
     images = np.random.default_rng(0).random((2, 200, 200)).astype(np.float32)
     out = build_regressor().predict(images, verbose=0)
     assert out.shape == (2, 5) and out.dtype == np.float32
@@ -66,49 +76,112 @@ def test_bad_config_is_refused():
         TrainingConfig(batch_size=0)
 
 
-class StopAtEpoch(keras.callbacks.Callback):
-    """Simulate an interruption (a killed session) at the start of a given epoch."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.stop_epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.stop_epoch:
-            raise KeyboardInterrupt("simulated interruption")
+def _tiny(task="regressor", **changes):
+    settings = dict(task=task, epochs=3, steps_per_epoch=3, batch_size=4, validation_samples=8)
+    return TrainingConfig(**(settings | changes))
 
 
-def test_training_checkpoints_and_resumes_after_an_interruption(tmp_path):
-    config = TrainingConfig(
-        task="regressor", epochs=3, steps_per_epoch=2, batch_size=4, validation_samples=8, seed=3
-    )
-    with pytest.raises(KeyboardInterrupt):
-        train_model(config, tmp_path, verbose=0, extra_callbacks=[StopAtEpoch(2)])
-    assert (tmp_path / "best.weights.h5").is_file()
-    assert len(read_history(tmp_path / "history.csv")["loss"]) == 2
+def test_an_interrupted_run_resumes_to_the_same_result_as_an_uninterrupted_one(tmp_path):
+    config = _tiny(seed=3)
+    whole = train_model(config, tmp_path / "whole", verbose=False)
+    assert whole.finished
 
-    # Pretend epoch 1 was unbeatable: after the resume, no later epoch may overwrite its
-    # checkpoint (Keras would otherwise compare against infinity and overwrite at once).
-    logged = (tmp_path / "history.csv").read_text().splitlines()
-    columns = logged[0].split(",")
-    row = logged[2].split(",")
-    row[columns.index("val_loss")] = "0.0"
-    logged[2] = ",".join(row)
-    (tmp_path / "history.csv").write_text("\n".join(logged) + "\n")
-    best_before = (tmp_path / "best.weights.h5").stat().st_mtime_ns
-    seen_epochs = []
-    recorder = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: seen_epochs.append(epoch)
-    )
-    history = train_model(config, tmp_path, verbose=0, extra_callbacks=[recorder])
-    assert seen_epochs == [2]  # epochs 0 and 1 are not trained again
-    assert (tmp_path / "best.weights.h5").stat().st_mtime_ns == best_before
-    assert len(history["loss"]) == 3 and "val_ap07" in history
-    with open(tmp_path / "history.csv") as handle:
+    stopped = train_model(config, tmp_path / "split", verbose=False, max_steps=4)  # mid-epoch 1
+    assert not stopped.finished and stopped.stopped_because == "max_steps=4"
+    assert len(stopped.history["loss"]) == 1
+    _, _, state = load_checkpoint(tmp_path / "split" / CHECKPOINT)
+    assert state["step"] == 4 and state["epoch_steps"] == 1
+    resumed = train_model(config, tmp_path / "split", verbose=False)
+    assert resumed.finished
+
+    # Same data in the same order, nothing repeated or skipped: the same curve and weights.
+    for column in ("loss", "val_loss", "val_ap07", "images"):
+        np.testing.assert_allclose(resumed.history[column], whole.history[column], rtol=1e-4)
+    whole_net, split_net = build_regressor(), build_regressor()
+    whole_net.load_weights(tmp_path / "whole" / "final.weights.h5")
+    split_net.load_weights(tmp_path / "split" / "final.weights.h5")
+    for a, b in zip(whole_net.get_weights(), split_net.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with open(tmp_path / "split" / "history.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2"]
-    assert (tmp_path / "final.weights.h5").is_file()
+
+
+def test_a_finished_run_leaves_weights_only_and_its_provenance(tmp_path):
+    config = _tiny(epochs=1)
+    train_model(config, tmp_path, verbose=False)
     with h5py.File(tmp_path / "final.weights.h5") as shipped:
         assert "optimizer" not in shipped  # weights only
     provenance = json.loads((tmp_path / "provenance.json").read_text())
-    assert provenance["training_images"] == 3 * 2 * 4 and "Keras" in provenance["runtime"]
-    assert not (tmp_path / "backup").exists() or not any((tmp_path / "backup").iterdir())
+    assert provenance["training_images"] == 3 * 4
+    assert "Keras" in provenance["runtime"] and provenance["backend"] == keras.backend.backend()
+    assert provenance["images_per_second"] > 0 and "cores" in provenance["machine"]
+
+
+def test_the_wall_clock_budget_stops_cleanly_with_a_checkpoint(tmp_path):
+    lines = []
+    outcome = train_model(_tiny(), tmp_path, hours=1e-9, log=lines.append)
+    assert not outcome.finished and "budget" in outcome.stopped_because
+    assert (tmp_path / CHECKPOINT).is_file()
+    assert "run the same command to resume" in lines[-1]
+
+
+def test_a_signal_stops_the_run_after_a_checkpoint(tmp_path):
+    import os
+    import signal
+
+    from spaceship_utils import train
+
+    original = train.GeneratedBatches.batch_at_step
+
+    def batch_then_sigterm(self, step):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, step)
+
+    train.GeneratedBatches.batch_at_step = batch_then_sigterm
+    try:
+        outcome = train_model(_tiny(), tmp_path, verbose=False)
+    finally:
+        train.GeneratedBatches.batch_at_step = original
+    assert outcome.stopped_because == "SIGTERM" and not outcome.finished
+    _, _, state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert 1 <= state["step"] < 9
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+
+
+def test_progress_lines_report_images_speed_eta_and_validation(tmp_path):
+    lines = []
+    train_model(_tiny(), tmp_path, progress_seconds=0, log=lines.append)
+    progress = [line for line in lines if line.startswith("regressor: images")]
+    assert progress and "img/s" in progress[-1] and "ETA" in progress[-1]
+    assert "images 36/36 (100.0%)" in progress[-1] and "val_ap07" in progress[-1]
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    train_model(_tiny(), tmp_path, verbose=False, max_steps=1)
+    with pytest.raises(RunDirectoryError, match="different configuration"):
+        train_model(_tiny(batch_size=8), tmp_path, verbose=False)
+
+
+def test_a_corrupt_checkpoint_names_the_file(tmp_path):
+    train_model(_tiny(), tmp_path, verbose=False, max_steps=1)
+    (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
+    with pytest.raises(RunDirectoryError, match=CHECKPOINT):
+        train_model(_tiny(), tmp_path, verbose=False)
+
+
+def test_the_command_line_answers_mistakes_in_one_line(capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["regressor", "--run-dir", str(tmp_path), "--batch-size", "0"])
+    assert stop.value.code == 2
+    assert "spaceship-train: error: batch_size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["regressor", "--hours", "-1"])
+    assert "--hours must be > 0" in capsys.readouterr().err
+
+
+def test_seed_recipe_is_the_default():
+    classifier, regressor = TrainingConfig("classifier"), TrainingConfig("regressor")
+    assert classifier.training_images == 480_000 and regressor.training_images == 1_600_000
+    assert classifier.batch_size == 8 and classifier.learning_rate == 1e-3
+    assert classifier.validation_samples == 2048

@@ -8,13 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spaceship_utils.analysis import (
-    classify_pixels,
-    iou_vs_yaw_offset,
-    sample_labels,
-    threshold_sweep,
-)
 from spaceship_utils.data import make_layers
+from spaceship_utils.label_losses import iou_vs_yaw_offset
+from spaceship_utils.label_statistics import sample_labels
+from spaceship_utils.pixel_statistics import classify_pixels, threshold_sweep
 from spaceship_utils.plotting import (
     plot_component_shares,
     plot_label_histograms,

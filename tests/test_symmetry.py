@@ -3,6 +3,7 @@ import pytest
 
 from spaceship_utils.data import generate_batch
 from spaceship_utils.geometry import box_corners, heading_vectors
+from spaceship_utils.pipelines import Predictions
 from spaceship_utils.symmetry import (
     SYMMETRIES,
     inverse_symmetry,
@@ -93,8 +94,6 @@ class Oracle:
                 self.table[image.tobytes()] = label
 
     def predict_details(self, images):
-        from spaceship_utils.pretrained import Predictions
-
         boxes = np.array([self.table[image.tobytes()] for image in images])
         return Predictions(boxes=boxes, presence=np.ones(len(images)), raw_boxes=boxes)
 

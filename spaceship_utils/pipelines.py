@@ -1,0 +1,104 @@
+"""The two ways the book turns networks into boxes, and the presence gate they share.
+
+`BaselinePipeline` is the seed's rule (a classifier decides, a regressor draws the box);
+`DetectorPipeline` is chapter 7's single network. Both answer `.predict(images)`:
+raw (N, 200, 200) images -> (N, 5) boxes, a NaN row where they see no ship.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .detector import decode_predictions
+from .preprocessing import denormalise_labels, threshold_images
+from .validation import LABEL_SIZE, check_count, check_fraction, check_images
+
+PRESENCE_THRESHOLD = 0.5
+"""The seed's rule: the classifier's probability must reach this for a box to be reported."""
+
+
+@dataclass
+class Predictions:
+    """Everything a pipeline computes for (N,) images."""
+
+    boxes: np.ndarray
+    """(N, 5) boxes in px and rad; a NaN row where the classifier says no ship."""
+    presence: np.ndarray
+    """(N,) probability that a ship is present."""
+    raw_boxes: np.ndarray
+    """(N, 5) the regressor's box for every image, whatever the classifier says."""
+
+
+class Pipeline:
+    """What every pipeline shares: input checks, the empty batch, the presence gate."""
+
+    def __init__(self, presence_threshold: float = PRESENCE_THRESHOLD):
+        self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+
+    @property
+    def networks(self) -> tuple:
+        """The Keras models this pipeline runs, in order."""
+        raise NotImplementedError
+
+    def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """A box (N, 5) for every checked image (N, 200, 200) and the presence probability (N,)."""
+        raise NotImplementedError
+
+    def predict_details(self, images: np.ndarray, batch_size: int = 128) -> Predictions:
+        """Probabilities and boxes for raw `make_data` images (N, 200, 200) or (200, 200)."""
+        images = check_images(images)
+        batch_size = check_count(batch_size, "batch_size", minimum=1)
+        if len(images) == 0:
+            empty = np.zeros((0, LABEL_SIZE))
+            return Predictions(boxes=empty, presence=np.zeros(0), raw_boxes=empty.copy())
+        raw_boxes, presence = self.raw_predictions(images.astype(np.float32), batch_size)
+        presence = np.asarray(presence, dtype=np.float64)
+        boxes = gate_boxes(raw_boxes, presence, self.presence_threshold)
+        return Predictions(boxes=boxes, presence=presence, raw_boxes=raw_boxes)
+
+    def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """Raw images (N, 200, 200) -> boxes (N, 5) (x, y, yaw, width, height), NaN = no ship."""
+        return self.predict_details(images, batch_size).boxes
+
+
+class BaselinePipeline(Pipeline):
+    """The seed's two-model rule: classifier says no ship -> NaN row, else the regressor's box."""
+
+    def __init__(self, classifier, regressor, presence_threshold: float = PRESENCE_THRESHOLD):
+        super().__init__(presence_threshold)
+        self.classifier = classifier
+        self.regressor = regressor
+
+    @property
+    def networks(self) -> tuple:
+        return (self.classifier, self.regressor)
+
+    def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        inputs = threshold_images(images)
+        presence = self.classifier.predict(inputs, batch_size=batch_size, verbose=0)[:, 0]
+        scaled = self.regressor.predict(inputs, batch_size=batch_size, verbose=0)
+        return denormalise_labels(np.asarray(scaled, dtype=np.float64)), presence
+
+
+class DetectorPipeline(Pipeline):
+    """The one-network detector of chapter 7: heatmap presence, else the box at its peak."""
+
+    def __init__(self, network, presence_threshold: float = PRESENCE_THRESHOLD):
+        super().__init__(presence_threshold)
+        self.network = network
+
+    @property
+    def networks(self) -> tuple:
+        return (self.network,)
+
+    def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        return decode_predictions(self.network.predict(images, batch_size=batch_size, verbose=0))
+
+
+def gate_boxes(
+    boxes: np.ndarray, presence: np.ndarray, threshold: float = PRESENCE_THRESHOLD
+) -> np.ndarray:
+    """Boxes (N, 5) where presence (N,) reaches `threshold`, NaN rows elsewhere."""
+    return np.where((np.asarray(presence) >= threshold)[:, None], boxes, np.nan)

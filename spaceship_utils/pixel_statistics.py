@@ -1,0 +1,243 @@
+"""Pixel statistics of the generator's images: what a brightness threshold keeps and loses.
+
+The value densities of outline and background pixels (derived in closed form), their
+likelihood ratio and means below a cutoff, each pixel's class (ship, noise line or
+background noise) from the generator's layers, and `threshold_sweep`: per class, what
+every threshold in a list keeps of a set of images. Plain NumPy; chapter 2 prints these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import NOISE_LEVEL, Layers
+from .validation import check_count, check_fraction, check_images, check_same_length
+
+PIXEL_CLASSES = ("ship", "line", "noise")
+"""Pixel classes of `classify_pixels`, in the order of their codes 0, 1, 2."""
+
+
+def noise_pixel_density(values: np.ndarray, noise_level: float = NOISE_LEVEL) -> np.ndarray:
+    """Density of a background pixel's value, uniform on [0, noise_level): same shape as values."""
+    noise_level = _check_noise_level(noise_level)
+    values = np.asarray(values, dtype=np.float64)
+    return np.where((values >= 0) & (values < noise_level), 1 / noise_level, 0.0)
+
+
+def ship_pixel_density(values: np.ndarray, noise_level: float = NOISE_LEVEL) -> np.ndarray:
+    """Density of an outline pixel's value v = max(U(0, 1), noise_level * U(0, 1)).
+
+    P(v <= x) = x * min(x / noise_level, 1), so the density is 2x / noise_level below the
+    noise level and 1 from there up to 1. Same shape as `values`.
+    """
+    noise_level = _check_noise_level(noise_level)
+    values = np.asarray(values, dtype=np.float64)
+    below = 2 * values / noise_level
+    return np.where(
+        (values >= 0) & (values < noise_level),
+        below,
+        np.where((values >= noise_level) & (values <= 1), 1.0, 0.0),
+    )
+
+
+def likelihood_ratio(values: np.ndarray, noise_level: float = NOISE_LEVEL) -> np.ndarray:
+    """How much likelier a value is for an outline pixel than for noise: density ratio.
+
+    Equals 2 v / noise_level below the noise level and +inf above it (noise never gets there).
+    """
+    ship = ship_pixel_density(values, noise_level)
+    noise = noise_pixel_density(values, noise_level)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(noise > 0, ship / np.where(noise > 0, noise, 1.0), np.inf)
+
+
+def ship_pixel_mean(cutoff: float = 1.0, noise_level: float = NOISE_LEVEL) -> float:
+    """Mean value of an outline pixel among those below `cutoff` (derived, not sampled)."""
+    cutoff = _check_cutoff(cutoff)
+    noise_level = _check_noise_level(noise_level)
+    if cutoff <= noise_level:
+        return 2 * cutoff / 3
+    # Integrate v * density over [0, noise_level) and [noise_level, cutoff); P(v < cutoff) = cutoff.
+    first_moment = 2 * noise_level**2 / 3 + (cutoff**2 - noise_level**2) / 2
+    return first_moment / cutoff
+
+
+def noise_pixel_mean(cutoff: float = 1.0, noise_level: float = NOISE_LEVEL) -> float:
+    """Mean value of a background pixel among those below `cutoff` (derived, not sampled)."""
+    cutoff = _check_cutoff(cutoff)
+    noise_level = _check_noise_level(noise_level)
+    return min(cutoff, noise_level) / 2
+
+
+def classify_pixels(ship_layer: np.ndarray, line_layer: np.ndarray) -> np.ndarray:
+    """Pixel class codes (N, 200, 200) int8 from the layers: 0 ship, 1 line, 2 noise.
+
+    A pixel is `ship` if the outline was drawn there, else `line` if a noise line was,
+    else `noise`. Layers are (N, 200, 200) or (200, 200), zero where nothing was drawn.
+    """
+    ship = check_images(ship_layer, "ship_layer")
+    lines = check_images(line_layer, "line_layer")
+    check_same_length(ship_layer=ship, line_layer=lines)
+    classes = np.full(ship.shape, 2, dtype=np.int8)
+    classes[lines > 0] = 1
+    classes[ship > 0] = 0
+    return classes
+
+
+@dataclass(frozen=True)
+class ThresholdSweep:
+    """What each threshold keeps of N images, per pixel class (`PIXEL_CLASSES` order).
+
+    thresholds (T,); pixel_counts (N, 3): pixels per class per image; kept_counts (N, T, 3):
+    pixels at or above each threshold; below_sums (T, 3): summed values of the pixels below
+    each threshold, all images pooled; outline_snr (N, T): see `threshold_sweep`;
+    bin_edges (B + 1,) and value_counts (3, B): a histogram of raw pixel values per class.
+    """
+
+    thresholds: np.ndarray
+    pixel_counts: np.ndarray
+    kept_counts: np.ndarray
+    below_sums: np.ndarray
+    outline_snr: np.ndarray
+    bin_edges: np.ndarray
+    value_counts: np.ndarray
+
+    def kept_share(self) -> np.ndarray:
+        """(T, 3): share of all pixels of each class, pooled over images, kept by each threshold."""
+        return self.kept_counts.sum(axis=0) / self.pixel_counts.sum(axis=0)
+
+    def ship_share_of_kept(self) -> np.ndarray:
+        """(T,): of all the pixels a threshold keeps (pooled), the share that belongs to a ship."""
+        kept = self.kept_counts.sum(axis=0)
+        return kept[:, 0] / kept.sum(axis=1)
+
+    def mean_below(self) -> np.ndarray:
+        """(T, 3): mean raw value of each class's pixels below each threshold (NaN if none)."""
+        below = self.pixel_counts.sum(axis=0) - self.kept_counts.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(below > 0, self.below_sums / np.maximum(below, 1), np.nan)
+
+    def index_of(self, threshold: float) -> int:
+        """Position of `threshold` in `thresholds`, or ValueError if it was not swept."""
+        matches = np.flatnonzero(np.isclose(self.thresholds, threshold, rtol=0, atol=1e-12))
+        if not matches.size:
+            raise ValueError(f"threshold {threshold} was not swept; swept {self.thresholds}")
+        return int(matches[0])
+
+
+def threshold_sweep(
+    images: np.ndarray,
+    pixel_classes: np.ndarray,
+    thresholds: Sequence[float],
+    bins: int = 50,
+) -> ThresholdSweep:
+    """Apply each threshold to every image and count what survives, per pixel class.
+
+    images (N, 200, 200) in [0, 1] (or one (200, 200)); pixel_classes the same shape, from
+    `classify_pixels`.
+    The outline SNR of an image at threshold t compares the thresholded image (pixels below
+    t set to 0) on the outline with the rest: sqrt(n_ship) * (mean ship - mean background)
+    / std background, i.e. how many background standard deviations the summed outline stands
+    out if one knew where it lay. NaN where an image has no ship pixel or a flat background.
+    """
+    images = check_images(images)
+    classes = np.asarray(pixel_classes)
+    if classes.ndim == 2:
+        classes = classes[None]
+    if classes.shape != images.shape:
+        raise ValueError(
+            f"pixel_classes must have the images' shape {images.shape}, got {classes.shape}"
+        )
+    if not np.isin(classes, (0, 1, 2)).all():
+        raise ValueError("pixel_classes must hold only the codes 0 (ship), 1 (line), 2 (noise)")
+    levels = np.array([check_fraction(float(t), "thresholds") for t in thresholds])
+    if not levels.size:
+        raise ValueError("thresholds must hold at least one value")
+    bins = check_count(bins, "bins", minimum=1)
+
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    masks = [(classes == code).reshape(len(images), -1) for code in range(3)]
+    pixel_counts = np.stack([mask.sum(axis=1) for mask in masks], axis=1)
+    kept_counts = np.zeros((len(images), levels.size, 3), dtype=np.int64)
+    below_sums = np.zeros((levels.size, 3))
+    outline_snr = np.full((len(images), levels.size), np.nan)
+    ship, background = masks[0], ~masks[0]
+    n_ship = pixel_counts[:, 0]
+    n_background = background.sum(axis=1)
+    for column, level in enumerate(levels):
+        kept = flat >= level
+        for code, mask in enumerate(masks):
+            kept_counts[:, column, code] = (kept & mask).sum(axis=1)
+            below_sums[column, code] = flat[~kept & mask].sum()
+        values = np.where(kept, flat, 0.0)
+        ship_mean = (values * ship).sum(axis=1) / np.maximum(n_ship, 1)
+        background_mean = (values * background).sum(axis=1) / np.maximum(n_background, 1)
+        spread = ((values - background_mean[:, None]) ** 2 * background).sum(axis=1)
+        background_std = np.sqrt(spread / np.maximum(n_background, 1))
+        valid = (n_ship > 0) & (background_std > 0)
+        outline_snr[valid, column] = (
+            np.sqrt(n_ship[valid])
+            * (ship_mean[valid] - background_mean[valid])
+            / background_std[valid]
+        )
+    bin_edges = np.linspace(0.0, 1.0, bins + 1)
+    value_counts = np.stack([np.histogram(flat[mask], bins=bin_edges)[0] for mask in masks])
+    return ThresholdSweep(
+        levels, pixel_counts, kept_counts, below_sums, outline_snr, bin_edges, value_counts
+    )
+
+
+def sweep_layers(
+    layers: Iterable[Layers],
+    thresholds: Sequence[float],
+    chunk_size: int = 200,
+    bins: int = 50,
+) -> ThresholdSweep:
+    """`threshold_sweep` over a stream of `Layers` (from `make_layers`), a chunk at a time.
+
+    Memory stays at one chunk of images however many layers the iterable yields.
+    """
+    chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    parts: list[ThresholdSweep] = []
+    chunk: list[Layers] = []
+    for sample in layers:
+        chunk.append(sample)
+        if len(chunk) == chunk_size:
+            parts.append(_sweep_chunk(chunk, thresholds, bins))
+            chunk = []
+    if chunk:
+        parts.append(_sweep_chunk(chunk, thresholds, bins))
+    if not parts:
+        raise ValueError("layers must yield at least one sample")
+    return ThresholdSweep(
+        thresholds=parts[0].thresholds,
+        pixel_counts=np.concatenate([part.pixel_counts for part in parts]),
+        kept_counts=np.concatenate([part.kept_counts for part in parts]),
+        below_sums=np.sum([part.below_sums for part in parts], axis=0),
+        outline_snr=np.concatenate([part.outline_snr for part in parts]),
+        bin_edges=parts[0].bin_edges,
+        value_counts=np.sum([part.value_counts for part in parts], axis=0),
+    )
+
+
+def _sweep_chunk(chunk: list[Layers], thresholds: Sequence[float], bins: int) -> ThresholdSweep:
+    images = np.stack([sample.image for sample in chunk])
+    classes = classify_pixels(np.stack([s.ship for s in chunk]), np.stack([s.lines for s in chunk]))
+    return threshold_sweep(images, classes, thresholds, bins)
+
+
+def _check_noise_level(noise_level: float) -> float:
+    noise_level = check_fraction(noise_level, "noise_level")
+    if noise_level == 0:
+        raise ValueError("noise_level must be > 0 for a noise density to exist")
+    return noise_level
+
+
+def _check_cutoff(cutoff: float) -> float:
+    cutoff = check_fraction(cutoff, "cutoff")
+    if cutoff == 0:
+        raise ValueError("cutoff must be > 0: no pixel value lies below 0")
+    return cutoff

@@ -1,0 +1,23 @@
+"""Plain-text tables: the one formatter behind every table the package and the book print."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain-text table: columns padded to their widest cell, a rule under the header.
+
+    Cells are turned into text with `str`, so format numbers before passing them in.
+    Trailing spaces are removed from every line.
+    """
+    cells = [[str(cell) for cell in header]] + [[str(cell) for cell in row] for row in rows]
+    if any(len(row) != len(header) for row in cells):
+        raise ValueError(f"rows must all have {len(header)} cells, like the header")
+    widths = [max(len(row[column]) for row in cells) for column in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(line.rstrip() for line in lines)
