@@ -19,6 +19,7 @@ from pathlib import Path
 from .models import build_network
 from .pipelines import BaselinePipeline, DetectorPipeline
 from .runs import read_history
+from .train import SEED_EPOCHS, TrainingConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
@@ -120,21 +121,32 @@ def shipped_history(
     return read_history(path)
 
 
-FULL_BUDGET_IMAGES = 500_000
-"""Below this many training images a shipped file is flagged as a short stand-in run."""
-
-
 def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) -> str:
-    """How each shipped file of model `name` was trained, with a warning for stand-in runs."""
+    """How each shipped file of model `name` was trained; a note where it saw fewer images
+    than the seed's recipe for that network."""
     lines = []
     for role, entry in read_manifest(weights_dir / "manifest.json")[name]["files"].items():
         record = entry["provenance"]
         lines.append(f"{role}: {record['training_images']:,} training images, {record['date']}")
         lines.append(f"  trained with {record['runtime']}")
-        if record["training_images"] < FULL_BUDGET_IMAGES or "CPU only" in record["runtime"]:
-            lines.append("  NOTE: a short CPU stand-in, not the full GPU training; expect scores")
-            lines.append("  far below what the method reaches.")
+        recipe = TrainingConfig(role).training_images if role in SEED_EPOCHS else None
+        if recipe is not None and record["training_images"] < recipe:
+            lines.append(
+                f"  NOTE: fewer images than the seed's recipe ({recipe:,}); expect a lower score."
+            )
     return "\n".join(lines)
+
+
+def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> str:
+    """One line on how the shipped `role` weights of model `name` were trained, and where."""
+    record = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
+    machine = record.get("machine", "machine not recorded")
+    return (
+        f"{name} {role}: {record['training_images']:,} training images (batch "
+        f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h at "
+        f"{record['images_per_second']:.0f} images/s, {machine}, "
+        f"{record['runtime']}, {record['date']}"
+    )
 
 
 def load_pretrained(

@@ -1,21 +1,27 @@
-"""Prepare quick-mode copies of the chapters for CI: `python -m spaceship_utils.quick_mode SRC DST`.
+"""Run every chapter headlessly in quick mode: `python -m spaceship_utils.quick_mode SRC DST`.
 
-Each chapter's quick parameters live in `SRC/quick_parameters.json`. papermill injects
-them after the notebook's `parameters` cell without running anything; `pytest --nbval-lax`
-then executes the copies and compares the cells tagged `nbval-check-output`.
+Each chapter's quick parameters live in `SRC/quick_parameters.json`. papermill runs the
+chapter with them, as a reader's parameterised run would, and writes the executed copy to
+`DST` (run directories the chapters create land there too). A failing cell stops the run
+with the chapter, the cell and the error named.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
+import papermill
 
-def prepare_quick_notebooks(source_dir: Path, target_dir: Path) -> list[Path]:
-    """Write a quick-mode copy of every notebook listed in quick_parameters.json; return them."""
-    import papermill
 
+class ChapterFailed(RuntimeError):
+    """A chapter's cell raised while running in quick mode."""
+
+
+def read_quick_parameters(source_dir: Path) -> dict[str, dict]:
+    """{notebook file name: parameters}; it must list exactly the notebooks in `source_dir`."""
     table_path = source_dir / "quick_parameters.json"
     if not table_path.is_file():
         raise FileNotFoundError(
@@ -29,28 +35,44 @@ def prepare_quick_notebooks(source_dir: Path, target_dir: Path) -> list[Path]:
             f"{table_path} must list exactly the notebooks in {source_dir}: "
             f"missing {sorted(present - listed)}, unknown {sorted(listed - present)}"
         )
+    return table
+
+
+def run_quick_notebooks(source_dir: Path, target_dir: Path) -> list[tuple[Path, float]]:
+    """Execute every chapter with its quick parameters; return (executed copy, seconds)."""
+    table = read_quick_parameters(source_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    done = []
     for name, parameters in sorted(table.items()):
         target = target_dir / name
-        papermill.execute_notebook(
-            str(source_dir / name),
-            str(target),
-            parameters=parameters,
-            prepare_only=True,
-            cwd=str(source_dir),
-            progress_bar=False,
-        )
-        written.append(target)
-    return written
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(source_dir / name),
+                str(target),
+                parameters=parameters,
+                cwd=str(target_dir),
+                progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as error:
+            first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
+            raise ChapterFailed(
+                f"{name}, cell {error.cell_index} ({first_line!r}) failed in quick mode: "
+                f"{error.ename}: {error.evalue} (executed copy: {target})"
+            ) from None
+        done.append((target, time.perf_counter() - started))
+    return done
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         raise SystemExit("usage: python -m spaceship_utils.quick_mode SOURCE_DIR TARGET_DIR")
-    for path in prepare_quick_notebooks(Path(args[0]), Path(args[1])):
-        print(f"quick copy: {path}")
+    try:
+        for path, seconds in run_quick_notebooks(Path(args[0]), Path(args[1])):
+            print(f"quick mode: {path.name} ran in {seconds:.0f} s", flush=True)
+    except ChapterFailed as error:
+        raise SystemExit(f"quick mode: {error}") from None
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .tables import format_table
+
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.csv"
 
@@ -46,6 +48,25 @@ def append_history_row(path: str | Path, row: dict[str, float]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(row)
+
+
+def history_table(history: dict[str, list[float]], rows: int = 6) -> str:
+    """A compact text table of a run: about `rows` epochs spread over the run, always the last.
+
+    Columns: epoch (counted from 1), images seen, then every metric in the history.
+    """
+    epochs = len(next(iter(history.values()), []))
+    if epochs == 0:
+        raise ValueError("the history holds no epoch")
+    chosen = sorted({round(i) for i in np.geomspace(1, epochs, num=min(rows, epochs))})
+    metrics = [name for name in history if name not in ("images", "seconds", "images_per_second")]
+    header = ["epoch", "images", *metrics]
+    body = [
+        [str(epoch), f"{history['images'][epoch - 1]:,.0f}" if "images" in history else "-"]
+        + [f"{history[name][epoch - 1]:.4f}" for name in metrics]
+        for epoch in chosen
+    ]
+    return format_table(header, body)
 
 
 def read_timing(run_dir: str | Path) -> dict[str, float]:

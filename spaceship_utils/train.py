@@ -38,7 +38,6 @@ from .metrics import ap_at_iou
 from .models import TASKS, build_network
 from .pipelines import gate_boxes
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
-from .pretrained import read_manifest, shipped_history, verified_weights_path
 from .runs import (
     CHECKPOINT,
     HISTORY,
@@ -519,43 +518,6 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "images_per_second": round(timing["images_per_second"], 1),
         "date": time.strftime("%Y-%m-%d"),
     }
-
-
-def describe_training_speed(run_dir: str | Path, name: str, role: str) -> str:
-    """One line on the speed of the run in `run_dir`, or of the shipped weights' run if none."""
-    if (Path(run_dir) / HISTORY).is_file():
-        timing = read_timing(run_dir)
-        return (
-            f"this run: {timing['images']:,.0f} images in {timing['seconds'] / 60:.1f} min, "
-            f"median {timing['images_per_second']:.0f} images per second"
-        )
-    record = read_manifest()[name]["files"][role]["provenance"]
-    return (
-        f"shipped weights: {record['training_images']:,} images in "
-        f"{record['training_seconds'] / 3600:.2f} h at {record['images_per_second']:.0f} "
-        f"images per second, {record['runtime']}"
-    )
-
-
-def train_or_load(
-    config: TrainingConfig,
-    run_dir: str | Path,
-    train_from_scratch: bool,
-    hours: float | None = None,
-) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train the network into `run_dir` (True), or load the shipped weights and history (False).
-
-    Training resumes a run already in `run_dir`; if `hours` runs out first, the network
-    returned is the best one so far.
-    """
-    model = build_network(config.task)
-    if not train_from_scratch:
-        model.load_weights(verified_weights_path("baseline", config.task))
-        return model, shipped_history("baseline", config.task)
-    outcome = train_model(config, run_dir, hours=hours)
-    finished = Path(run_dir) / ("final.weights.h5" if outcome.finished else "best.weights.h5")
-    model.load_weights(finished)
-    return model, outcome.history
 
 
 def main(argv: list[str] | None = None) -> None:

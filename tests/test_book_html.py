@@ -221,7 +221,7 @@ def test_every_myst_fence_is_closed_where_it_should_be():
 
 URL = re.compile(r"https?://[^\s\"'<>)]+")
 SCRIPT_SRC = re.compile(r"<script[^>]*\bsrc=\"([^\"]+)\"")
-# The only images a page may take from another site: the chapters' "Open in Colab" badge,
+# The only thing a page may fetch from another site: the chapters' "Open in Colab" badge,
 # which sits in the notebooks for Colab and GitHub readers (offline, its alt text shows).
 REMOTE_IMAGES_ALLOWED = {"https://colab.research.google.com/assets/colab-badge.svg"}
 
@@ -343,7 +343,11 @@ const done = arguments[arguments.length - 1];
     brokenImages: images.filter((image) => !(image.complete && image.naturalWidth > 0))
       .filter((image) => image.src.startsWith("file:"))
       .map((image) => image.getAttribute("src").slice(0, 80)),
-    remoteImages: images.map((image) => image.src).filter((src) => !src.startsWith("file:")),
+    // Everything the page fetched (scripts, fonts, styles, images), failed fetches included.
+    remote: [...new Set([
+      ...performance.getEntriesByType("resource").map((entry) => entry.name),
+      ...images.map((image) => image.src),
+    ])].filter((url) => !url.startsWith("file:") && !url.startsWith("data:")),
     leaked: textBlocks.map(proseText)
       .filter((text) => /(^|\s)(:::|```)|\{(admonition|dropdown|toggle|note|warning|tip)\}/
         .test(text))
@@ -425,8 +429,8 @@ def test_page_reads_as_written(browser, page):
 
     assert seen["typeset"] == seen["maths"], f"maths left as source: {seen['rawMaths']}"
     assert not seen["brokenImages"], f"images that did not load: {seen['brokenImages']}"
-    remote = set(seen["remoteImages"]) - REMOTE_IMAGES_ALLOWED
-    assert not remote, f"images from other sites (the book must ship its images): {remote}"
+    remote = set(seen["remote"]) - REMOTE_IMAGES_ALLOWED
+    assert not remote, f"fetched from other sites (the book must ship what it shows): {remote}"
     assert not seen["leaked"], f"directive syntax in the text (a fence spilled): {seen['leaked']}"
     assert not seen["strayCodeBlocks"], (
         f"code blocks left by a directive's broken closing fence: {seen['strayCodeBlocks']}"

@@ -185,3 +185,18 @@ def test_seed_recipe_is_the_default():
     assert classifier.training_images == 480_000 and regressor.training_images == 1_600_000
     assert classifier.batch_size == 8 and classifier.learning_rate == 1e-3
     assert classifier.validation_samples == 2048
+
+
+def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():
+    from spaceship_utils.runs import history_table
+
+    history = {
+        "loss": [1 / (i + 1) for i in range(200)],
+        "images": [8000.0 * (i + 1) for i in range(200)],
+        "seconds": [1.0] * 200,
+    }
+    lines = history_table(history, rows=5).splitlines()
+    epochs = [int(line.split()[0]) for line in lines[2:]]
+    assert epochs[0] == 1 and epochs[-1] == 200 and len(epochs) == 5
+    assert lines[0].split() == ["epoch", "images", "loss"]  # timing columns left out
+    assert "1,600,000" in lines[-1]

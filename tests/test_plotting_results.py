@@ -73,3 +73,12 @@ def test_gallery_titles_carry_the_iou_and_an_empty_gallery_says_so(ships):
     assert [ax.get_title() for ax in fig.axes[:2]] == ["IoU 0.91", "IoU 0.12"]
     empty = plot_gallery([], [], [], [], "ugly")
     assert "no sample fell in this range" in empty.axes[0].texts[0].get_text()
+
+
+def test_training_history_can_be_drawn_against_training_images():
+    history = {"loss": [1.0, 0.5], "val_loss": [1.2, 0.6], "images": [8000.0, 16000.0]}
+    ax = plot_training_history(history, x_axis="images").axes[0]
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [8.0, 16.0])
+    assert "thousands" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="images"):
+        plot_training_history({"loss": [1.0]}, x_axis="images")

@@ -1,0 +1,94 @@
+"""The committed chapters as readers get them, and the quick-mode runner CI uses."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from spaceship_utils.quick_mode import ChapterFailed, read_quick_parameters, run_quick_notebooks
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHAPTERS = sorted(NOTEBOOKS.glob("0*.ipynb"))
+
+
+def parameters_cell(notebook) -> dict[str, object]:
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
+    values = {}
+    for node in ast.parse(cells[0].source).body:
+        assert isinstance(node, ast.Assign), "the parameters cell holds assignments only"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_committed_chapters_carry_their_own_defaults(path):
+    notebook = nbformat.read(path, as_version=4)
+    tags = [tag for cell in notebook.cells for tag in cell.metadata.get("tags", [])]
+    assert "injected-parameters" not in tags, "papermill's injected cell was committed"
+    assert "papermill" not in notebook.metadata, "volatile papermill metadata was committed"
+    defaults = parameters_cell(notebook)
+    # Run All never trains for hours and never writes into the package.
+    assert defaults.get("TRAIN_FROM_SCRATCH", False) is False
+    assert "INSTALL_WEIGHTS" not in defaults
+    for value in defaults.values():
+        assert "spaceship_utils" not in str(value)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_quick_parameters_exist_in_the_chapter(path):
+    quick = read_quick_parameters(NOTEBOOKS)[path.name]
+    defaults = parameters_cell(nbformat.read(path, as_version=4))
+    assert set(quick) <= set(defaults), f"unknown quick parameters {set(quick) - set(defaults)}"
+
+
+def _write_chapter(folder: Path, name: str, code: str) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    parameters = nbformat.v4.new_code_cell("N = 1")
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell(code)]
+    nbformat.write(notebook, folder / name)
+
+
+def test_quick_mode_names_the_chapter_and_cell_that_failed(tmp_path):
+    source = tmp_path / "notebooks"
+    source.mkdir()
+    _write_chapter(source, "01_fine.ipynb", "print(N)")
+    _write_chapter(source, "02_broken.ipynb", "assert N == 1, 'N was overridden'")
+    (source / "quick_parameters.json").write_text(
+        json.dumps({"01_fine.ipynb": {"N": 2}, "02_broken.ipynb": {"N": 3}})
+    )
+    with pytest.raises(ChapterFailed) as error:
+        run_quick_notebooks(source, tmp_path / "out")
+    message = str(error.value)
+    assert "02_broken.ipynb" in message and "assert N == 1" in message
+    assert "AssertionError" in message and "N was overridden" in message
+    executed = nbformat.read(tmp_path / "out" / "01_fine.ipynb", as_version=4)
+    assert executed.cells[2].outputs[0]["text"] == "2\n"  # after the injected cell
+
+
+def test_quick_parameters_must_list_every_chapter(tmp_path):
+    _write_chapter(tmp_path, "01_a.ipynb", "")
+    (tmp_path / "quick_parameters.json").write_text("{}")
+    with pytest.raises(ValueError, match="missing"):
+        read_quick_parameters(tmp_path)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_committed_figures_stay_under_300_kb(path):
+    import base64
+
+    notebook = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            for kind, data in output.get("data", {}).items():
+                if kind.startswith("image/"):
+                    size = len(base64.b64decode(data))
+                    assert size < 300_000, f"cell {index}: {kind} of {size // 1000} KB"
