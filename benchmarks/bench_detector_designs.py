@@ -31,6 +31,23 @@ CANDIDATES = {
     "stride 8, bottleneck 64 x8": dict(stride=8, width=64, block="bottleneck"),
     "stride 8, bottleneck 96 x8": dict(stride=8, width=96, block="bottleneck"),
     "stride 8, bottleneck 128 x8": dict(stride=8, width=128, block="bottleneck"),
+    "stride 8, 8x8 stem, bottleneck 64 x8": dict(
+        stride=8, width=64, block="bottleneck", stem="space_to_depth_8"
+    ),
+    "stride 8, 8x8 stem, bottleneck 64 x6": dict(
+        stride=8,
+        width=64,
+        block="bottleneck",
+        stem="space_to_depth_8",
+        dilations=(1, 2, 4, 8, 2, 4),
+    ),
+    "stride 8, 8x8 stem, bottleneck 96 x6": dict(
+        stride=8,
+        width=96,
+        block="bottleneck",
+        stem="space_to_depth_8",
+        dilations=(1, 2, 4, 8, 2, 4),
+    ),
 }
 BATCH = 32
 TIMED_IMAGES = 640
@@ -66,13 +83,13 @@ def main() -> None:
     print(f"# Keras {keras.__version__} on {keras.backend.backend()}, batch {BATCH}")
     seed_speed = training_images_per_second(TrainingConfig(task="classifier", batch_size=BATCH))
     print(f"seed classifier: {seed_speed:.1f} training images/s (ratio 1.00)")
-    print(f"{'design':<40}{'params':>10}{'GFLOPs':>8}{'train img/s':>13}{'ratio':>7}{'ms/img':>8}")
+    print(f"{'design':<42}{'params':>10}{'GFLOPs':>8}{'train img/s':>13}{'ratio':>7}{'ms/img':>8}")
     for name, options in CANDIDATES.items():
         config = TrainingConfig(task="detector", batch_size=BATCH, detector_options=options)
         network = build_and_compile(config)
         speed = training_images_per_second(config)
         print(
-            f"{name:<40}{trainable_parameters(network):>10,}{model_flops(network) / 1e9:>8.3f}"
+            f"{name:<42}{trainable_parameters(network):>10,}{model_flops(network) / 1e9:>8.3f}"
             f"{speed:>13.1f}{speed / seed_speed:>7.2f}{inference_ms_per_image(network):>8.1f}",
             flush=True,
         )

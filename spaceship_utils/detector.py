@@ -129,12 +129,15 @@ def build_detector(
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8),
     stride: int = STRIDE,
     block: str = "basic",
+    stem: str = "space_to_depth_4",
 ) -> keras.Model:
     """Raw images (N, 200, 200) -> (N, 200/stride, 200/stride, 8) per-cell outputs (float32).
 
     stride 4 (the default): two stride-2 convolutions bring the image to the 50×50 grid.
-    stride 8: a space-to-depth stem (4×4 pixels per cell) and one stride-2 convolution
-    reach a 25×25 grid, so every later layer costs a quarter. Residual blocks ('basic':
+    stride 8: a space-to-depth stem reaches a 25×25 grid, so every later layer costs a
+    quarter: 4×4 pixels per cell, a convolution and a stride-2 convolution
+    ('space_to_depth_4'), or 8×8 pixels per cell and one convolution ('space_to_depth_8').
+    Residual blocks ('basic':
     two 3×3 convolutions; 'bottleneck': 1×1, 3×3, 1×1 at half width) with growing dilation
     widen the view to the whole ship without shrinking the map further.
     """
@@ -142,6 +145,8 @@ def build_detector(
         raise ValueError(f"stride must be 4 or 8, got {stride!r}")
     if block not in ("basic", "bottleneck"):
         raise ValueError(f"block must be 'basic' or 'bottleneck', got {block!r}")
+    if stem not in ("space_to_depth_4", "space_to_depth_8"):
+        raise ValueError(f"stem must be 'space_to_depth_4' or 'space_to_depth_8', got {stem!r}")
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
     # float32 even under mixed precision, so the 0.8 threshold is exact.
     x = ThresholdChannels(name="raw_and_thresholded", dtype="float32")(inputs)
@@ -149,10 +154,13 @@ def build_detector(
         x = _conv_norm_relu(x, 24, strides=2, name="stem1")
         x = _conv_norm_relu(x, 48, strides=2, name="stem2")
         x = _conv_norm_relu(x, width, name="stem3")
-    else:
+    elif stem == "space_to_depth_4":
         x = SpaceToDepth(4, name="space_to_depth")(x)
         x = _conv_norm_relu(x, 48, name="stem1")
         x = _conv_norm_relu(x, width, strides=2, name="stem2")
+    else:
+        x = SpaceToDepth(8, name="space_to_depth")(x)
+        x = _conv_norm_relu(x, width, name="stem1")
     residual = _residual_block if block == "basic" else _bottleneck_block
     for index, dilation in enumerate(dilations, start=1):
         x = residual(x, width, dilation, name=f"block{index}")
@@ -167,6 +175,20 @@ def build_detector(
         bias_initializer=keras.initializers.Constant(bias),
     )(x)
     return keras.Model(inputs, outputs, name="detector")
+
+
+DESIGNS = {
+    "stride4": {},
+    "fast": {
+        "stride": 8,
+        "width": 64,
+        "block": "bottleneck",
+        "stem": "space_to_depth_8",
+        "dilations": (1, 2, 4, 8, 2, 4),
+    },
+}
+"""Named detector designs for `build_detector(**DESIGNS[name])`: the chapter 7 notes'
+stride-4 network and the cheap stride-8 one measured in benchmarks/bench_detector_designs.py."""
 
 
 def encode_targets(labels: np.ndarray, stride: int = STRIDE) -> np.ndarray:

@@ -27,7 +27,7 @@ TRUE_COLOUR = "tab:red"
 PREDICTED_COLOUR = "tab:cyan"
 
 
-FIGURE_FORMAT = ("jpeg", {"pil_kwargs": {"quality": 88}})
+FIGURE_FORMAT = ("jpeg", {"pil_kwargs": {"quality": 75}})
 """How notebooks embed figures: JPEG, because panels of uniform noise do not compress as
 PNG (a gallery of eight images is about 1 MB as PNG and well under 300 KB as JPEG)."""
 

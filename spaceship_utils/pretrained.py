@@ -161,7 +161,8 @@ def load_pretrained(
     networks = {}
     for role in PRETRAINED_MODELS[name]:
         path = verified_weights_path(name, role, weights_dir)
-        network = build_network(role)
+        provenance = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
+        network = build_network(role, **provenance.get("detector_options", {}))
         try:
             network.load_weights(path)
         except Exception as error:  # h5py / Keras errors vary by version

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterator
 from types import ModuleType
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
@@ -45,8 +47,6 @@ def import_keras() -> ModuleType:
 
 def describe_runtime() -> str:
     """One line: Python, NumPy, Keras and its backend, and the accelerators Keras can see."""
-    import numpy as np
-
     keras = import_keras()
     backend = keras.backend.backend()
     return (

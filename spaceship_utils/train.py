@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import generate_batch
-from .detector import STRIDE, decode_predictions, detector_loss, encode_targets
+from .detector import DESIGNS, STRIDE, decode_predictions, detector_loss, encode_targets
 from .metrics import ap_at_iou
 from .models import TASKS, build_network
 from .pipelines import gate_boxes
@@ -512,6 +512,7 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "schedule": config.schedule,
+        "detector_options": config.detector_options,
         "seed": config.seed,
         "training_seconds": round(timing["seconds"], 1),
         "wall_hours": round(timing["seconds"] / 3600, 2),
@@ -540,9 +541,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--processes", action="store_true", help="make data in worker processes, not threads"
     )
+    parser.add_argument(
+        "--design", choices=sorted(DESIGNS), help="detector only: a named design (DESIGNS)"
+    )
     args = parser.parse_args(argv)
     if args.hours is not None and not args.hours > 0:
         parser.error(f"--hours must be > 0, got {args.hours}")
+    if args.design and args.task != "detector":
+        parser.error("--design applies to the detector only")
     try:
         config = TrainingConfig(
             task=args.task,
@@ -555,6 +561,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=args.seed,
             workers=args.workers,
             use_multiprocessing=args.processes,
+            detector_options=dict(DESIGNS[args.design]) if args.design else {},
         )
     except ValueError as error:
         parser.error(str(error))

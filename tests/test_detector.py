@@ -4,6 +4,7 @@ import pytest
 
 from spaceship_utils.data import generate_batch
 from spaceship_utils.detector import (
+    DESIGNS,
     GRID,
     OUTPUT_CHANNELS,
     ThresholdChannels,
@@ -97,7 +98,13 @@ def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_pat
     from spaceship_utils.train import TrainingConfig, train_model
 
     config = TrainingConfig(
-        task="detector", epochs=1, steps_per_epoch=2, batch_size=4, validation_samples=8, seed=0
+        task="detector",
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=4,
+        validation_samples=8,
+        schedule="cosine",
+        detector_options=dict(DESIGNS["fast"]),
     )
     history = train_model(config, tmp_path / "run", verbose=False).history
     assert np.isfinite(history["loss"]).all() and "val_ap07" in history
@@ -105,6 +112,7 @@ def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_pat
     model = load_pretrained("detector", tmp_path / "weights")
     boxes = model.predict(generate_batch(3, np.random.default_rng(1))[0])
     assert boxes.shape == (3, 5) and model.networks == (model.network,)
+    assert model.network.output_shape == (None, 25, 25, 8)  # the design travels with the weights
 
 
 def test_target_figure_shows_the_heatmap_and_the_decoded_box(batch):

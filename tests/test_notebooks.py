@@ -10,6 +10,7 @@ import pytest
 from spaceship_utils.quick_mode import ChapterFailed, read_quick_parameters, run_quick_notebooks
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
 CHAPTERS = sorted(NOTEBOOKS.glob("0*.ipynb"))
 
 
@@ -46,11 +47,7 @@ def test_quick_parameters_exist_in_the_chapter(path):
 
 def _write_chapter(folder: Path, name: str, code: str) -> None:
     notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
+    notebook.metadata["kernelspec"] = KERNEL
     parameters = nbformat.v4.new_code_cell("N = 1")
     parameters.metadata["tags"] = ["parameters"]
     notebook.cells = [parameters, nbformat.v4.new_code_cell(code)]
@@ -92,3 +89,34 @@ def test_committed_figures_stay_under_300_kb(path):
                 if kind.startswith("image/"):
                     size = len(base64.b64decode(data))
                     assert size < 300_000, f"cell {index}: {kind} of {size // 1000} KB"
+
+
+def test_the_readme_quotes_the_scores_chapter_6_recorded():
+    from spaceship_utils.book_results import recorded_values
+
+    recorded = recorded_values(NOTEBOOKS / "06_evaluation.ipynb")
+    readme = (NOTEBOOKS.parent / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| shipped weights"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    for column, key in ((1, "score"), (2, "mean_iou"), (3, "classifier_accuracy")):
+        assert cells[column] == f"{float(recorded[f'baseline_{key}']):.4f}", key
+
+
+def test_recorded_values_read_back_what_record_stored(tmp_path):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = KERNEL
+    notebook.cells = [
+        nbformat.v4.new_code_cell(
+            "from spaceship_utils.book_results import record\nrecord('score', 0.25)"
+        )
+    ]
+    path = tmp_path / "recorded.ipynb"
+    nbformat.write(notebook, path)
+    from nbclient import NotebookClient
+
+    NotebookClient(notebook, kernel_name="python3").execute()
+    nbformat.write(notebook, path)
+    from spaceship_utils.book_results import recorded_values
+
+    assert recorded_values(path) == {"score": "0.25"}
+    assert notebook.cells[0].outputs[0]["output_type"] == "display_data"
