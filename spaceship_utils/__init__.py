@@ -27,6 +27,7 @@ Modules, from the data up:
 - `train`: resumable training on fresh generated data (`python -m spaceship_utils.train`).
 - `evaluate`: the challenge score on official samples (`python -m spaceship_utils.evaluate`).
 - `cost`: trainable parameters, FLOPs and CPU latency of a model.
+- `book_results`: numbers a chapter records for the book's other pages to quote.
 - `quick_mode`: quick-mode copies of the chapters for the notebook tests.
 """
 
