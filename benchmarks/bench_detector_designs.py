@@ -55,9 +55,8 @@ TIMED_IMAGES = 640
 
 def training_images_per_second(config: TrainingConfig) -> float:
     model = build_and_compile(config)
-    stride = config.detector_options.get("stride", 4)
     images, labels = generate_batch(BATCH, np.random.default_rng(0))
-    x, y = task_inputs_and_targets(config.task, images, labels, stride)
+    x, y = task_inputs_and_targets(config.task, images, labels, config.detector_options)
     for _ in range(3):
         model.train_on_batch(x, y)
     steps = TIMED_IMAGES // BATCH

@@ -1,20 +1,24 @@
-"""A single fully-convolutional detector: centre heatmap plus box regression at stride 4.
+"""A single fully-convolutional detector: centre heatmap plus box regression on a grid.
 
-The network reads the raw image and its 0.8-thresholded copy as two channels, keeps a
-50×50 feature map (stride 4) and predicts, for every cell:
+The network reads the raw image and its 0.8-thresholded copy as two channels, turns them
+into a 25×25 feature map (stride 8: one cell per 8×8 pixels; stride 4 gives 50×50) and
+predicts, for every cell:
 
 - a heatmap logit: is the ship's centre in this cell?
-- the centre's offset inside the cell (dx, dy in [0, 1)),
+- the centre's offset from the cell's corner, in cells (dx, dy; in [0, 1) at the centre
+  cell, up to one cell further at its neighbours, which learn the box too),
 - log width and log height (relative to `SIZE_REFERENCE`),
 - the box axis as (sin 2·yaw, cos 2·yaw), which ignores the nose as the IoU does,
 - a heading logit: is the nose at axis angle + pi rather than at the axis angle?
 
-`encode_targets` turns labels into the matching (N, 50, 50, 9) target tensor and
+`encode_targets` turns labels into the matching (N, 25, 25, 9) target tensor and
 `decode_predictions` turns the network's output into boxes and a presence probability.
 Only `keras.layers` and `keras.ops` are used, so it trains on JAX and runs on TensorFlow.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import numpy as np
 
@@ -34,8 +38,8 @@ keras = import_keras()
 layers = keras.layers
 ops = keras.ops
 
-STRIDE = 4
-"""Pixels per output cell of the default detector (stride 8 is the cheaper option)."""
+STRIDE = 8
+"""Pixels per output cell of the default detector (stride 4 is the costlier option)."""
 GRID = IMAGE_SIZE // STRIDE
 SIZE_REFERENCE = np.array([27.0, 40.0])
 """Typical width and height (px): the network predicts log(size / reference)."""
@@ -45,6 +49,9 @@ OUTPUT_CHANNELS = 8
 """Channels of the network's output: heatmap, dx, dy, log w, log h, sin 2yaw, cos 2yaw, heading."""
 TARGET_CHANNELS = 9
 """Channels of the target tensor: heatmap, centre mask, then the seven regression targets."""
+REGRESSION_RADIUS = 1
+"""Cells around the centre cell (in each direction) that learn the box as well: a heatmap
+peak one cell off still reads a trained box. 0 trains the centre cell alone."""
 PRIOR_PROBABILITY = 0.01
 """Initial heatmap probability everywhere (bias of the heatmap logit), for a stable start."""
 
@@ -126,20 +133,20 @@ def _bottleneck_block(x, filters: int, dilation: int, name: str):
 
 def build_detector(
     width: int = 64,
-    dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8),
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 2, 4),
     stride: int = STRIDE,
-    block: str = "basic",
-    stem: str = "space_to_depth_4",
+    block: str = "bottleneck",
+    stem: str = "space_to_depth_8",
 ) -> keras.Model:
     """Raw images (N, 200, 200) -> (N, 200/stride, 200/stride, 8) per-cell outputs (float32).
 
-    stride 4 (the default): two stride-2 convolutions bring the image to the 50×50 grid.
-    stride 8: a space-to-depth stem reaches a 25×25 grid, so every later layer costs a
-    quarter: 4×4 pixels per cell, a convolution and a stride-2 convolution
-    ('space_to_depth_4'), or 8×8 pixels per cell and one convolution ('space_to_depth_8').
-    Residual blocks ('basic':
-    two 3×3 convolutions; 'bottleneck': 1×1, 3×3, 1×1 at half width) with growing dilation
-    widen the view to the whole ship without shrinking the map further.
+    The defaults are the shipped design (`DESIGNS["fast"]`). stride 8: a space-to-depth
+    stem reaches a 25×25 grid, with 8×8 pixels per cell and one convolution
+    ('space_to_depth_8'), or 4×4 pixels per cell, a convolution and a stride-2
+    convolution ('space_to_depth_4'). stride 4: two stride-2 convolutions bring the image
+    to a 50×50 grid, where every layer costs four times as much (the stem is ignored).
+    Residual blocks ('basic': two 3×3 convolutions; 'bottleneck': 1×1, 3×3, 1×1 at half
+    width) with growing dilation widen the view to the whole ship without shrinking the map.
     """
     if stride not in (4, 8):
         raise ValueError(f"stride must be 4 or 8, got {stride!r}")
@@ -178,7 +185,12 @@ def build_detector(
 
 
 DESIGNS = {
-    "stride4": {},
+    "stride4": {
+        "stride": 4,
+        "width": 64,
+        "block": "basic",
+        "dilations": (1, 2, 4, 8, 1, 2, 4, 8),
+    },
     "fast": {
         "stride": 8,
         "width": 64,
@@ -187,18 +199,42 @@ DESIGNS = {
         "dilations": (1, 2, 4, 8, 2, 4),
     },
 }
-"""Named detector designs for `build_detector(**DESIGNS[name])`: the chapter 7 notes'
-stride-4 network and the cheap stride-8 one measured in benchmarks/bench_detector_designs.py."""
+"""Named detector designs: the chapter 7 notes' stride-4 network and the cheap stride-8 one
+measured in benchmarks/bench_detector_designs.py. `split_design` separates a design's
+network options from its target options."""
+
+TARGET_OPTIONS = ("regression_radius",)
+"""Design options that shape the targets (`encode_targets`), not the network."""
 
 
-def encode_targets(labels: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+def split_design(design: dict) -> tuple[dict, dict]:
+    """A design's options -> (`build_detector` arguments, `encode_targets` arguments).
+
+    The stride belongs to both: the network's grid and the targets' grid must agree.
+    """
+    known = set(inspect.signature(build_detector).parameters) | set(TARGET_OPTIONS)
+    unknown = sorted(set(design) - known)
+    if unknown:
+        raise ValueError(f"unknown detector design option(s) {unknown}; known: {sorted(known)}")
+    network = {key: value for key, value in design.items() if key not in TARGET_OPTIONS}
+    targets = {key: design[key] for key in TARGET_OPTIONS if key in design}
+    targets["stride"] = design.get("stride", STRIDE)
+    return network, targets
+
+
+def encode_targets(
+    labels: np.ndarray, stride: int = STRIDE, regression_radius: int = REGRESSION_RADIUS
+) -> np.ndarray:
     """Labels (N, 5) -> targets (N, G, G, 9) float32 for `detector_loss`, G = 200 / stride.
 
-    Channel 0 is a Gaussian bump (peak exactly 1 at the centre cell), channel 1 marks the
-    centre cell, channels 2-8 hold dx, dy, log w, log h, sin 2yaw, cos 2yaw and the heading
-    bit at that cell. A row of NaNs (no ship) gives all zeros.
+    Channel 0 is a Gaussian bump (peak exactly 1 at the centre cell). Channel 1 marks the
+    cells that learn the box: the centre cell and its neighbours up to `regression_radius`
+    cells away. Channels 2-8 hold, at those cells, dx, dy (the centre measured from the
+    cell's corner, in cells), log w, log h, sin 2yaw, cos 2yaw and the heading bit. A row
+    of NaNs (no ship) gives all zeros.
     """
     labels = check_boxes(labels, "labels")
+    regression_radius = check_count(regression_radius, "regression_radius", minimum=0)
     grid = _grid(stride)
     targets = np.zeros((len(labels), grid, grid, TARGET_CHANNELS), dtype=np.float32)
     ships = np.flatnonzero(has_box(labels))
@@ -209,25 +245,31 @@ def encode_targets(labels: np.ndarray, stride: int = STRIDE) -> np.ndarray:
     if np.any(flat):
         row = int(ships[np.flatnonzero(flat.any(axis=1))[0]])
         raise ValueError(f"labels[{row}] has a zero width or height: a ship's box cannot be flat")
-    cell = np.clip(np.floor(boxes[:, :2] / stride), 0, grid - 1).astype(int)
-    offset = boxes[:, :2] / stride - cell
+    centre = boxes[:, :2] / stride  # in cells
+    cell = np.clip(np.floor(centre), 0, grid - 1).astype(int)
     centres = np.arange(grid)
     dx2 = (centres[None, :] - cell[:, :1]) ** 2  # (M, grid) along x
     dy2 = (centres[None, :] - cell[:, 1:]) ** 2  # (M, grid) along y
     bump = np.exp(-(dy2[:, :, None] + dx2[:, None, :]) / (2 * HEATMAP_SIGMA**2))
     targets[ships, :, :, 0] = bump
     axis = 2 * boxes[:, 2]
-    values = np.column_stack(
+    shape = np.column_stack(
         [
-            np.ones(len(boxes)),
-            offset,
             np.log(boxes[:, 3:5] / SIZE_REFERENCE),
             np.sin(axis),
             np.cos(axis),
             heading_bits(boxes[:, 2]),
         ]
     )
-    targets[ships, cell[:, 1], cell[:, 0], 1:] = values
+    steps = range(-regression_radius, regression_radius + 1)
+    for step_y in steps:
+        for step_x in steps:
+            at = cell + [step_x, step_y]
+            inside = np.all((at >= 0) & (at < grid), axis=1)
+            rows, (x, y) = ships[inside], at[inside].T
+            targets[rows, y, x, 1] = 1.0
+            targets[rows, y, x, 2:4] = centre[inside] - at[inside]
+            targets[rows, y, x, 4:] = shape[inside]
     return targets
 
 
@@ -240,7 +282,7 @@ def outputs_from_targets(targets: np.ndarray, confidence: float = 8.0) -> np.nda
     targets = np.asarray(targets, dtype=np.float32)
     _check_grid_tensor(targets, "targets", TARGET_CHANNELS)
     outputs = np.zeros(targets.shape[:-1] + (OUTPUT_CHANNELS,), dtype=np.float32)
-    outputs[..., 0] = np.where(targets[..., 1] > 0, confidence, -confidence)
+    outputs[..., 0] = np.where(targets[..., 0] >= 1.0, confidence, -confidence)
     outputs[..., 1:7] = targets[..., 2:8]
     outputs[..., 7] = np.where(targets[..., 8] > 0, confidence, -confidence)
     return outputs
@@ -299,10 +341,11 @@ def decode_predictions(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def detector_loss(y_true, y_pred):
-    """Penalty-reduced focal loss on the heatmap plus masked L1 / BCE at the centre cell.
+    """Penalty-reduced focal loss on the heatmap plus L1 / BCE at the cells that learn the box.
 
-    y_true (N, 50, 50, 9) from `encode_targets`; y_pred (N, 50, 50, 8) logits and values.
-    Each term is averaged over the ships in the batch (at least one).
+    y_true (N, G, G, 9) from `encode_targets`; y_pred (N, G, G, 8) logits and values.
+    The heatmap term is averaged over the ships in the batch, the box terms over the cells
+    that learn the box (channel 1 of y_true); each divisor is at least one.
     """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
@@ -316,15 +359,16 @@ def detector_loss(y_true, y_pred):
         positive * (1 - probability) ** 2 * log_p
         + (1 - positive) * (1 - heat_true) ** 4 * probability**2 * log_not_p
     )
-    ships = ops.maximum(ops.sum(mask), 1.0)
+    ships = ops.maximum(ops.sum(positive), 1.0)
     heatmap_term = ops.sum(focal) / ships
 
+    cells = ops.maximum(ops.sum(mask), 1.0)
     regression = ops.abs(y_pred[..., 1:7] - y_true[..., 2:8])
-    regression_term = ops.sum(regression * mask[..., None]) / ships
+    regression_term = ops.sum(regression * mask[..., None]) / cells
     heading_logit = y_pred[..., 7]
     heading_true = y_true[..., 8]
     heading = ops.softplus(heading_logit) - heading_true * heading_logit  # BCE with logits
-    heading_term = ops.sum(heading * mask) / ships
+    heading_term = ops.sum(heading * mask) / cells
     return heatmap_term + regression_term + 0.5 * heading_term
 
 

@@ -73,6 +73,12 @@ class Evaluation:
         return float(np.nanmean(self.ious))
 
     @property
+    def mean_iou_where_boxed(self) -> float:
+        """Mean IoU over the ship images where the model drew a box: how good its boxes are."""
+        boxed = self.has_ship & self.predicted_ship
+        return float(np.mean(self.ious[boxed])) if boxed.any() else float("nan")
+
+    @property
     def classifier_accuracy(self) -> float:
         return float(np.mean(self.has_ship == self.predicted_ship))
 
@@ -102,6 +108,7 @@ class Evaluation:
             f"samples: {len(self.labels)} ({int(self.has_ship.sum())} with a ship)\n"
             f"score (AP@0.7, official): {self.score:.4f}\n"
             f"mean IoU (official, misses count 0): {self.mean_iou:.4f}\n"
+            f"mean IoU over ship images with a box: {self.mean_iou_where_boxed:.4f}\n"
             f"ranked AP@0.7 (precision-recall area): {self.ranked_ap:.4f}\n"
             f"classifier accuracy: {self.classifier_accuracy:.4f}\n"
             f"nose direction right on hits: {heading:.4f} ({hits} boxes with IoU > 0.7)\n"
@@ -246,6 +253,28 @@ def format_rows(rows: list[dict]) -> str:
             for row in rows
         ],
     )
+
+
+def compare_evaluations(results: dict[str, Evaluation]) -> str:
+    """A table of models evaluated on the same samples: one row per model, one column per
+    number of `Evaluation.summary`."""
+    sizes = {len(result.labels) for result in results.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the evaluations must cover the same samples, got sizes {sorted(sizes)}")
+    header = ["model", "score", "mean IoU", "IoU where boxed", "ranked AP", "presence acc.", "nose"]
+    rows = [
+        [
+            name,
+            f"{result.score:.4f}",
+            f"{result.mean_iou:.4f}",
+            f"{result.mean_iou_where_boxed:.4f}",
+            f"{result.ranked_ap:.4f}",
+            f"{result.classifier_accuracy:.4f}",
+            f"{result.heading_accuracy[0]:.4f}",
+        ]
+        for name, result in results.items()
+    ]
+    return format_table(header, rows)
 
 
 def compare_with_published(result: Evaluation) -> str:

@@ -7,7 +7,7 @@ is used, so the same code runs on the TensorFlow and JAX backends.
 
 from __future__ import annotations
 
-from .detector import build_detector
+from .detector import build_detector, split_design
 from .runtime import import_keras
 from .validation import IMAGE_SIZE
 
@@ -54,11 +54,11 @@ TASKS = ("classifier", "regressor", "detector")
 
 
 def build_network(task: str, **options) -> keras.Model:
-    """A fresh, uncompiled network for `task`; `options` go to the detector's builder."""
+    """A fresh, uncompiled network for `task`; `options` are the detector's design."""
     if task == "classifier":
         return build_classifier()
     if task == "regressor":
         return build_regressor()
     if task == "detector":
-        return build_detector(**options)
+        return build_detector(**split_design(options)[0])
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")

@@ -610,3 +610,35 @@ def plot_detector_targets(
     fig.colorbar(shown, ax=right, fraction=0.046, pad=0.04, label="target")
     fig.tight_layout()
     return fig
+
+
+def plot_run_comparison(
+    histories: Mapping[str, Mapping[str, Sequence[float]]], metric: str, label: str | None = None
+) -> plt.Figure:
+    """One validation curve per run, against training images (left) and minutes (right).
+
+    `histories` maps a run's name to its history (`runs.read_history`), which must hold
+    `metric`, `images` and `seconds`. The first run is drawn thickest: the reference.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4), sharey=True)
+    for index, (name, history) in enumerate(histories.items()):
+        missing = {metric, "images", "seconds"} - set(history)
+        if missing:
+            raise ValueError(f"the history of {name!r} lacks {sorted(missing)}")
+        values = np.asarray(history[metric], dtype=np.float64)
+        for ax, column, scale in ((axes[0], "images", 1e3), (axes[1], "seconds", 60.0)):
+            x = np.asarray(history[column], dtype=np.float64) / scale
+            ax.plot(
+                x,
+                values,
+                marker="o",
+                markersize=3,
+                linewidth=2.4 if index == 0 else 1.3,
+                label=name,
+            )
+    axes[0].set_xlabel("training images (thousands)")
+    axes[1].set_xlabel("training time (minutes)")
+    axes[0].set_ylabel(label or metric)
+    axes[1].legend(frameon=False)
+    fig.tight_layout()
+    return fig

@@ -19,12 +19,16 @@ from pathlib import Path
 from .models import build_network
 from .pipelines import BaselinePipeline, DetectorPipeline
 from .runs import read_history
-from .train import SEED_EPOCHS, TrainingConfig
+from .train import TrainingConfig
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 PRETRAINED_MODELS = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
 """The models `load_pretrained` knows, and the networks (roles) each one is made of."""
+ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
+"""Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
+REFERENCE_ABLATION = "final"
+"""The ablation run that trains the shipped design at the short budget."""
 
 
 class WeightsError(RuntimeError):
@@ -111,6 +115,22 @@ def install_run(name: str, role: str, run_dir: str | Path, weights_dir: Path = W
     return target
 
 
+def shipped_ablations(ablations_dir: Path = ABLATIONS_DIR) -> dict[str, Path]:
+    """{run name: record directory} of the detector's short comparison runs, reference first.
+
+    Each directory holds what `runs.copy_run_record` copies: `config.json`, `history.csv`.
+    """
+    if not (ablations_dir / REFERENCE_ABLATION).is_dir():
+        raise WeightsError(
+            f"{ablations_dir / REFERENCE_ABLATION} is missing: restore it with "
+            f"`git checkout -- {_repo_relative(ablations_dir)}`"
+        )
+    others = sorted(
+        p for p in ablations_dir.iterdir() if p.is_dir() and p.name != REFERENCE_ABLATION
+    )
+    return {REFERENCE_ABLATION: ablations_dir / REFERENCE_ABLATION} | {p.name: p for p in others}
+
+
 def shipped_history(
     name: str, role: str, weights_dir: Path = WEIGHTS_DIR
 ) -> dict[str, list[float]]:
@@ -129,10 +149,10 @@ def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) ->
         record = entry["provenance"]
         lines.append(f"{role}: {record['training_images']:,} training images, {record['date']}")
         lines.append(f"  trained with {record['runtime']}")
-        recipe = TrainingConfig(role).training_images if role in SEED_EPOCHS else None
-        if recipe is not None and record["training_images"] < recipe:
+        recipe = TrainingConfig.recipe(role).training_images
+        if record["training_images"] < recipe:
             lines.append(
-                f"  NOTE: fewer images than the seed's recipe ({recipe:,}); expect a lower score."
+                f"  NOTE: fewer images than the {role}'s recipe ({recipe:,}); expect a lower score."
             )
     return "\n".join(lines)
 

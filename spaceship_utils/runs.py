@@ -120,3 +120,75 @@ def _numbered(stored, prefix: str) -> list[np.ndarray]:
         (n for n in stored.files if n.startswith(prefix)), key=lambda n: int(n[len(prefix) :])
     )
     return [stored[name] for name in names]
+
+
+def read_config(run_dir: str | Path) -> dict:
+    """The `TrainingConfig` (as a dict) a run directory was started with."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise RunDirectoryError(f"{path} is missing: {run_dir} is not a training run")
+    return json.loads(path.read_text())
+
+
+def copy_run_record(run_dir: str | Path, destination: str | Path) -> Path:
+    """Copy a run's config.json and history.csv (no weights) to `destination`, for the book."""
+    run_dir, destination = Path(run_dir).expanduser(), Path(destination)
+    read_timing(run_dir)  # refuses a run with no finished epoch
+    read_config(run_dir)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", HISTORY):
+        (destination / name).write_bytes((run_dir / name).read_bytes())
+    return destination
+
+
+def _flat_config(config: dict) -> dict:
+    options = config.get("detector_options", {})
+    flat = {key: value for key, value in config.items() if key != "detector_options"}
+    return flat | {key: value for key, value in options.items()}
+
+
+def _setting(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def config_changes(config: dict, reference: dict) -> str:
+    """What `config` sets differently from `reference`, e.g. 'schedule=constant' ('-': nothing).
+
+    Design options count as settings of their own; bookkeeping (the worker count) does not.
+    """
+    ours, theirs = _flat_config(config), _flat_config(reference)
+    ignored = {"workers", "use_multiprocessing"}
+    changes = [
+        f"{key}={_setting(ours.get(key, 'default'))}"
+        for key in sorted(set(ours) | set(theirs))
+        if key not in ignored and ours.get(key, "default") != theirs.get(key, "default")
+    ]
+    return ", ".join(changes) or "-"
+
+
+def compare_runs(run_dirs: dict[str, str | Path], metric: str, reference: str) -> str:
+    """A text table of runs side by side: what each changes from the `reference` run, its
+    training images, minutes and images/s, and the validation `metric` at its last and best epoch.
+    """
+    if reference not in run_dirs:
+        raise ValueError(f"the reference run {reference!r} is not among {sorted(run_dirs)}")
+    base = read_config(run_dirs[reference])
+    rows = []
+    for name, run_dir in run_dirs.items():
+        history = read_history(Path(run_dir) / HISTORY)
+        if metric not in history:
+            raise ValueError(f"{run_dir} has no {metric!r} column; it has {sorted(history)}")
+        timing = read_timing(run_dir)
+        rows.append(
+            [
+                name,
+                config_changes(read_config(run_dir), base),
+                f"{timing['images']:,.0f}",
+                f"{timing['seconds'] / 60:.0f}",
+                f"{timing['images_per_second']:.0f}",
+                f"{history[metric][-1]:.4f}",
+                f"{max(history[metric]):.4f}",
+            ]
+        )
+    header = ["run", "changes", "images", "minutes", "images/s", f"last {metric}", "best"]
+    return format_table(header, rows)

@@ -112,3 +112,23 @@ def predict_with_symmetries(
     combined[:, 2] = wrap_angle(axis + np.pi * (votes < 0))
     final = gate_boxes(combined, presence, presence_threshold)
     return Predictions(boxes=final, presence=presence, raw_boxes=combined)
+
+
+class SymmetryAveraged:
+    """Wraps a pipeline so that it predicts with test-time averaging over the eight symmetries.
+
+    It answers `predict_details` and `predict` like the pipeline it wraps (so
+    `evaluate.evaluate_model` scores it), at eight forward passes per image.
+    """
+
+    def __init__(self, model, presence_threshold: float = PRESENCE_THRESHOLD):
+        self.model = model
+        self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+
+    def predict_details(self, images: np.ndarray) -> Predictions:
+        """`predict_with_symmetries` on raw images (N, 200, 200)."""
+        return predict_with_symmetries(self.model, images, self.presence_threshold)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Raw images (N, 200, 200) -> averaged boxes (N, 5), NaN row = no ship."""
+        return self.predict_details(images).boxes

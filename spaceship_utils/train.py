@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import generate_batch
-from .detector import DESIGNS, STRIDE, decode_predictions, detector_loss, encode_targets
+from .detector import DESIGNS, decode_predictions, detector_loss, encode_targets, split_design
 from .metrics import ap_at_iou
 from .models import TASKS, build_network
 from .pipelines import gate_boxes
@@ -56,8 +56,21 @@ keras = import_keras()
 DEFAULT_RUNS = Path.home() / "spaceship-runs"
 """Where the command line keeps runs: outside the work tree, so a clean checkout keeps them."""
 
-SEED_EPOCHS = {"classifier": 60, "regressor": 200, "detector": 100}
+SEED_EPOCHS = {"classifier": 60, "regressor": 200}
 """Epochs of 1000 steps in the seed's train.py (batch 8): 480,000 and 1,600,000 images."""
+
+RECIPES = {
+    "classifier": {"epochs": SEED_EPOCHS["classifier"]},
+    "regressor": {"epochs": SEED_EPOCHS["regressor"]},
+    "detector": {
+        "epochs": 15,
+        "batch_size": 32,
+        "schedule": "cosine",
+        "detector_options": DESIGNS["fast"],
+    },
+}
+"""What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
+the seed's recipe for its two networks, chapter 7's (480,000 images) for the detector."""
 
 TRAIN_SHIP_SHARE = {"classifier": 0.8, "regressor": 1.0, "detector": 0.8}
 """Share of training images with a ship: the regressor trains on ships only."""
@@ -74,7 +87,8 @@ MONITOR = {
 class TrainingConfig:
     """The seed's recipe by default: batch 8, 1000 steps per epoch, Adam at 1e-3.
 
-    `epochs=None` takes the seed's count for the task (`SEED_EPOCHS`). `schedule` is
+    `epochs=None` takes the task's count from `RECIPES`; `TrainingConfig.recipe(task)` takes
+    the whole recipe (the detector's differs in more than epochs). `schedule` is
     'constant' (the seed) or 'cosine' (decay to 1 % over the whole run, after a 2 % warm-up).
     """
 
@@ -94,13 +108,28 @@ class TrainingConfig:
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.epochs is None:
-            self.epochs = SEED_EPOCHS[self.task]
+            self.epochs = RECIPES[self.task]["epochs"]
         for name in ("epochs", "steps_per_epoch", "batch_size", "validation_samples", "workers"):
             check_count(getattr(self, name), name, minimum=1)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.detector_options and self.task != "detector":
+            raise ValueError(f"detector_options apply to the detector only, not the {self.task}")
+        split_design(self.detector_options)  # names an unknown option now, not hours later
+
+    @classmethod
+    def recipe(cls, task: str, **changes) -> TrainingConfig:
+        """The recipe of `task` (`RECIPES`) with `changes` on top (None values are ignored)."""
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        settings = RECIPES[task] | {
+            key: value for key, value in changes.items() if value is not None
+        }
+        if "detector_options" in settings:
+            settings["detector_options"] = dict(settings["detector_options"])
+        return cls(task=task, **settings)
 
     @property
     def total_steps(self) -> int:
@@ -112,20 +141,20 @@ class TrainingConfig:
 
 
 def task_inputs_and_targets(
-    task: str, images: np.ndarray, labels: np.ndarray, stride: int = STRIDE
+    task: str, images: np.ndarray, labels: np.ndarray, design: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """What the network of `task` reads and learns from raw images (N, 200, 200), labels (N, 5).
 
     classifier: thresholded images and presence (N, 1); regressor: thresholded images and
-    boxes scaled to [0, 1] (N, 5); detector: raw images and (N, G, G, 9) targets on the
-    grid of its `stride`.
+    boxes scaled to [0, 1] (N, 5); detector: raw images and (N, G, G, 9) targets shaped by
+    its `design` (its stride and regression radius; None: the defaults).
     """
     if task == "classifier":
         return threshold_images(images), has_box(labels).astype(np.float32)[:, None]
     if task == "regressor":
         return threshold_images(images), normalise_labels(labels).astype(np.float32)
     if task == "detector":
-        return images.astype(np.float32), encode_targets(labels, stride)
+        return images.astype(np.float32), encode_targets(labels, **split_design(design or {})[1])
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
@@ -142,7 +171,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         batch_size: int,
         steps_per_epoch: int,
         seed: int,
-        stride: int = STRIDE,
+        design: dict | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -152,7 +181,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         self.batch_size = check_count(batch_size, "batch_size", minimum=1)
         self.steps_per_epoch = check_count(steps_per_epoch, "steps_per_epoch", minimum=1)
         self.seed = seed
-        self.stride = stride
+        self.design = design
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -167,7 +196,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         images, labels = generate_batch(
             self.batch_size, rng, ship_probability=TRAIN_SHIP_SHARE[self.task]
         )
-        return task_inputs_and_targets(self.task, images, labels, self.stride)
+        return task_inputs_and_targets(self.task, images, labels, self.design)
 
 
 def _batch_at_step(batches: GeneratedBatches, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -207,12 +236,12 @@ def prefetched_batches(
 
 
 def validation_data(
-    task: str, samples: int, seed: int, stride: int = STRIDE
+    task: str, samples: int, seed: int, design: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A fixed validation set, disjoint from training seeds: inputs, targets and raw labels."""
     rng = np.random.default_rng([seed, 2**31 - 1])
     images, labels = generate_batch(samples, rng, ship_probability=TRAIN_SHIP_SHARE[task])
-    inputs, targets = task_inputs_and_targets(task, images, labels, stride)
+    inputs, targets = task_inputs_and_targets(task, images, labels, design)
     return inputs, targets, labels.astype(np.float64)
 
 
@@ -365,11 +394,11 @@ def train_model(
             (run_dir / stale).unlink(missing_ok=True)
         config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
 
-    stride = config.detector_options.get("stride", STRIDE)
+    design = config.detector_options
     batches = GeneratedBatches(
-        config.task, config.batch_size, config.steps_per_epoch, config.seed, stride
+        config.task, config.batch_size, config.steps_per_epoch, config.seed, design
     )
-    validation = validation_data(config.task, config.validation_samples, config.seed, stride)
+    validation = validation_data(config.task, config.validation_samples, config.seed, design)
     monitor, better = MONITOR[config.task]
     last_stop = (
         config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
@@ -528,30 +557,52 @@ def main(argv: list[str] | None = None) -> None:
         "--run-dir", type=Path, help=f"where the run lives (default {DEFAULT_RUNS}/TASK)"
     )
     parser.add_argument("--hours", type=float, help="wall-clock budget; stop cleanly after it")
-    parser.add_argument(
-        "--epochs", type=int, help="epochs (default: the seed's count for the task)"
-    )
-    defaults = TrainingConfig()
-    for name in ("steps_per_epoch", "batch_size", "validation_samples", "seed", "workers"):
+    for name in (
+        "epochs",
+        "steps_per_epoch",
+        "batch_size",
+        "validation_samples",
+        "seed",
+        "workers",
+    ):
         parser.add_argument(
-            f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name)
+            f"--{name.replace('_', '-')}", type=int, help="default: the task's recipe (RECIPES)"
         )
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
-    parser.add_argument("--schedule", choices=("constant", "cosine"), default=defaults.schedule)
+    parser.add_argument("--learning-rate", type=float, help="default: the task's recipe")
+    parser.add_argument(
+        "--schedule", choices=("constant", "cosine"), help="default: the task's recipe"
+    )
     parser.add_argument(
         "--processes", action="store_true", help="make data in worker processes, not threads"
     )
     parser.add_argument(
-        "--design", choices=sorted(DESIGNS), help="detector only: a named design (DESIGNS)"
+        "--design",
+        choices=sorted(DESIGNS),
+        help="detector only: a named design (DESIGNS; default: the recipe's, 'fast')",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="detector only: change one design option, e.g. regression_radius=0 or "
+        "dilations=[1,2,4] (repeatable)",
     )
     args = parser.parse_args(argv)
     if args.hours is not None and not args.hours > 0:
         parser.error(f"--hours must be > 0, got {args.hours}")
-    if args.design and args.task != "detector":
-        parser.error("--design applies to the detector only")
+    if (args.design or args.option) and args.task != "detector":
+        parser.error("--design and --option apply to the detector only")
+    design = dict(DESIGNS[args.design or "fast"]) if args.task == "detector" else None
+    for option in args.option:
+        key, _, value = option.partition("=")
+        try:
+            design[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--option {option!r}: the value after '=' must be JSON, e.g. 0 or [1,2]")
     try:
-        config = TrainingConfig(
-            task=args.task,
+        config = TrainingConfig.recipe(
+            args.task,
             epochs=args.epochs,
             steps_per_epoch=args.steps_per_epoch,
             batch_size=args.batch_size,
@@ -560,8 +611,8 @@ def main(argv: list[str] | None = None) -> None:
             validation_samples=args.validation_samples,
             seed=args.seed,
             workers=args.workers,
-            use_multiprocessing=args.processes,
-            detector_options=dict(DESIGNS[args.design]) if args.design else {},
+            use_multiprocessing=args.processes or None,
+            detector_options=design,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -43,7 +43,7 @@ def test_classifier_costs_match_its_architecture():
 
 
 def test_stages_add_up_to_the_whole_detector():
-    model = build_detector(width=16, dilations=(1, 2))
+    model = build_detector(width=16, dilations=(1, 2), stride=4, block="basic")
     stages = cost_by_stage(model)
     assert [name for name, _, _ in stages] == [
         "stem1",
@@ -53,6 +53,9 @@ def test_stages_add_up_to_the_whole_detector():
         "block2",
         "head",
     ]
+    fast = build_detector(width=16, dilations=(1, 2))  # space-to-depth itself costs nothing
+    assert [name for name, _, _ in cost_by_stage(fast)] == ["stem1", "block1", "block2", "head"]
+    assert sum(f for _, _, f in cost_by_stage(fast)) == model_flops(fast)
     assert sum(p for _, p, _ in stages) == trainable_parameters(model)
     assert sum(f for _, _, f in stages) == model_flops(model)
 

@@ -14,6 +14,7 @@ from spaceship_utils.detector import (
     encode_targets,
     memorise_batch,
     outputs_from_targets,
+    split_design,
 )
 from spaceship_utils.geometry import rotated_iou
 from spaceship_utils.preprocessing import wrapped_angle_error
@@ -25,10 +26,12 @@ def batch():
     return images, labels.astype(np.float64)
 
 
-def test_detector_is_small_and_keeps_a_50x50_map():
+def test_the_default_detector_is_the_small_fast_design():
     model = build_detector()
-    assert model.count_params() < 1_000_000
-    assert model.output_shape == (None, GRID, GRID, OUTPUT_CHANNELS)
+    assert model.count_params() < 200_000
+    assert model.output_shape == (None, GRID, GRID, OUTPUT_CHANNELS) == (None, 25, 25, 8)
+    assert build_detector(**DESIGNS["fast"]).count_params() == model.count_params()
+    assert build_detector(**DESIGNS["stride4"]).output_shape == (None, 50, 50, 8)
 
 
 def test_threshold_channels():
@@ -48,6 +51,41 @@ def test_encode_then_decode_recovers_the_boxes(batch):
     assert wrapped_angle_error(boxes[ships, 2], labels[ships, 2]).max() < 1e-5
     np.testing.assert_allclose(rotated_iou(boxes[ships], labels[ships]), 1.0, atol=1e-5)
     assert np.all(presence[ships] > 0.99) and np.all(presence[~ships] < 0.01)
+
+
+@pytest.mark.parametrize("stride", [4, 8])
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_every_cell_that_learns_the_box_decodes_to_it(batch, stride, radius):
+    _, labels = batch
+    targets = encode_targets(labels, stride, radius)
+    ships = np.flatnonzero(~np.isnan(labels).any(axis=1))
+    for row in ships:
+        cells = np.argwhere(targets[row, ..., 1] > 0)
+        centre = np.floor(labels[row, :2] / stride)[::-1]  # (y, x) of the centre cell
+        assert np.abs(cells - centre).max() <= radius
+        assert len(cells) <= (2 * radius + 1) ** 2 and targets[row, ..., 0].max() == 1.0
+        for y, x in cells:  # each of them, read as the peak, gives back the true box
+            centre_x = (x + targets[row, y, x, 2]) * stride
+            centre_y = (y + targets[row, y, x, 3]) * stride
+            np.testing.assert_allclose([centre_x, centre_y], labels[row, :2], atol=1e-4)
+    assert not targets[~np.isin(np.arange(len(labels)), ships)].any()
+
+
+def test_a_radius_of_zero_trains_the_centre_cell_alone(batch):
+    _, labels = batch
+    targets = encode_targets(labels, 8, regression_radius=0)
+    np.testing.assert_array_equal(targets[..., 1] > 0, targets[..., 0] >= 1.0)
+    with pytest.raises(ValueError, match="regression_radius"):
+        encode_targets(labels, 8, regression_radius=-1)
+
+
+def test_a_design_splits_into_network_and_target_options():
+    network, targets = split_design({**DESIGNS["fast"], "regression_radius": 0})
+    assert network == DESIGNS["fast"]
+    assert targets == {"stride": 8, "regression_radius": 0}
+    assert split_design({}) == ({}, {"stride": 8})
+    with pytest.raises(ValueError, match="widht"):
+        split_design({"widht": 32})
 
 
 def test_empty_images_have_empty_targets(batch):

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from spaceship_utils.data import make_data
-from spaceship_utils.evaluate import evaluate_model, format_rows, score_by_group, ship_groups
+from spaceship_utils.evaluate import (
+    compare_evaluations,
+    evaluate_model,
+    format_rows,
+    score_by_group,
+    ship_groups,
+)
 from spaceship_utils.pipelines import Predictions
 
 
@@ -29,6 +35,36 @@ def test_evaluation_uses_the_official_stream_and_semantics():
     assert len(result.galleries["ugly"].images) == 3 and not result.galleries["good"].images
     assert set(result.seconds) == {"generation", "inference", "scoring"}
     assert "score (AP@0.7, official): 0.0000" in result.summary()
+    assert np.isnan(result.mean_iou_where_boxed)  # it never drew a box
+
+
+class AlwaysDrawsTheTruthOnShips:
+    """A stand-in model that draws the true box on every ship image, and one on empty ones."""
+
+    def __init__(self, labels):
+        self.labels = labels
+
+    def predict_details(self, images):
+        if not images.any():  # the warm-up call on a blank image
+            return NeverSeesAShip().predict_details(images)
+        boxes, self.labels = self.labels[: len(images)], self.labels[len(images) :]
+        drawn = np.where(np.isnan(boxes), 50.0, boxes)
+        return Predictions(boxes=drawn, presence=np.ones(len(images)), raw_boxes=drawn)
+
+
+def test_mean_iou_where_boxed_and_the_comparison_table():
+    np.random.seed(5)
+    labels = np.array([make_data()[1] for _ in range(40)])
+    perfect = evaluate_model(AlwaysDrawsTheTruthOnShips(labels), samples=40, seed=5)
+    assert perfect.mean_iou_where_boxed == pytest.approx(1.0)
+    ships = (~np.isnan(labels).any(axis=1)).sum()
+    assert perfect.score == pytest.approx(ships / 40)  # every empty image holds a false box
+    never = evaluate_model(NeverSeesAShip(), samples=40, seed=5)
+    lines = compare_evaluations({"truth": perfect, "never": never}).splitlines()
+    assert lines[0].split()[:3] == ["model", "score", "mean"]
+    assert lines[2].split()[:2] == ["truth", f"{perfect.score:.4f}"] and "nan" in lines[3]
+    with pytest.raises(ValueError, match="same samples"):
+        compare_evaluations({"a": perfect, "b": evaluate_model(NeverSeesAShip(), samples=3)})
 
 
 def test_groups_and_scores_by_group():

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from spaceship_utils.detector import DESIGNS
 from spaceship_utils.models import (
     CLASSIFIER_PARAMETERS,
     REGRESSOR_PARAMETERS,
@@ -178,6 +179,26 @@ def test_the_command_line_answers_mistakes_in_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["regressor", "--hours", "-1"])
     assert "--hours must be > 0" in capsys.readouterr().err
+    for arguments, message in [
+        (["detector", "--option", "widht=32"], "unknown detector design option"),
+        (["detector", "--option", "width=wide"], "must be JSON"),
+        (["classifier", "--option", "width=32"], "detector only"),
+    ]:
+        with pytest.raises(SystemExit):
+            main([*arguments, "--run-dir", str(tmp_path / "never")])
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_design_option_from_the_command_line_reaches_the_run(tmp_path, monkeypatch):
+    import spaceship_utils.train as train
+
+    seen = {}
+    monkeypatch.setattr(train, "train_model", lambda config, *a, **k: seen.update(c=config))
+    main(["detector", "--design", "fast", "--option", "regression_radius=0", "--run-dir", "x"])
+    assert seen["c"].detector_options == {**train.DESIGNS["fast"], "regression_radius": 0}
+    main(["detector", "--epochs", "2", "--run-dir", "x"])  # the recipe fills in the rest
+    assert seen["c"] == TrainingConfig.recipe("detector", epochs=2)
 
 
 def test_seed_recipe_is_the_default():
@@ -185,6 +206,12 @@ def test_seed_recipe_is_the_default():
     assert classifier.training_images == 480_000 and regressor.training_images == 1_600_000
     assert classifier.batch_size == 8 and classifier.learning_rate == 1e-3
     assert classifier.validation_samples == 2048
+    assert TrainingConfig.recipe("classifier") == classifier
+    detector = TrainingConfig.recipe("detector", seed=3, batch_size=None)
+    assert detector.training_images == 480_000 and detector.schedule == "cosine"
+    assert detector.detector_options == DESIGNS["fast"] and detector.seed == 3
+    detector.detector_options["width"] = 8  # a copy: the named design stays as it was
+    assert DESIGNS["fast"]["width"] == 64
 
 
 def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():

@@ -106,6 +106,18 @@ def test_averaging_an_equivariant_model_changes_nothing(clean_ships):
     assert error.max() < 1e-9
 
 
+def test_the_averaging_wrapper_is_a_pipeline(clean_ships):
+    from spaceship_utils.symmetry import SymmetryAveraged
+
+    images, labels = clean_ships
+    wrapped = SymmetryAveraged(Oracle(images, labels))
+    np.testing.assert_array_equal(
+        wrapped.predict(images), predict_with_symmetries(Oracle(images, labels), images).boxes
+    )
+    with pytest.raises(ValueError, match="presence_threshold"):
+        SymmetryAveraged(Oracle(images, labels), presence_threshold=2.0)
+
+
 def test_symmetry_names():
     from spaceship_utils.symmetry import symmetry_name
 

@@ -1,0 +1,96 @@
+import json
+
+import numpy as np
+import pytest
+
+from spaceship_utils.runs import (
+    RunDirectoryError,
+    append_history_row,
+    compare_runs,
+    config_changes,
+    copy_run_record,
+    read_config,
+    read_history,
+)
+
+
+def _fake_run(path, options, scores, schedule="cosine"):
+    path.mkdir(parents=True)
+    config = {"task": "detector", "schedule": schedule, "workers": 1, "detector_options": options}
+    (path / "config.json").write_text(json.dumps(config))
+    for epoch, score in enumerate(scores):
+        append_history_row(
+            path / "history.csv",
+            {
+                "epoch": epoch,
+                "loss": 1.0 / (epoch + 1),
+                "val_ap07": score,
+                "images": 1000.0 * (epoch + 1),
+                "seconds": 10.0 * (epoch + 1),
+                "images_per_second": 100.0,
+            },
+        )
+    return path
+
+
+def test_config_changes_name_what_differs_from_the_reference():
+    reference = {"schedule": "cosine", "workers": 1, "detector_options": {"stride": 8}}
+    other = {
+        "schedule": "constant",
+        "workers": 2,
+        "detector_options": {"stride": 8, "regression_radius": 0},
+    }
+    assert config_changes(other, reference) == "regression_radius=0, schedule=constant"
+    assert config_changes(reference, reference) == "-"
+
+
+def test_compare_runs_reads_each_run_directory(tmp_path):
+    runs = {
+        "final": _fake_run(tmp_path / "a", {"stride": 8}, [0.1, 0.5]),
+        "radius0": _fake_run(
+            tmp_path / "b", {"stride": 8, "regression_radius": 0}, [0.2, 0.3, 0.25]
+        ),
+    }
+    lines = compare_runs(runs, "val_ap07", reference="final").splitlines()
+    assert lines[0].split()[:3] == ["run", "changes", "images"]
+    assert lines[2].split() == ["final", "-", "2,000", "0", "100", "0.5000", "0.5000"]
+    assert lines[3].split() == [
+        "radius0",
+        "regression_radius=0",
+        "3,000",
+        "0",
+        "100",
+        "0.2500",
+        "0.3000",
+    ]
+    with pytest.raises(ValueError, match="reference run 'other'"):
+        compare_runs(runs, "val_ap07", reference="other")
+    with pytest.raises(ValueError, match="no 'val_accuracy' column"):
+        compare_runs(runs, "val_accuracy", reference="final")
+
+
+def test_a_run_record_copies_config_and_history_only(tmp_path):
+    run = _fake_run(tmp_path / "run", {"stride": 8}, [0.1])
+    (run / "checkpoint.npz").write_bytes(b"big")
+    copied = copy_run_record(run, tmp_path / "record")
+    assert sorted(p.name for p in copied.iterdir()) == ["config.json", "history.csv"]
+    assert read_config(copied) == read_config(run)
+    np.testing.assert_array_equal(read_history(copied / "history.csv")["val_ap07"], [0.1])
+    with pytest.raises(RunDirectoryError, match="not a training run"):
+        read_config(tmp_path)
+
+
+def test_run_comparison_figure_draws_one_curve_per_run(tmp_path):
+    from spaceship_utils.plotting import plot_run_comparison
+
+    histories = {
+        name: read_history(_fake_run(tmp_path / name, {}, [0.1, 0.4, 0.6]) / "history.csv")
+        for name in ("final", "other")
+    }
+    fig = plot_run_comparison(histories, "val_ap07", label="validation AP@0.7")
+    by_images, by_minutes = fig.axes
+    assert len(by_images.lines) == 2 and len(by_minutes.lines) == 2
+    np.testing.assert_allclose(by_images.lines[0].get_xdata(), [1, 2, 3])
+    np.testing.assert_allclose(by_minutes.lines[0].get_xdata(), [10 / 60, 20 / 60, 30 / 60])
+    with pytest.raises(ValueError, match="lacks"):
+        plot_run_comparison({"bad": {"val_ap07": [0.1]}}, "val_ap07")
