@@ -110,7 +110,7 @@ class Evaluation:
             f"mean IoU (official, misses count 0): {self.mean_iou:.4f}\n"
             f"mean IoU over ship images with a box: {self.mean_iou_where_boxed:.4f}\n"
             f"ranked AP@0.7 (precision-recall area): {self.ranked_ap:.4f}\n"
-            f"classifier accuracy: {self.classifier_accuracy:.4f}\n"
+            f"presence accuracy (ship or no ship right): {self.classifier_accuracy:.4f}\n"
             f"nose direction right on hits: {heading:.4f} ({hits} boxes with IoU > 0.7)\n"
             f"time: {total:.1f} s (generation {self.seconds['generation']:.1f} s, "
             f"inference {self.seconds['inference']:.1f} s, scoring {self.seconds['scoring']:.1f} s)"

@@ -79,7 +79,8 @@ def rotated_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
         # relative, at half the cost of building the union polygons.
         union = shapely.area(poly_a) + shapely.area(poly_b) - inter
         with np.errstate(invalid="ignore", divide="ignore"):
-            iou[both] = np.where(union > 0, inter / union, 0.0)
+            # Rounding can put two identical huge boxes a hair above 1: clip to [0, 1].
+            iou[both] = np.clip(np.where(union > 0, inter / union, 0.0), 0.0, 1.0)
     return iou
 
 

@@ -102,18 +102,17 @@ def ranked_average_precision(
     return float(average_precision_score(hits, confidences) * recall_cap)
 
 
-def best_presence_threshold(
+def scores_by_presence_threshold(
     presence: np.ndarray,
     raw_boxes: np.ndarray,
     labels: np.ndarray,
     candidates: np.ndarray | None = None,
-) -> tuple[float, float]:
-    """The presence threshold that maximises the challenge score, and that score.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The challenge score at each candidate presence threshold: (thresholds (T,), scores (T,)).
 
     `presence` (N,) are probabilities, `raw_boxes` (N, 5) the box proposed for every image,
-    `labels` (N, 5) the truth. A box is reported where presence >= threshold. A box on an
-    empty image costs as much as a missed ship, so the best threshold need not be 0.5;
-    choose it on validation data, never on the test samples.
+    `labels` (N, 5) the truth. A box is reported where presence >= threshold. Candidates
+    default to 0.05, 0.06, ..., 0.95.
     """
     presence = np.asarray(presence, dtype=np.float64).reshape(-1)
     raw_boxes = check_boxes(raw_boxes, "raw_boxes")
@@ -127,6 +126,89 @@ def best_presence_threshold(
     reported = presence[None, :] >= candidates[:, None]  # (T, N)
     scored = (reported | present[None, :]).sum(axis=1)
     hits = (reported & good[None, :]).sum(axis=1)
-    scores = np.where(scored > 0, hits / np.maximum(scored, 1), 0.0)
+    return candidates, np.where(scored > 0, hits / np.maximum(scored, 1), 0.0)
+
+
+def best_presence_threshold(
+    presence: np.ndarray,
+    raw_boxes: np.ndarray,
+    labels: np.ndarray,
+    candidates: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """The presence threshold that maximises the challenge score, and that score.
+
+    Arguments as for `scores_by_presence_threshold`. A box on an empty image costs as much
+    as a missed ship, so the best threshold need not be 0.5; choose it on validation data,
+    never on the test samples.
+    """
+    thresholds, scores = scores_by_presence_threshold(presence, raw_boxes, labels, candidates)
     best = int(np.argmax(scores))
-    return float(candidates[best]), float(scores[best])
+    return float(thresholds[best]), float(scores[best])
+
+
+BOX_PARTS = {"centre": (0, 1), "axis": (2,), "size": (3, 4)}
+"""The columns of a box (x, y, yaw, width, height) that make up each of its parts."""
+
+
+def scores_with_true_parts(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Where is the score lost? The score as predicted, and with one part of every drawn box
+    replaced by the truth: {"as predicted": s, "true centre": s, "true axis": s, ...}.
+
+    Only ship images where a box was drawn change; misses and boxes on empty images stay
+    as they are. A part whose truth raises the score a lot is where the errors that matter
+    are. The axis keeps the predicted nose direction, which the IoU ignores anyway.
+    """
+    predictions = check_boxes(predictions, "predictions")
+    labels = check_boxes(labels, "labels")
+    check_same_length(predictions=predictions, labels=labels)
+    boxed = has_box(predictions) & has_box(labels)
+    scores = {"as predicted": ap_at_iou(predictions, labels)}
+    for name, columns in {**BOX_PARTS, "centre and axis": (0, 1, 2)}.items():
+        helped = predictions.copy()
+        for column in columns:
+            helped[boxed, column] = labels[boxed, column]
+        scores[f"true {name}"] = ap_at_iou(helped, labels)
+    return scores
+
+
+def median_box_errors(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Median errors over ship images where a box was drawn: centre distance (px), axis
+    angle (degrees, the nose ignored) and relative width and height errors (|log ratio|)."""
+    predictions = check_boxes(predictions, "predictions")
+    labels = check_boxes(labels, "labels")
+    check_same_length(predictions=predictions, labels=labels)
+    boxed = has_box(predictions) & has_box(labels)
+    if not boxed.any():
+        raise ValueError("no ship image has a predicted box: there is no error to measure")
+    ours, truth = predictions[boxed], labels[boxed]
+    axis = np.mod(ours[:, 2] - truth[:, 2], np.pi)
+    return {
+        "centre (px)": float(np.median(np.hypot(*(ours[:, :2] - truth[:, :2]).T))),
+        "axis (degrees)": float(np.degrees(np.median(np.minimum(axis, np.pi - axis)))),
+        "width (relative)": float(np.median(np.abs(np.log(ours[:, 3] / truth[:, 3])))),
+        "height (relative)": float(np.median(np.abs(np.log(ours[:, 4] / truth[:, 4])))),
+    }
+
+
+def counts_by_iou_band(ious: np.ndarray, edges: tuple[float, ...] = (0.5, 0.7)) -> dict[str, int]:
+    """How many scored samples fall in each IoU band, from `sample_ious`' (N,) values.
+
+    NaN (true negatives) are left out, as the score leaves them out. Bands: exactly 0 (a
+    missed ship, a box on an empty image, or a box that misses the ship), then (0, e1],
+    (e1, e2], ..., and above the last edge, which counts the hits when it is 0.7.
+    """
+    ious = np.asarray(ious, dtype=np.float64).reshape(-1)
+    edges = tuple(float(edge) for edge in edges)
+    if not edges or list(edges) != sorted(set(edges)) or not 0 < edges[0] <= edges[-1] < 1:
+        raise ValueError(f"edges must rise strictly inside (0, 1), got {edges}")
+    scored = ious[~np.isnan(ious)]
+    if np.any((scored < 0) | (scored > 1)):
+        raise ValueError("ious must lie in [0, 1] (or be NaN for a true negative)")
+    counts = {"0": int(np.count_nonzero(scored == 0))}
+    lower = 0.0
+    for upper in edges:
+        inside = (scored > lower) & (scored <= upper)
+        counts[f"{lower:g} to {upper:g}"] = int(np.count_nonzero(inside))
+        lower = upper
+    counts[f"above {lower:g}"] = int(np.count_nonzero(scored > lower))
+    return counts

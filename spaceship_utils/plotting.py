@@ -613,20 +613,28 @@ def plot_detector_targets(
 
 
 def plot_run_comparison(
-    histories: Mapping[str, Mapping[str, Sequence[float]]], metric: str, label: str | None = None
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    metric: str,
+    label: str | None = None,
+    by_time: bool = True,
 ) -> plt.Figure:
-    """One validation curve per run, against training images (left) and minutes (right).
+    """One validation curve per run, against training images and (`by_time`) minutes.
 
     `histories` maps a run's name to its history (`runs.read_history`), which must hold
-    `metric`, `images` and `seconds`. The first run is drawn thickest: the reference.
+    `metric`, `images` and, for `by_time`, `seconds`. The first run is drawn thickest: the
+    reference.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.4), sharey=True)
+    columns = (("images", 1e3), ("seconds", 60.0)) if by_time else (("images", 1e3),)
+    fig, axes = plt.subplots(
+        1, len(columns), figsize=(4.5 * len(columns), 3.4), sharey=True, squeeze=False
+    )
+    axes = axes[0]
     for index, (name, history) in enumerate(histories.items()):
-        missing = {metric, "images", "seconds"} - set(history)
+        missing = {metric, *(column for column, _ in columns)} - set(history)
         if missing:
             raise ValueError(f"the history of {name!r} lacks {sorted(missing)}")
         values = np.asarray(history[metric], dtype=np.float64)
-        for ax, column, scale in ((axes[0], "images", 1e3), (axes[1], "seconds", 60.0)):
+        for ax, (column, scale) in zip(axes, columns, strict=True):
             x = np.asarray(history[column], dtype=np.float64) / scale
             ax.plot(
                 x,
@@ -637,8 +645,9 @@ def plot_run_comparison(
                 label=name,
             )
     axes[0].set_xlabel("training images (thousands)")
-    axes[1].set_xlabel("training time (minutes)")
+    if by_time:
+        axes[1].set_xlabel("training time (minutes)")
     axes[0].set_ylabel(label or metric)
-    axes[1].legend(frameon=False)
+    axes[-1].legend(frameon=False)
     fig.tight_layout()
     return fig

@@ -17,18 +17,15 @@ import shutil
 from pathlib import Path
 
 from .models import build_network
-from .pipelines import BaselinePipeline, DetectorPipeline
+from .pipelines import PRESENCE_THRESHOLD, BaselinePipeline, DetectorPipeline
 from .runs import read_history
 from .train import TrainingConfig
+from .validation import check_fraction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 PRETRAINED_MODELS = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
 """The models `load_pretrained` knows, and the networks (roles) each one is made of."""
-ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
-"""Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
-REFERENCE_ABLATION = "final"
-"""The ablation run that trains the shipped design at the short budget."""
 
 
 class WeightsError(RuntimeError):
@@ -84,13 +81,23 @@ def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR)
     return path
 
 
-def install_run(name: str, role: str, run_dir: str | Path, weights_dir: Path = WEIGHTS_DIR) -> Path:
+def install_run(
+    name: str,
+    role: str,
+    run_dir: str | Path,
+    weights_dir: Path = WEIGHTS_DIR,
+    presence_threshold: float | None = None,
+) -> Path:
     """Ship a finished training run: copy its weights and history into the package.
 
     `run_dir` is what `train_model` wrote: `final.weights.h5`, `history.csv` and
     `provenance.json` (how, where and on how many images it trained). The manifest gets
-    the weights' SHA-256 and the provenance.
+    the weights' SHA-256 and the provenance. `presence_threshold`, if given, is the
+    threshold `load_pretrained` gives model `name` (chosen on validation data, see
+    `pipelines.calibrated_presence_threshold`); without it the model keeps the seed's 0.5.
     """
+    if presence_threshold is not None:
+        presence_threshold = check_fraction(presence_threshold, "presence_threshold")
     run_dir = Path(run_dir).expanduser()
     sources = {kind: run_dir / kind for kind in ("final.weights.h5", "provenance.json")}
     for path in sources.values():
@@ -106,6 +113,8 @@ def install_run(name: str, role: str, run_dir: str | Path, weights_dir: Path = W
     if (run_dir / "history.csv").is_file():  # the training curves travel with the weights
         shutil.copyfile(run_dir / "history.csv", weights_dir / f"{name}_{role}.history.csv")
     entry = manifest.setdefault(name, {"files": {}})
+    if presence_threshold is not None:
+        entry["presence_threshold"] = presence_threshold
     entry["files"][role] = {
         "file": target.name,
         "sha256": file_sha256(target),
@@ -113,22 +122,6 @@ def install_run(name: str, role: str, run_dir: str | Path, weights_dir: Path = W
     }
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return target
-
-
-def shipped_ablations(ablations_dir: Path = ABLATIONS_DIR) -> dict[str, Path]:
-    """{run name: record directory} of the detector's short comparison runs, reference first.
-
-    Each directory holds what `runs.copy_run_record` copies: `config.json`, `history.csv`.
-    """
-    if not (ablations_dir / REFERENCE_ABLATION).is_dir():
-        raise WeightsError(
-            f"{ablations_dir / REFERENCE_ABLATION} is missing: restore it with "
-            f"`git checkout -- {_repo_relative(ablations_dir)}`"
-        )
-    others = sorted(
-        p for p in ablations_dir.iterdir() if p.is_dir() and p.name != REFERENCE_ABLATION
-    )
-    return {REFERENCE_ABLATION: ablations_dir / REFERENCE_ABLATION} | {p.name: p for p in others}
 
 
 def shipped_history(
@@ -163,9 +156,9 @@ def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) 
     machine = record.get("machine", "machine not recorded")
     return (
         f"{name} {role}: {record['training_images']:,} training images (batch "
-        f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h at "
-        f"{record['images_per_second']:.0f} images/s, {machine}, "
-        f"{record['runtime']}, {record['date']}"
+        f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h, validation "
+        f"included; {record['images_per_second']:.0f} training images/s in a median epoch; "
+        f"{machine}, {record['runtime']}, {record['date']}"
     )
 
 
@@ -179,6 +172,11 @@ def load_pretrained(
     if name not in PRETRAINED_MODELS:
         raise ValueError(f"unknown pretrained model {name!r}; available: {list(PRETRAINED_MODELS)}")
     networks = {}
+    threshold = (
+        read_manifest(weights_dir / "manifest.json")
+        .get(name, {})
+        .get("presence_threshold", PRESENCE_THRESHOLD)
+    )
     for role in PRETRAINED_MODELS[name]:
         path = verified_weights_path(name, role, weights_dir)
         provenance = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
@@ -189,8 +187,8 @@ def load_pretrained(
             raise WeightsError(f"weights file {path} could not be loaded: {error}") from error
         networks[role] = network
     if name == "detector":
-        return DetectorPipeline(networks["detector"])
-    return BaselinePipeline(networks["classifier"], networks["regressor"])
+        return DetectorPipeline(networks["detector"], threshold)
+    return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
 
 def _repo_relative(path: Path) -> str:

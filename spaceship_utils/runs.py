@@ -168,7 +168,10 @@ def config_changes(config: dict, reference: dict) -> str:
 
 def compare_runs(run_dirs: dict[str, str | Path], metric: str, reference: str) -> str:
     """A text table of runs side by side: what each changes from the `reference` run, its
-    training images, minutes and images/s, and the validation `metric` at its last and best epoch.
+    training images, and the validation `metric` at its last and best epoch.
+
+    No timings: runs that shared a machine with other work have slowed each other down, so
+    compare designs' speed with a benchmark on an idle machine instead.
     """
     if reference not in run_dirs:
         raise ValueError(f"the reference run {reference!r} is not among {sorted(run_dirs)}")
@@ -178,17 +181,14 @@ def compare_runs(run_dirs: dict[str, str | Path], metric: str, reference: str) -
         history = read_history(Path(run_dir) / HISTORY)
         if metric not in history:
             raise ValueError(f"{run_dir} has no {metric!r} column; it has {sorted(history)}")
-        timing = read_timing(run_dir)
         rows.append(
             [
                 name,
                 config_changes(read_config(run_dir), base),
-                f"{timing['images']:,.0f}",
-                f"{timing['seconds'] / 60:.0f}",
-                f"{timing['images_per_second']:.0f}",
+                f"{read_timing(run_dir)['images']:,.0f}",
                 f"{history[metric][-1]:.4f}",
                 f"{max(history[metric]):.4f}",
             ]
         )
-    header = ["run", "changes", "images", "minutes", "images/s", f"last {metric}", "best"]
+    header = ["run", "changes", "images", f"last {metric}", "best"]
     return format_table(header, rows)

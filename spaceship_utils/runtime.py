@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
 import sys
@@ -36,12 +37,18 @@ def import_keras() -> ModuleType:
     """Import Keras (and its backend) with the backend's import-time log lines hidden.
 
     Also hides TensorFlow's C++ info lines for the rest of the session (they would appear in
-    the middle of training logs), unless TF_CPP_MIN_LOG_LEVEL is already set.
+    the middle of training logs), unless TF_CPP_MIN_LOG_LEVEL is already set, and its
+    Python warnings.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     if "keras" not in sys.modules:
         with native_stderr_silenced():
             import keras  # noqa: F401
+    if sys.modules["keras"].backend.backend() == "tensorflow":
+        # TensorFlow's Python warnings, e.g. that `predict` retraced for a new batch shape
+        # (an evaluation's last, smaller batch): expected, and they print a memory address
+        # that differs from run to run.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return sys.modules["keras"]
 
 

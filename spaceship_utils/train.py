@@ -366,7 +366,7 @@ def train_model(
     this call (how the tests interrupt a run), always after writing a checkpoint. Calling
     it again with the same config resumes exactly where it stopped.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).expanduser()  # "~/spaceship-runs/..." as the chapters write it
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     deadline = started + 3600 * hours if hours is not None else None

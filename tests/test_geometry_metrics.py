@@ -143,6 +143,10 @@ def test_best_presence_threshold_balances_misses_and_false_boxes():
     # The chosen threshold's score agrees with the official score of the thresholded boxes.
     boxes = np.where((presence >= threshold)[:, None], raw, np.nan)
     assert ap_at_iou(boxes, labels) == pytest.approx(score)
+    from spaceship_utils.metrics import scores_by_presence_threshold
+
+    thresholds, scores = scores_by_presence_threshold(presence, raw, labels)
+    assert len(thresholds) == len(scores) == 91 and scores.max() == pytest.approx(2 / 3)
 
 
 def test_heading_accuracy_counts_the_nose_only_on_hits():
@@ -165,3 +169,41 @@ def test_heading_accuracy_counts_the_nose_only_on_hits():
     assert np.isnan(heading_accuracy(np.full((1, 5), np.nan), labels[:1])[0])
     with pytest.raises(ValueError):
         heading_accuracy(predictions[:2], labels)
+
+
+def test_true_parts_show_where_the_score_is_lost():
+    from spaceship_utils.metrics import median_box_errors, scores_with_true_parts
+
+    labels = np.array([[100.0, 100.0, 0.5, 20.0, 30.0]] * 3 + [NAN_ROW])
+    predictions = labels.copy()
+    predictions[0, 0] += 15.0  # a centre far off
+    predictions[1, 2] += np.pi / 4  # a turned box
+    predictions[2] = np.nan  # a miss
+    scores = scores_with_true_parts(predictions, labels)
+    assert scores["as predicted"] == 0.0
+    assert scores["true centre"] == pytest.approx(1 / 3) and scores["true axis"] == 1 / 3
+    assert scores["true centre and axis"] == pytest.approx(2 / 3)  # the miss stays a miss
+    assert scores["true size"] == 0.0
+    errors = median_box_errors(predictions, labels)
+    assert errors["centre (px)"] == pytest.approx(7.5) and errors["axis (degrees)"] == 22.5
+    with pytest.raises(ValueError, match="no ship image"):
+        median_box_errors(np.full((2, 5), np.nan), labels[:2])
+
+
+def test_iou_bands_count_scored_samples_and_leave_true_negatives_out():
+    from spaceship_utils.metrics import counts_by_iou_band
+
+    ious = np.array([0.0, 0.0, 0.3, 0.5, 0.6, 0.7, 0.71, 0.9, np.nan])
+    counts = counts_by_iou_band(ious)
+    assert counts == {"0": 2, "0 to 0.5": 2, "0.5 to 0.7": 2, "above 0.7": 2}
+    assert counts["above 0.7"] / sum(counts.values()) == ap_at_iou_from_ious(ious)
+    with pytest.raises(ValueError, match="edges"):
+        counts_by_iou_band(ious, edges=(0.7, 0.5))
+    with pytest.raises(ValueError, match="ious"):
+        counts_by_iou_band(np.array([1.5]))
+
+
+def ap_at_iou_from_ious(ious):
+    """The official score from per-sample values: hits over scored samples."""
+    scored = ious[~np.isnan(ious)]
+    return float(np.mean(scored > 0.7))

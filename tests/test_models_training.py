@@ -227,3 +227,9 @@ def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():
     assert epochs[0] == 1 and epochs[-1] == 200 and len(epochs) == 5
     assert lines[0].split() == ["epoch", "images", "loss"]  # timing columns left out
     assert "1,600,000" in lines[-1]
+
+
+def test_a_run_directory_with_a_tilde_lands_in_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    train_model(_tiny(epochs=1), "~/runs/tiny", verbose=False)
+    assert (tmp_path / "runs" / "tiny" / "final.weights.h5").is_file()

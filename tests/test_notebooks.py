@@ -45,6 +45,16 @@ def test_quick_parameters_exist_in_the_chapter(path):
     assert set(quick) <= set(defaults), f"unknown quick parameters {set(quick) - set(defaults)}"
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_papermill_understands_every_parameter(path):
+    import papermill
+
+    # papermill parses the cell itself; a line it cannot read (an '=' in a comment, say)
+    # makes `-p NAME VALUE` warn "unknown parameter".
+    inferred = papermill.inspect_notebook(path)
+    assert set(inferred) == set(parameters_cell(nbformat.read(path, as_version=4)))
+
+
 def _write_chapter(folder: Path, name: str, code: str) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = KERNEL
@@ -91,15 +101,30 @@ def test_committed_figures_stay_under_300_kb(path):
                     assert size < 300_000, f"cell {index}: {kind} of {size // 1000} KB"
 
 
-def test_the_readme_quotes_the_scores_chapter_6_recorded():
+@pytest.mark.parametrize(
+    "chapter, row_start, columns",
+    [
+        (
+            "06_evaluation.ipynb",
+            "| shipped weights",
+            {1: "baseline_score", 2: "baseline_mean_iou", 3: "baseline_classifier_accuracy"},
+        ),
+        (
+            "07_beyond_the_baseline.ipynb",
+            "| shipped detector",
+            {1: "detector_score", 2: "detector_mean_iou", 3: "detector_mean_iou_where_boxed"},
+        ),
+    ],
+)
+def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):
     from spaceship_utils.book_results import recorded_values
 
-    recorded = recorded_values(NOTEBOOKS / "06_evaluation.ipynb")
+    recorded = recorded_values(NOTEBOOKS / chapter)
     readme = (NOTEBOOKS.parent / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| shipped weights"))
+    row = next(line for line in readme.splitlines() if line.startswith(row_start))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    for column, key in ((1, "score"), (2, "mean_iou"), (3, "classifier_accuracy")):
-        assert cells[column] == f"{float(recorded[f'baseline_{key}']):.4f}", key
+    for column, key in columns.items():
+        assert cells[column] == f"{float(recorded[key]):.4f}", key
 
 
 def test_recorded_values_read_back_what_record_stored(tmp_path):

@@ -101,6 +101,44 @@ def test_installing_an_unfinished_run_is_refused(tmp_path):
         install_run("baseline", "classifier", tmp_path, tmp_path / "weights")
 
 
-def test_detector_without_shipped_weights_says_how_to_train_it():
+def test_detector_without_shipped_weights_says_how_to_train_it(weights_dir):
     with pytest.raises(WeightsError, match=r"no detector weights for 'detector' are shipped yet"):
-        load_pretrained("detector")
+        load_pretrained("detector", weights_dir)
+
+
+def test_a_calibrated_presence_threshold_travels_with_the_weights(tmp_path):
+    from spaceship_utils.detector import build_detector
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    build_detector(width=16, dilations=(1,)).save_weights(run_dir / "final.weights.h5")
+    provenance = {"detector_options": {"width": 16, "dilations": [1]}}
+    (run_dir / "provenance.json").write_text(json.dumps(provenance))
+    install_run("detector", "detector", run_dir, tmp_path / "weights", presence_threshold=0.3)
+    model = load_pretrained("detector", tmp_path / "weights")
+    assert model.presence_threshold == 0.3 and model.network.count_params() < 20_000
+    with pytest.raises(ValueError, match="presence_threshold"):
+        install_run("detector", "detector", run_dir, tmp_path / "weights", presence_threshold=2)
+
+
+def test_calibration_picks_the_threshold_that_scores_best():
+    from spaceship_utils.pipelines import Predictions, calibrated_presence_threshold
+
+    box = [100.0, 100.0, 1.0, 20.0, 30.0]
+    labels = np.array([box, box, [np.nan] * 5, [np.nan] * 5])
+
+    class Fixed:
+        def predict_details(self, images):
+            raw = np.array([box] * 4)
+            return Predictions(raw, np.array([0.9, 0.4, 0.3, 0.2]), raw)
+
+    threshold, score = calibrated_presence_threshold(Fixed(), np.zeros((4, 200, 200)), labels)
+    assert 0.3 < threshold <= 0.4 and score == 1.0
+
+
+def test_the_shipped_run_is_described_in_one_line():
+    from spaceship_utils.pretrained import describe_shipped_run
+
+    line = describe_shipped_run("detector", "detector")
+    assert line.startswith("detector detector: 480,000 training images (batch 32) in ")
+    assert "validation included" in line and "training images/s in a median epoch" in line

@@ -53,16 +53,8 @@ def test_compare_runs_reads_each_run_directory(tmp_path):
     }
     lines = compare_runs(runs, "val_ap07", reference="final").splitlines()
     assert lines[0].split()[:3] == ["run", "changes", "images"]
-    assert lines[2].split() == ["final", "-", "2,000", "0", "100", "0.5000", "0.5000"]
-    assert lines[3].split() == [
-        "radius0",
-        "regression_radius=0",
-        "3,000",
-        "0",
-        "100",
-        "0.2500",
-        "0.3000",
-    ]
+    assert lines[2].split() == ["final", "-", "2,000", "0.5000", "0.5000"]
+    assert lines[3].split() == ["radius0", "regression_radius=0", "3,000", "0.2500", "0.3000"]
     with pytest.raises(ValueError, match="reference run 'other'"):
         compare_runs(runs, "val_ap07", reference="other")
     with pytest.raises(ValueError, match="no 'val_accuracy' column"):
@@ -94,3 +86,5 @@ def test_run_comparison_figure_draws_one_curve_per_run(tmp_path):
     np.testing.assert_allclose(by_minutes.lines[0].get_xdata(), [10 / 60, 20 / 60, 30 / 60])
     with pytest.raises(ValueError, match="lacks"):
         plot_run_comparison({"bad": {"val_ap07": [0.1]}}, "val_ap07")
+    only_images = plot_run_comparison(histories, "val_ap07", by_time=False)
+    assert len(only_images.axes) == 1 and len(only_images.axes[0].lines) == 2
