@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import generate_batch
+from .data import SHIP_PROBABILITY, generate_batch
 from .detector import DESIGNS, decode_predictions, detector_loss, encode_targets, split_design
 from .metrics import ap_at_iou
 from .models import TASKS, build_network
@@ -72,7 +72,7 @@ RECIPES = {
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
 the seed's recipe for its two networks, chapter 7's (480,000 images) for the detector."""
 
-TRAIN_SHIP_SHARE = {"classifier": 0.8, "regressor": 1.0, "detector": 0.8}
+TRAIN_SHIP_SHARE = {"classifier": SHIP_PROBABILITY, "regressor": 1.0, "detector": SHIP_PROBABILITY}
 """Share of training images with a ship: the regressor trains on ships only."""
 
 MONITOR = {
