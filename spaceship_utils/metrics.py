@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 
 from .geometry import rotated_iou
+from .preprocessing import wrapped_angle_error
 from .validation import check_boxes, check_same_length, has_box
 
 IOU_THRESHOLD = 0.7
@@ -181,10 +182,10 @@ def median_box_errors(predictions: np.ndarray, labels: np.ndarray) -> dict[str, 
     if not boxed.any():
         raise ValueError("no ship image has a predicted box: there is no error to measure")
     ours, truth = predictions[boxed], labels[boxed]
-    axis = np.mod(ours[:, 2] - truth[:, 2], np.pi)
+    axis = wrapped_angle_error(ours[:, 2], truth[:, 2], period=np.pi)  # the nose ignored
     return {
         "centre (px)": float(np.median(np.hypot(*(ours[:, :2] - truth[:, :2]).T))),
-        "axis (degrees)": float(np.degrees(np.median(np.minimum(axis, np.pi - axis)))),
+        "axis (degrees)": float(np.degrees(np.median(axis))),
         "width (relative)": float(np.median(np.abs(np.log(ours[:, 3] / truth[:, 3])))),
         "height (relative)": float(np.median(np.abs(np.log(ours[:, 4] / truth[:, 4])))),
     }
