@@ -11,16 +11,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+RECORDED_DECIMALS = 6
+"""Floats are recorded rounded to this many decimals: enough for any table, and a re-run
+whose last few bits differ (CPU numerics depend on the order of operations) records the
+same text, so a strict output comparison (nbval) still passes."""
+
 GLUE_PREFIX = "application/papermill.record/"
 """The mime-type prefix under which MyST-NB looks for glued values that are not displayed."""
 
 
 def record(name: str, value: float | int | str) -> None:
-    """Store `value` under `name` in the running notebook's outputs, without showing it."""
+    """Store `value` under `name` in the running notebook's outputs, without showing it.
+
+    A float is stored rounded to `RECORDED_DECIMALS` decimals.
+    """
     from IPython.display import display
 
     if not isinstance(value, float | int | str):
         raise ValueError(f"value must be a number or a string, got {type(value).__name__}")
+    if isinstance(value, float):
+        value = round(value, RECORDED_DECIMALS)
     display(
         {GLUE_PREFIX + "text/plain": repr(value)},
         raw=True,

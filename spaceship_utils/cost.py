@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .detector import build_detector, split_design
 from .runtime import import_keras
 from .validation import check_count, check_images
 
@@ -53,6 +54,15 @@ def layer_flops(layer) -> int:
 def model_flops(model: keras.Model) -> int:
     """Operations (2 per multiply-add) of the convolutions and dense layers for one image."""
     return int(sum(layer_flops(layer) for layer in _flat_layers(model)))
+
+
+def design_cost(design: Mapping) -> tuple[int, float]:
+    """(trainable parameters, GFLOPs per image) of the detector built from `design`'s options.
+
+    `design` is a dict like `detector.DESIGNS["fast"]` or a run's `detector_options`.
+    """
+    network = build_detector(**split_design(dict(design))[0])
+    return trainable_parameters(network), model_flops(network) / 1e9
 
 
 def latency_ms_per_image(

@@ -13,6 +13,7 @@ predicts, for every cell:
 
 `encode_targets` turns labels into the matching (N, 25, 25, 9) target tensor and
 `decode_predictions` turns the network's output into boxes and a presence probability.
+`detector_loss` trains it; `detector_loss_with_gwd` adds a Gaussian Wasserstein box term.
 Only `keras.layers` and `keras.ops` are used, so it trains on JAX and runs on TensorFlow.
 """
 
@@ -137,6 +138,7 @@ def build_detector(
     stride: int = STRIDE,
     block: str = "bottleneck",
     stem: str = "space_to_depth_8",
+    inputs: str = "raw_and_thresholded",
 ) -> keras.Model:
     """Raw images (N, 200, 200) -> (N, 200/stride, 200/stride, 8) per-cell outputs (float32).
 
@@ -154,9 +156,14 @@ def build_detector(
         raise ValueError(f"block must be 'basic' or 'bottleneck', got {block!r}")
     if stem not in ("space_to_depth_4", "space_to_depth_8"):
         raise ValueError(f"stem must be 'space_to_depth_4' or 'space_to_depth_8', got {stem!r}")
-    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
-    # float32 even under mixed precision, so the 0.8 threshold is exact.
-    x = ThresholdChannels(name="raw_and_thresholded", dtype="float32")(inputs)
+    if inputs not in ("raw_and_thresholded", "raw"):
+        raise ValueError(f"inputs must be 'raw_and_thresholded' or 'raw', got {inputs!r}")
+    images = keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image")
+    if inputs == "raw":
+        x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="raw_only")(images)
+    else:
+        # float32 even under mixed precision, so the 0.8 threshold is exact.
+        x = ThresholdChannels(name="raw_and_thresholded", dtype="float32")(images)
     if stride == 4:
         x = _conv_norm_relu(x, 24, strides=2, name="stem1")
         x = _conv_norm_relu(x, 48, strides=2, name="stem2")
@@ -181,7 +188,7 @@ def build_detector(
         name="head",
         bias_initializer=keras.initializers.Constant(bias),
     )(x)
-    return keras.Model(inputs, outputs, name="detector")
+    return keras.Model(images, outputs, name="detector")
 
 
 DESIGNS = {
@@ -205,18 +212,24 @@ network options from its target options."""
 
 TARGET_OPTIONS = ("regression_radius",)
 """Design options that shape the targets (`encode_targets`), not the network."""
+LOSS_OPTIONS = ("box_loss",)
+"""Design options that choose the training loss (`design_loss`), not the network."""
+BOX_LOSSES = ("l1", "l1+gwd")
+"""'l1': `detector_loss`; 'l1+gwd': plus a Gaussian Wasserstein term (`detector_loss_with_gwd`)."""
 
 
 def split_design(design: dict) -> tuple[dict, dict]:
     """A design's options -> (`build_detector` arguments, `encode_targets` arguments).
 
-    The stride belongs to both: the network's grid and the targets' grid must agree.
+    The stride belongs to both: the network's grid and the targets' grid must agree. The
+    loss options (`LOSS_OPTIONS`) belong to neither: `design_loss` reads them.
     """
-    known = set(inspect.signature(build_detector).parameters) | set(TARGET_OPTIONS)
+    known = set(inspect.signature(build_detector).parameters) | {*TARGET_OPTIONS, *LOSS_OPTIONS}
     unknown = sorted(set(design) - known)
     if unknown:
         raise ValueError(f"unknown detector design option(s) {unknown}; known: {sorted(known)}")
-    network = {key: value for key, value in design.items() if key not in TARGET_OPTIONS}
+    apart = {*TARGET_OPTIONS, *LOSS_OPTIONS}
+    network = {key: value for key, value in design.items() if key not in apart}
     targets = {key: design[key] for key in TARGET_OPTIONS if key in design}
     targets["stride"] = design.get("stride", STRIDE)
     return network, targets
@@ -245,6 +258,13 @@ def encode_targets(
     if np.any(flat):
         row = int(ships[np.flatnonzero(flat.any(axis=1))[0]])
         raise ValueError(f"labels[{row}] has a zero width or height: a ship's box cannot be flat")
+    outside = np.any((boxes[:, :2] < 0) | (boxes[:, :2] > IMAGE_SIZE), axis=1)
+    if np.any(outside):
+        row = int(ships[np.flatnonzero(outside)[0]])
+        raise ValueError(
+            f"labels[{row}] puts the ship's centre at {labels[row, :2].tolist()}, outside the "
+            f"{IMAGE_SIZE}×{IMAGE_SIZE} image: no grid cell can learn it"
+        )
     centre = boxes[:, :2] / stride  # in cells
     cell = np.clip(np.floor(centre), 0, grid - 1).astype(int)
     centres = np.arange(grid)
@@ -370,6 +390,69 @@ def detector_loss(y_true, y_pred):
     heading = ops.softplus(heading_logit) - heading_true * heading_logit  # BCE with logits
     heading_term = ops.sum(heading * mask) / cells
     return heatmap_term + regression_term + 0.5 * heading_term
+
+
+def _gaussian_moments(box):
+    """Box channels (dx, dy, log w, log h, sin 2yaw, cos 2yaw) -> the Gaussian's covariance.
+
+    A box of width w and height h turned by yaw stands for the Gaussian with covariance
+    R diag(w²/4, h²/4) Rᵀ = p·I + q·[[cos 2yaw, sin 2yaw], [sin 2yaw, -cos 2yaw]], with
+    p = (w² + h²)/8 and q = (w² - h²)/8: the doubled angle enters directly, so the Gaussian,
+    like the IoU, cannot tell the nose from the tail. Returns p, q, (sin, cos) of 2yaw scaled
+    to unit length, and the determinant w²h²/16, with sizes in pixels.
+    """
+    log_size = ops.clip(box[..., 2:4], -3.0, 3.0)  # keeps exp finite early in training
+    width = ops.exp(log_size[..., 0]) * float(SIZE_REFERENCE[0])
+    height = ops.exp(log_size[..., 1]) * float(SIZE_REFERENCE[1])
+    along, across = width**2 / 4, height**2 / 4
+    length = ops.sqrt(box[..., 4] ** 2 + box[..., 5] ** 2 + 1e-6)
+    return (
+        (along + across) / 2,
+        (along - across) / 2,
+        box[..., 4] / length,
+        box[..., 5] / length,
+        along * across,
+    )
+
+
+def gaussian_wasserstein_distance(box_true, box_pred, stride: int = STRIDE):
+    """Per-cell 2-Wasserstein distance (px) between two boxes seen as 2-D Gaussians.
+
+    Both (..., 6) in the detector's channels: dx, dy (cells), log w, log h, sin 2yaw,
+    cos 2yaw. W² = |centre difference|² + tr Σ1 + tr Σ2 - 2 tr (Σ1^½ Σ2 Σ1^½)^½, and for
+    2×2 matrices tr M^½ = sqrt(tr M + 2 sqrt(det M)), with tr M = tr Σ1Σ2 and
+    det M = det Σ1 det Σ2 (Yang et al., 2021, arXiv:2101.11952). Zero only for the same
+    box; it grows with a shift, a resize or a turn, as the IoU falls.
+    """
+    p1, q1, s1, c1, det1 = _gaussian_moments(box_true)
+    p2, q2, s2, c2, det2 = _gaussian_moments(box_pred)
+    shift = float(stride) ** 2 * ops.sum((box_pred[..., :2] - box_true[..., :2]) ** 2, axis=-1)
+    trace_product = 2 * p1 * p2 + 2 * q1 * q2 * (c1 * c2 + s1 * s2)
+    cross = ops.sqrt(ops.maximum(trace_product + 2 * ops.sqrt(det1 * det2), 1e-6))
+    squared = ops.maximum(shift + 2 * p1 + 2 * p2 - 2 * cross, 0.0)
+    return ops.sqrt(squared + 1e-6)
+
+
+def detector_loss_with_gwd(y_true, y_pred):
+    """`detector_loss` plus d / (1 + d) at the cells that learn the box, d the Gaussian
+    Wasserstein distance in pixels: a term that couples centre, size and angle the way the
+    IoU does and keeps its steepest slope for errors of a pixel or two."""
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    mask = y_true[..., 1]
+    stride = IMAGE_SIZE // y_true.shape[1]
+    distance = gaussian_wasserstein_distance(y_true[..., 2:8], y_pred[..., 1:7], stride)
+    cells = ops.maximum(ops.sum(mask), 1.0)
+    return detector_loss(y_true, y_pred) + ops.sum(distance / (1 + distance) * mask) / cells
+
+
+def design_loss(design: dict | None = None):
+    """The training loss a design asks for: its 'box_loss' option (`BOX_LOSSES`)."""
+    box_loss = (design or {}).get("box_loss", "l1")
+    losses = {"l1": detector_loss, "l1+gwd": detector_loss_with_gwd}
+    if box_loss not in losses:
+        raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
+    return losses[box_loss]
 
 
 def memorise_batch(

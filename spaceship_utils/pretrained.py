@@ -26,6 +26,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 PRETRAINED_MODELS = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
 """The models `load_pretrained` knows, and the networks (roles) each one is made of."""
+ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
+"""Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
+REFERENCE_ABLATION = "final"
+"""The comparison run that trains the shipped design at the short budget."""
 
 
 class WeightsError(RuntimeError):
@@ -122,6 +126,20 @@ def install_run(
     }
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return target
+
+
+def shipped_ablations(ablations_dir: Path = ABLATIONS_DIR) -> dict[str, Path]:
+    """{run name: record directory} of the detector's short comparison runs, reference first.
+
+    Each directory holds what `runs.copy_run_record` copies: `config.json`, `history.csv`.
+    """
+    reference = ablations_dir / REFERENCE_ABLATION
+    if not reference.is_dir():
+        raise WeightsError(
+            f"{reference} is missing: restore it with `git checkout -- spaceship_utils/weights`"
+        )
+    others = sorted(p for p in ablations_dir.iterdir() if p.is_dir() and p != reference)
+    return {REFERENCE_ABLATION: reference} | {p.name: p for p in others}
 
 
 def shipped_history(

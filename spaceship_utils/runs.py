@@ -166,29 +166,45 @@ def config_changes(config: dict, reference: dict) -> str:
     return ", ".join(changes) or "-"
 
 
-def compare_runs(run_dirs: dict[str, str | Path], metric: str, reference: str) -> str:
+def compare_runs(
+    run_dirs: dict[str, str | Path],
+    metric: str,
+    reference: str,
+    costs: dict[str, tuple[int, float]] | None = None,
+) -> str:
     """A text table of runs side by side: what each changes from the `reference` run, its
-    training images, and the validation `metric` at its last and best epoch.
+    training images, the validation `metric` at its last epoch, that value's difference
+    from the reference's in points (hundredths), and its best epoch's value.
 
-    No timings: runs that shared a machine with other work have slowed each other down, so
-    compare designs' speed with a benchmark on an idle machine instead.
+    `costs`, if given, maps each run to (trainable parameters, GFLOPs per image), shown as
+    two more columns. No timings: runs that shared a machine with other work have slowed
+    each other down, so compare designs' speed with a benchmark on an idle machine instead.
     """
     if reference not in run_dirs:
         raise ValueError(f"the reference run {reference!r} is not among {sorted(run_dirs)}")
+    if costs is not None and set(costs) != set(run_dirs):
+        raise ValueError(f"costs name runs {sorted(costs)}, the runs are {sorted(run_dirs)}")
+    run_dirs = {name: Path(run_dir).expanduser() for name, run_dir in run_dirs.items()}
     base = read_config(run_dirs[reference])
+    histories = {name: read_history(run_dir / HISTORY) for name, run_dir in run_dirs.items()}
+    for name, history in histories.items():
+        if metric not in history:
+            raise ValueError(f"{run_dirs[name]} has no {metric!r} column; it has {sorted(history)}")
+    reference_last = histories[reference][metric][-1]
     rows = []
     for name, run_dir in run_dirs.items():
-        history = read_history(Path(run_dir) / HISTORY)
-        if metric not in history:
-            raise ValueError(f"{run_dir} has no {metric!r} column; it has {sorted(history)}")
-        rows.append(
-            [
-                name,
-                config_changes(read_config(run_dir), base),
-                f"{read_timing(run_dir)['images']:,.0f}",
-                f"{history[metric][-1]:.4f}",
-                f"{max(history[metric]):.4f}",
-            ]
-        )
-    header = ["run", "changes", "images", f"last {metric}", "best"]
+        values = histories[name][metric]
+        row = [name, config_changes(read_config(run_dir), base)]
+        if costs is not None:
+            parameters, gflops = costs[name]
+            row += [f"{parameters:,}", f"{gflops:.3f}"]
+        row += [
+            f"{read_timing(run_dir)['images']:,.0f}",
+            f"{values[-1]:.4f}",
+            f"{100 * (values[-1] - reference_last):+.1f}",
+            f"{max(values):.4f}",
+        ]
+        rows.append(row)
+    header = ["run", "changes", *(("params", "GFLOPs") if costs is not None else ())]
+    header += ["images", f"last {metric}", "points", "best"]
     return format_table(header, rows)

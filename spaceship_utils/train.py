@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import SHIP_PROBABILITY, generate_batch
-from .detector import DESIGNS, decode_predictions, detector_loss, encode_targets, split_design
+from .detector import DESIGNS, decode_predictions, design_loss, encode_targets, split_design
 from .metrics import ap_at_iou
 from .models import TASKS, build_network
 from .pipelines import gate_boxes
@@ -118,6 +118,7 @@ class TrainingConfig:
         if self.detector_options and self.task != "detector":
             raise ValueError(f"detector_options apply to the detector only, not the {self.task}")
         split_design(self.detector_options)  # names an unknown option now, not hours later
+        design_loss(self.detector_options)
 
     @classmethod
     def recipe(cls, task: str, **changes) -> TrainingConfig:
@@ -255,19 +256,24 @@ def boxes_from_outputs(outputs: np.ndarray, task: str) -> np.ndarray:
     raise ValueError(f"a {task} does not output boxes")
 
 
-def task_loss(task: str) -> Callable | str:
-    """The training loss: the seed's BCE and MSE, the detector's own loss."""
-    return {"classifier": "binary_crossentropy", "regressor": "mse", "detector": detector_loss}[
-        task
-    ]
+def task_loss(task: str, design: dict | None = None) -> Callable | str:
+    """The training loss: the seed's BCE and MSE, the detector's own (its `design`'s)."""
+    if task == "detector":
+        return design_loss(design)
+    return {"classifier": "binary_crossentropy", "regressor": "mse"}[task]
 
 
 def validation_metrics(
-    model: keras.Model, task: str, inputs: np.ndarray, targets: np.ndarray, labels: np.ndarray
+    model: keras.Model,
+    task: str,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    labels: np.ndarray,
+    design: dict | None = None,
 ) -> dict[str, float]:
     """val_loss (the training loss on the validation set), val_accuracy or val_ap07."""
     outputs = np.asarray(model.predict(inputs, batch_size=128, verbose=0))
-    loss_fn = keras.losses.get(task_loss(task))
+    loss_fn = keras.losses.get(task_loss(task, design))
     loss = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(targets, outputs))))
     metrics = {"val_loss": loss}
     if task == "classifier":
@@ -292,7 +298,9 @@ def build_and_compile(config: TrainingConfig) -> keras.Model:
         )
     metrics = ["accuracy"] if config.task == "classifier" else None
     model.compile(
-        keras.optimizers.Adam(learning_rate), loss=task_loss(config.task), metrics=metrics
+        keras.optimizers.Adam(learning_rate),
+        loss=task_loss(config.task, config.detector_options),
+        metrics=metrics,
     )
     return model
 
@@ -493,7 +501,7 @@ def _finish_epoch(model, config: TrainingConfig, state: LoopState, validation) -
     row: dict[str, float] = {"epoch": state.step // config.steps_per_epoch - 1}
     row |= {name: total / state.epoch_steps for name, total in state.epoch_sums.items()}
     validation_started = time.monotonic()
-    row |= validation_metrics(model, config.task, *validation)
+    row |= validation_metrics(model, config.task, *validation, config.detector_options)
     state.seconds += time.monotonic() - validation_started
     row["images"] = state.step * config.batch_size
     row["seconds"] = round(state.seconds, 1)

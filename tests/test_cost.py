@@ -3,6 +3,7 @@ import pytest
 
 from spaceship_utils.cost import (
     cost_by_stage,
+    design_cost,
     latency_ms_per_image,
     layer_flops,
     model_flops,
@@ -86,3 +87,11 @@ def test_compare_costs_sums_over_a_pipelines_networks():
     assert row["parameters"] == sum(trainable_parameters(n) for n in TwoNetworks.networks)
     assert row["gflops"] == pytest.approx(sum(model_flops(n) for n in TwoNetworks.networks) / 1e9)
     assert row["ms_per_image"] >= 0
+
+
+def test_a_design_costs_what_its_network_costs_and_target_options_cost_nothing():
+    design = {"width": 16, "dilations": [1, 2]}
+    network = build_detector(width=16, dilations=(1, 2))
+    expected = (trainable_parameters(network), model_flops(network) / 1e9)
+    assert design_cost(design) == expected
+    assert design_cost(design | {"regression_radius": 0}) == expected

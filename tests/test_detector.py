@@ -41,6 +41,17 @@ def test_threshold_channels():
     np.testing.assert_allclose(out[0, ..., 1], [[0.0, 0.8], [0.95, 0.0]])
 
 
+def test_the_raw_only_detector_reads_one_channel_and_names_a_wrong_input_option():
+    two = build_detector(width=16, dilations=(1,))
+    one = build_detector(width=16, dilations=(1,), inputs="raw")
+    assert one.output_shape == two.output_shape
+    # The stem's 3x3 convolution sees 8 x 8 x 1 values per cell instead of 8 x 8 x 2.
+    stem_kernel = {model: model.get_layer("stem1_conv").kernel.shape for model in (one, two)}
+    assert stem_kernel[one] == (3, 3, 64, 16) and stem_kernel[two] == (3, 3, 128, 16)
+    with pytest.raises(ValueError, match="inputs must be"):
+        build_detector(inputs="thresholded")
+
+
 def test_encode_then_decode_recovers_the_boxes(batch):
     _, labels = batch
     boxes, presence = decode_predictions(outputs_from_targets(encode_targets(labels)))
@@ -84,8 +95,18 @@ def test_a_design_splits_into_network_and_target_options():
     assert network == DESIGNS["fast"]
     assert targets == {"stride": 8, "regression_radius": 0}
     assert split_design({}) == ({}, {"stride": 8})
+    assert split_design({"box_loss": "l1+gwd"}) == ({}, {"stride": 8})  # the loss's, not theirs
     with pytest.raises(ValueError, match="widht"):
         split_design({"widht": 32})
+    from spaceship_utils.train import TrainingConfig
+
+    with pytest.raises(ValueError, match="box_loss must be one of"):
+        TrainingConfig(task="detector", detector_options={"box_loss": "giou"})
+
+
+def test_a_centre_outside_the_image_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"labels\[1\] puts the ship's centre at \[250.0, 10.0\]"):
+        encode_targets(np.array([[100, 100, 0, 30, 40], [250, 10, 0, 30, 40]], dtype=float))
 
 
 def test_empty_images_have_empty_targets(batch):
@@ -185,3 +206,97 @@ def test_refreshed_statistics_make_inference_match_training_mode(batch):
         layer for layer in network.layers if isinstance(layer, keras.layers.BatchNormalization)
     ]
     assert all(layer.momentum == 0.99 for layer in norms)
+
+
+def _box_channels(dx, dy, width, height, yaw):
+    """Rows of the detector's box channels (dx, dy, log w, log h, sin 2yaw, cos 2yaw)."""
+    from spaceship_utils.detector import SIZE_REFERENCE
+
+    return np.array(
+        [
+            dx,
+            dy,
+            np.log(width / SIZE_REFERENCE[0]),
+            np.log(height / SIZE_REFERENCE[1]),
+            np.sin(2 * yaw),
+            np.cos(2 * yaw),
+        ],
+        dtype=np.float32,
+    ).T
+
+
+def _matrix_sqrt(matrix):
+    values, vectors = np.linalg.eigh(matrix)
+    return vectors @ np.diag(np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def _wasserstein_by_matrices(centre1, centre2, width1, height1, yaw1, width2, height2, yaw2):
+    def covariance(width, height, yaw):
+        turn = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+        return turn @ np.diag([width**2 / 4, height**2 / 4]) @ turn.T
+
+    first, second = covariance(width1, height1, yaw1), covariance(width2, height2, yaw2)
+    root = _matrix_sqrt(first)
+    cross = np.trace(_matrix_sqrt(root @ second @ root))
+    squared = np.sum((centre1 - centre2) ** 2) + np.trace(first) + np.trace(second) - 2 * cross
+    return np.sqrt(max(squared, 0.0))
+
+
+def test_the_gaussian_wasserstein_distance_matches_matrix_square_roots():
+    from spaceship_utils.detector import gaussian_wasserstein_distance
+
+    rng = np.random.default_rng(3)
+    count = 64
+    sizes = rng.uniform(15, 45, size=(count, 4))
+    yaws = rng.uniform(0, 2 * np.pi, size=(count, 2))
+    offsets = rng.uniform(-1, 2, size=(count, 4))
+    first = _box_channels(*offsets[:, :2].T, sizes[:, 0], sizes[:, 1], yaws[:, 0])
+    second = _box_channels(*offsets[:, 2:].T, sizes[:, 2], sizes[:, 3], yaws[:, 1])
+    distance = keras.ops.convert_to_numpy(gaussian_wasserstein_distance(first, second, stride=8))
+    expected = [
+        _wasserstein_by_matrices(
+            8 * offsets[i, :2],
+            8 * offsets[i, 2:],
+            *sizes[i, :2],
+            yaws[i, 0],
+            *sizes[i, 2:],
+            yaws[i, 1],
+        )
+        for i in range(count)
+    ]
+    np.testing.assert_allclose(distance, expected, rtol=1e-3, atol=2e-2)
+
+
+def test_the_gaussian_distance_is_zero_for_the_same_box_and_blind_to_the_nose():
+    from spaceship_utils.detector import gaussian_wasserstein_distance
+
+    box = _box_channels([0.3], [0.6], np.array([27.0]), np.array([40.0]), np.array([0.4]))
+    flipped = _box_channels(
+        [0.3], [0.6], np.array([27.0]), np.array([40.0]), np.array([0.4 + np.pi])
+    )
+    turned = _box_channels(
+        [0.3], [0.6], np.array([40.0]), np.array([27.0]), np.array([0.4 + np.pi / 2])
+    )
+    shifted = _box_channels([0.55], [0.6], np.array([27.0]), np.array([40.0]), np.array([0.4]))
+    for same in (box, flipped, turned):
+        assert float(gaussian_wasserstein_distance(box, same)[0]) < 0.01
+    # The same box two pixels to the side (a quarter of an 8-pixel cell) is 2 px away.
+    assert float(gaussian_wasserstein_distance(box, shifted)[0]) == pytest.approx(2.0, abs=1e-3)
+
+
+def test_the_gwd_loss_adds_to_the_detector_loss_only_where_boxes_are_learnt(batch):
+    from spaceship_utils.detector import design_loss, detector_loss_with_gwd
+
+    _, labels = batch
+    targets = encode_targets(labels)
+    perfect = outputs_from_targets(targets)
+    assert design_loss({}) is detector_loss
+    assert design_loss({"box_loss": "l1+gwd"}) is detector_loss_with_gwd
+    with pytest.raises(ValueError, match="box_loss must be one of"):
+        design_loss({"box_loss": "iou"})
+    extra = float(detector_loss_with_gwd(targets, perfect)) - float(detector_loss(targets, perfect))
+    assert 0 <= extra < 0.01
+    worse = perfect.copy()
+    worse[..., 1] += 0.25  # every box 2 px to the right
+    gap = float(detector_loss_with_gwd(targets, worse)) - float(detector_loss(targets, worse))
+    assert gap == pytest.approx(2 / 3, abs=0.01)  # d / (1 + d) at d = 2 px

@@ -132,7 +132,8 @@ def test_recorded_values_read_back_what_record_stored(tmp_path):
     notebook.metadata["kernelspec"] = KERNEL
     notebook.cells = [
         nbformat.v4.new_code_cell(
-            "from spaceship_utils.book_results import record\nrecord('score', 0.25)"
+            "from spaceship_utils.book_results import record\n"
+            "record('score', 0.25)\nrecord('iou', 0.649542940612)\nrecord('samples', 10000)"
         )
     ]
     path = tmp_path / "recorded.ipynb"
@@ -143,5 +144,5 @@ def test_recorded_values_read_back_what_record_stored(tmp_path):
     nbformat.write(notebook, path)
     from spaceship_utils.book_results import recorded_values
 
-    assert recorded_values(path) == {"score": "0.25"}
+    assert recorded_values(path) == {"score": "0.25", "iou": "0.649543", "samples": "10000"}
     assert notebook.cells[0].outputs[0]["output_type"] == "display_data"

@@ -142,3 +142,28 @@ def test_the_shipped_run_is_described_in_one_line():
     line = describe_shipped_run("detector", "detector")
     assert line.startswith("detector detector: 480,000 training images (batch 32) in ")
     assert "validation included" in line and "training images/s in a median epoch" in line
+
+
+def test_ablation_records_come_reference_first_and_a_missing_reference_is_named(tmp_path):
+    from spaceship_utils.pretrained import REFERENCE_ABLATION, shipped_ablations
+
+    for name in ("radius0", REFERENCE_ABLATION, "constant_lr"):
+        (tmp_path / name).mkdir()
+    assert list(shipped_ablations(tmp_path)) == [REFERENCE_ABLATION, "constant_lr", "radius0"]
+    with pytest.raises(WeightsError, match=f"{tmp_path / 'missing' / REFERENCE_ABLATION}"):
+        shipped_ablations(tmp_path / "missing")
+
+
+def test_the_readme_quotes_the_shipped_ablation_records():
+    from spaceship_utils.pretrained import shipped_ablations
+    from spaceship_utils.runs import read_history
+
+    readme = (WEIGHTS_DIR.parents[1] / "README.md").read_text().splitlines()
+    ablations = shipped_ablations()
+    reference = read_history(ablations["final"] / "history.csv")["val_ap07"][-1]
+    for name, path in ablations.items():
+        score = read_history(path / "history.csv")["val_ap07"][-1]
+        row = next(line for line in readme if line.startswith(f"| {name} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert cells[2] == f"{score:.4f}", name
+        assert float(cells[3]) == pytest.approx(100 * (score - reference), abs=0.051), name

@@ -53,8 +53,16 @@ def test_compare_runs_reads_each_run_directory(tmp_path):
     }
     lines = compare_runs(runs, "val_ap07", reference="final").splitlines()
     assert lines[0].split()[:3] == ["run", "changes", "images"]
-    assert lines[2].split() == ["final", "-", "2,000", "0.5000", "0.5000"]
-    assert lines[3].split() == ["radius0", "regression_radius=0", "3,000", "0.2500", "0.3000"]
+    assert lines[2].split() == ["final", "-", "2,000", "0.5000", "+0.0", "0.5000"]
+    assert lines[3].split() == [
+        *("radius0", "regression_radius=0", "3,000", "0.2500", "-25.0", "0.3000")
+    ]
+    costs = {"final": (155_784, 0.1934), "radius0": (155_784, 0.1934)}
+    with_costs = compare_runs(runs, "val_ap07", reference="final", costs=costs).splitlines()
+    assert with_costs[0].split()[:4] == ["run", "changes", "params", "GFLOPs"]
+    assert with_costs[2].split()[2:4] == ["155,784", "0.193"]
+    with pytest.raises(ValueError, match="costs name runs"):
+        compare_runs(runs, "val_ap07", reference="final", costs={"final": (1, 0.1)})
     with pytest.raises(ValueError, match="reference run 'other'"):
         compare_runs(runs, "val_ap07", reference="other")
     with pytest.raises(ValueError, match="no 'val_accuracy' column"):
