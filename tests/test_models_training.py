@@ -233,3 +233,22 @@ def test_a_run_directory_with_a_tilde_lands_in_the_home_directory(tmp_path, monk
     monkeypatch.setenv("HOME", str(tmp_path))
     train_model(_tiny(epochs=1), "~/runs/tiny", verbose=False)
     assert (tmp_path / "runs" / "tiny" / "final.weights.h5").is_file()
+
+
+def test_the_hold_then_cosine_schedule_warms_up_holds_the_peak_and_anneals_at_the_end():
+    from spaceship_utils.train import HoldThenCosine, TrainingConfig, build_and_compile
+
+    schedule = HoldThenCosine(1e-3, total_steps=1000)  # warm-up 20 steps, decay from 800
+    rates = {step: float(schedule(step)) for step in (0, 10, 20, 500, 800, 900, 1000)}
+    assert rates[0] == pytest.approx(1e-4) and rates[10] == pytest.approx(5.5e-4)
+    assert rates[20] == rates[500] == rates[800] == pytest.approx(1e-3)
+    assert rates[900] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5)) and rates[1000] == pytest.approx(
+        1e-5
+    )
+    config = TrainingConfig(
+        task="detector", epochs=1, steps_per_epoch=10, batch_size=2, schedule="hold_cosine"
+    )
+    optimizer = build_and_compile(config).optimizer  # at step 0: the warm-up's first rate
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        TrainingConfig(task="detector", schedule="one_cycle")
