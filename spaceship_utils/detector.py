@@ -214,8 +214,6 @@ TARGET_OPTIONS = ("regression_radius",)
 """Design options that shape the targets (`encode_targets`), not the network."""
 LOSS_OPTIONS = ("box_loss",)
 """Design options that choose the training loss (`design_loss`), not the network."""
-BOX_LOSSES = ("l1", "l1+gwd")
-"""'l1': `detector_loss`; 'l1+gwd': plus a Gaussian Wasserstein term (`detector_loss_with_gwd`)."""
 
 
 def split_design(design: dict) -> tuple[dict, dict]:
@@ -224,11 +222,11 @@ def split_design(design: dict) -> tuple[dict, dict]:
     The stride belongs to both: the network's grid and the targets' grid must agree. The
     loss options (`LOSS_OPTIONS`) belong to neither: `design_loss` reads them.
     """
-    known = set(inspect.signature(build_detector).parameters) | {*TARGET_OPTIONS, *LOSS_OPTIONS}
+    apart = {*TARGET_OPTIONS, *LOSS_OPTIONS}
+    known = set(inspect.signature(build_detector).parameters) | apart
     unknown = sorted(set(design) - known)
     if unknown:
         raise ValueError(f"unknown detector design option(s) {unknown}; known: {sorted(known)}")
-    apart = {*TARGET_OPTIONS, *LOSS_OPTIONS}
     network = {key: value for key, value in design.items() if key not in apart}
     targets = {key: design[key] for key in TARGET_OPTIONS if key in design}
     targets["stride"] = design.get("stride", STRIDE)
@@ -446,13 +444,16 @@ def detector_loss_with_gwd(y_true, y_pred):
     return detector_loss(y_true, y_pred) + ops.sum(distance / (1 + distance) * mask) / cells
 
 
+BOX_LOSSES = {"l1": detector_loss, "l1+gwd": detector_loss_with_gwd}
+"""The losses a design's 'box_loss' option names; 'l1' is the default."""
+
+
 def design_loss(design: dict | None = None):
     """The training loss a design asks for: its 'box_loss' option (`BOX_LOSSES`)."""
     box_loss = (design or {}).get("box_loss", "l1")
-    losses = {"l1": detector_loss, "l1+gwd": detector_loss_with_gwd}
-    if box_loss not in losses:
-        raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
-    return losses[box_loss]
+    if box_loss not in BOX_LOSSES:
+        raise ValueError(f"box_loss must be one of {tuple(BOX_LOSSES)}, got {box_loss!r}")
+    return BOX_LOSSES[box_loss]
 
 
 def memorise_batch(

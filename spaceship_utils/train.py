@@ -88,6 +88,11 @@ SCHEDULES = ("constant", "cosine", "hold_cosine")
 """Learning-rate schedules `TrainingConfig` knows (see its docstring)."""
 
 
+def warmup_steps(total_steps: int) -> int:
+    """Steps of the linear warm-up both decaying schedules start with: 2 % of the run."""
+    return max(total_steps // 50, 1)
+
+
 @keras.saving.register_keras_serializable(package="spaceship_utils")
 class HoldThenCosine(keras.optimizers.schedules.LearningRateSchedule):
     """A 2 % linear warm-up from a tenth of `peak`, `peak` held until `hold` of the run,
@@ -102,7 +107,7 @@ class HoldThenCosine(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        warmup = max(self.total_steps // 50, 1)
+        warmup = warmup_steps(self.total_steps)
         warming = self.peak * (0.1 + 0.9 * step / warmup)
         start = self.hold * self.total_steps
         progress = ops.clip((step - start) / max(self.total_steps - start, 1.0), 0.0, 1.0)
@@ -319,7 +324,7 @@ def build_and_compile(config: TrainingConfig) -> keras.Model:
     model = build_network(config.task, **config.detector_options)
     learning_rate = config.learning_rate
     if config.schedule == "cosine":
-        warmup = max(config.total_steps // 50, 1)
+        warmup = warmup_steps(config.total_steps)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             config.learning_rate / 10,
             decay_steps=config.total_steps - warmup,
