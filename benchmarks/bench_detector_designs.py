@@ -45,6 +45,7 @@ CANDIDATES = {
     "shipped, 4x4 stem": DESIGNS["fast"] | FOUR_PIXEL_STEM,
     "shipped, raw image only": DESIGNS["fast"] | dict(inputs="raw"),
     "shipped, l1+gwd box loss": DESIGNS["fast"] | dict(box_loss="l1+gwd"),
+    "shipped, l1+riou box loss": DESIGNS["fast"] | dict(box_loss="l1+riou"),
 }
 BATCH = 32
 TIMED_IMAGES = 640

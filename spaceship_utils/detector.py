@@ -13,7 +13,8 @@ predicts, for every cell:
 
 `encode_targets` turns labels into the matching (N, 25, 25, 9) target tensor and
 `decode_predictions` turns the network's output into boxes and a presence probability.
-`detector_loss` trains it; `detector_loss_with_gwd` adds a Gaussian Wasserstein box term.
+`detector_loss` trains it; `detector_loss_with_gwd` adds a Gaussian Wasserstein box term,
+`detector_loss_with_rotated_iou` the rotated IoU itself.
 Only `keras.layers` and `keras.ops` are used, so it trains on JAX and runs on TensorFlow.
 """
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from .geometry import wrap_angle
 from .preprocessing import THRESHOLD
+from .rotated_iou_loss import rotated_iou_tensor
 from .runtime import import_keras
 from .validation import (
     IMAGE_SIZE,
@@ -444,7 +446,51 @@ def detector_loss_with_gwd(y_true, y_pred):
     return detector_loss(y_true, y_pred) + ops.sum(distance / (1 + distance) * mask) / cells
 
 
-BOX_LOSSES = {"l1": detector_loss, "l1+gwd": detector_loss_with_gwd}
+def boxes_from_channels(channels, stride: int = STRIDE):
+    """(M, 6) box channels (dx, dy, log w, log h, sin 2yaw, cos 2yaw) -> (M, 5) boxes in px.
+
+    The centre is measured from the cell's corner (the IoU does not care where the cell is);
+    yaw is the box axis, in (-pi/2, pi/2]. Where (sin, cos) is shorter than 0.1 the axis is
+    too unsure to steer: it takes no gradient there (the L1 term lengthens it first).
+    """
+    sin, cos = channels[:, 4], channels[:, 5]
+    unsure = sin**2 + cos**2 < 0.01
+    steady = ops.stop_gradient(ops.arctan2(sin, cos))
+    steerable = ops.arctan2(  # a harmless input where unsure, so no 0/0 in the gradient
+        ops.where(unsure, ops.zeros_like(sin), sin), ops.where(unsure, ops.ones_like(cos), cos)
+    )
+    log_size = ops.clip(channels[:, 2:4], -3.0, 3.0)  # keeps exp finite early in training
+    return ops.stack(
+        [
+            channels[:, 0] * float(stride),
+            channels[:, 1] * float(stride),
+            ops.where(unsure, steady, steerable) / 2,
+            ops.exp(log_size[:, 0]) * float(SIZE_REFERENCE[0]),
+            ops.exp(log_size[:, 1]) * float(SIZE_REFERENCE[1]),
+        ],
+        axis=-1,
+    )
+
+
+def detector_loss_with_rotated_iou(y_true, y_pred):
+    """`detector_loss` plus 1 - IoU at the cells that learn the box: the score's own
+    measure of a box, with the exact rotated IoU (`rotated_iou_loss.rotated_iou_tensor`)."""
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    stride = IMAGE_SIZE // y_true.shape[1]
+    mask = ops.reshape(y_true[..., 1], (-1,))
+    box_true = boxes_from_channels(ops.reshape(y_true[..., 2:8], (-1, 6)), stride)
+    box_pred = boxes_from_channels(ops.reshape(y_pred[..., 1:7], (-1, 6)), stride)
+    iou = rotated_iou_tensor(box_true, box_pred)
+    cells = ops.maximum(ops.sum(mask), 1.0)
+    return detector_loss(y_true, y_pred) + ops.sum((1 - iou) * mask) / cells
+
+
+BOX_LOSSES = {
+    "l1": detector_loss,
+    "l1+gwd": detector_loss_with_gwd,
+    "l1+riou": detector_loss_with_rotated_iou,
+}
 """The losses a design's 'box_loss' option names; 'l1' is the default."""
 
 
