@@ -19,6 +19,7 @@ Modules, from the data up:
 - `plotting`: every figure of the book.
 - `runtime`: what the code runs on, and the one place Keras is imported from.
 - `detector`: chapter 7's one-network detector, its targets, loss and decoding.
+- `rotated_iou_loss`: the rotated IoU as a differentiable tensor function, for a box loss.
 - `models`: the seed's classifier and regressor, and `build_network` for every task.
 - `pipelines`: networks turned into boxes, and the presence gate they share.
 - `symmetry`: the generator's eight exact symmetries and test-time averaging.
