@@ -62,7 +62,7 @@ SEED_EPOCHS = {"classifier": 60, "regressor": 200}
 
 RECIPES = {
     "classifier": {"epochs": SEED_EPOCHS["classifier"]},
-    "regressor": {"epochs": SEED_EPOCHS["regressor"]},
+    "regressor": {"epochs": SEED_EPOCHS["regressor"], "seed": 1},
     "detector": {
         "epochs": 15,
         "batch_size": 32,
@@ -71,7 +71,9 @@ RECIPES = {
     },
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
-the seed's recipe for its two networks, chapter 7's (480,000 images) for the detector."""
+the seed's recipe for its two networks, chapter 7's (480,000 images) for the detector. The
+regressor draws its images from seed 1, so the two networks of the seed never train on the
+same images (chapters 4 and 5)."""
 
 TRAIN_SHIP_SHARE = {"classifier": SHIP_PROBABILITY, "regressor": 1.0, "detector": SHIP_PROBABILITY}
 """Share of training images with a ship: the regressor trains on ships only."""

@@ -207,6 +207,8 @@ def test_seed_recipe_is_the_default():
     assert classifier.batch_size == 8 and classifier.learning_rate == 1e-3
     assert classifier.validation_samples == 2048
     assert TrainingConfig.recipe("classifier") == classifier
+    # The regressor's recipe draws other images than the classifier's (chapter 5's SEED).
+    assert TrainingConfig.recipe("regressor").seed == 1 and classifier.seed == 0
     detector = TrainingConfig.recipe("detector", seed=3, batch_size=None)
     assert detector.training_images == 480_000 and detector.schedule == "cosine"
     assert detector.detector_options == DESIGNS["fast"] and detector.seed == 3
