@@ -4,6 +4,9 @@ Run on an idle machine (pause any training run first: it resumes from its checkp
 
     python benchmarks/bench_detector_designs.py > benchmarks/detector-designs-DATE.txt
 
+`--only TEXT` times just the candidates whose name contains TEXT (next to the seed's
+classifier, as always), e.g. `--only shipped` for the shipped design and its variants.
+
 Every candidate and the seed's classifier are timed in this one process, on the same
 pre-generated batch, so the ratio to the seed classifier is what to compare across
 machines. Training speed is measured with `train_on_batch` (pure compute, batch 32);
@@ -12,6 +15,7 @@ inference is `predict` on 64 images. Each speed is the median of three timed rou
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -78,7 +82,13 @@ def inference_ms_per_image(model: keras.Model) -> float:
     return 1000 * (time.perf_counter() - start) / (3 * 64)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="time only candidates whose name has this")
+    only = parser.parse_args(argv).only
+    candidates = {name: options for name, options in CANDIDATES.items() if only in name}
+    if not candidates:
+        parser.error(f"no candidate name contains {only!r}; names: {list(CANDIDATES)}")
     print(
         f"# {time.strftime('%Y-%m-%d')}, {describe_machine()}, Python {platform.python_version()}"
     )
@@ -86,7 +96,7 @@ def main() -> None:
     seed_speed = training_images_per_second(TrainingConfig(task="classifier", batch_size=BATCH))
     print(f"seed classifier: {seed_speed:.1f} training images/s (ratio 1.00)")
     print(f"{'design':<48}{'params':>10}{'GFLOPs':>8}{'train img/s':>13}{'ratio':>7}{'ms/img':>8}")
-    for name, options in CANDIDATES.items():
+    for name, options in candidates.items():
         config = TrainingConfig(task="detector", batch_size=BATCH, detector_options=options)
         network = build_and_compile(config)  # the loss options change the step, not the network
         speed = training_images_per_second(config)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 
 from .detector import build_detector, split_design
+from .runs import read_config
 from .runtime import import_keras
 from .validation import check_count, check_images
 
@@ -65,6 +67,14 @@ def design_cost(design: Mapping) -> tuple[int, float]:
     return trainable_parameters(network), model_flops(network) / 1e9
 
 
+def design_costs(run_dirs: Mapping[str, str | Path]) -> dict[str, tuple[int, float]]:
+    """{run: (trainable parameters, GFLOPs per image)} of detector runs, from the design
+    each run directory's config.json records (`runs.read_config`)."""
+    return {
+        name: design_cost(read_config(path)["detector_options"]) for name, path in run_dirs.items()
+    }
+
+
 def latency_ms_per_image(
     predict: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray,
@@ -108,16 +118,18 @@ def compare_costs(
 ) -> list[dict]:
     """One row per pipeline: name, trainable parameters, GFLOPs and ms per image.
 
-    Each pipeline has `.networks` (its Keras models) and `.predict(images)`; latency is
-    `latency_ms_per_image` of that `predict` on `images` (N, 200, 200).
+    Each pipeline has `.networks` (its Keras models) and `.predict(images)`, and may have
+    `.passes` (forward passes per image, 1 if absent), which multiplies the FLOPs; latency
+    is `latency_ms_per_image` of that `predict` on `images` (N, 200, 200).
     """
     rows = []
     for name, pipeline in pipelines.items():
+        flops = sum(model_flops(net) for net in pipeline.networks)
         rows.append(
             {
                 "pipeline": name,
                 "parameters": sum(trainable_parameters(net) for net in pipeline.networks),
-                "gflops": sum(model_flops(net) for net in pipeline.networks) / 1e9,
+                "gflops": getattr(pipeline, "passes", 1) * flops / 1e9,
                 "ms_per_image": latency_ms_per_image(pipeline.predict, images, repeats),
             }
         )

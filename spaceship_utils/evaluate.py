@@ -19,7 +19,14 @@ from sklearn.metrics import classification_report
 
 from .data import make_data
 from .label_statistics import outline_leaves_image
-from .metrics import IOU_THRESHOLD, heading_accuracy, ranked_average_precision, sample_ious
+from .metrics import (
+    IOU_THRESHOLD,
+    best_presence_threshold,
+    heading_accuracy,
+    ranked_average_precision,
+    sample_ious,
+    scores_by_presence_threshold,
+)
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
 from .tables import format_table
 from .validation import IMAGE_SIZE, check_count, has_box
@@ -253,6 +260,25 @@ def format_rows(rows: list[dict]) -> str:
             for row in rows
         ],
     )
+
+
+def presence_threshold_table(
+    presence: np.ndarray,
+    raw_boxes: np.ndarray,
+    labels: np.ndarray,
+    shown: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+) -> str:
+    """The challenge score at the `shown` presence thresholds and at the best one, as a
+    table; arguments as for `metrics.scores_by_presence_threshold` (validation data)."""
+    thresholds, scores = scores_by_presence_threshold(presence, raw_boxes, labels)
+    rows = [
+        (f"{threshold:.2f}", f"{score:.4f}")
+        for threshold, score in zip(thresholds, scores, strict=True)
+        if np.isclose(shown, threshold).any()
+    ]
+    best, best_score = best_presence_threshold(presence, raw_boxes, labels)
+    rows.append((f"best: {best:.2f}", f"{best_score:.4f}"))
+    return format_table(("presence threshold", "validation score"), rows)
 
 
 def compare_evaluations(results: dict[str, Evaluation]) -> str:

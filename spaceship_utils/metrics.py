@@ -174,13 +174,18 @@ def scores_with_true_parts(predictions: np.ndarray, labels: np.ndarray) -> dict[
 
 def median_box_errors(predictions: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Median errors over ship images where a box was drawn: centre distance (px), axis
-    angle (degrees, the nose ignored) and relative width and height errors (|log ratio|)."""
+    angle (degrees, the nose ignored) and relative width and height errors (|log ratio|).
+
+    A model that drew no box on any ship image (an untrained one, say) has no error to
+    measure: every entry is then NaN.
+    """
     predictions = check_boxes(predictions, "predictions")
     labels = check_boxes(labels, "labels")
     check_same_length(predictions=predictions, labels=labels)
     boxed = has_box(predictions) & has_box(labels)
+    names = ("centre (px)", "axis (degrees)", "width (relative)", "height (relative)")
     if not boxed.any():
-        raise ValueError("no ship image has a predicted box: there is no error to measure")
+        return dict.fromkeys(names, float("nan"))
     ours, truth = predictions[boxed], labels[boxed]
     axis = wrapped_angle_error(ours[:, 2], truth[:, 2], period=np.pi)  # the nose ignored
     return {

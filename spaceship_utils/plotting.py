@@ -651,3 +651,39 @@ def plot_run_comparison(
     axes[-1].legend(frameon=False)
     fig.tight_layout()
     return fig
+
+
+def plot_overlap_construction(
+    box_a: np.ndarray,
+    box_b: np.ndarray,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    real: np.ndarray,
+    iou: float,
+) -> plt.Figure:
+    """Two boxes (5,) and how their overlap is built: `rotated_iou_loss.overlap_corner_candidates`
+    for the pair, (24,) x, y and flags, with the first 8 points the corners and the last 16
+    the edge crossings. Real corners and crossings are marked, the overlap polygon filled."""
+    xs, ys, real = (np.asarray(values).reshape(-1) for values in (xs, ys, real))
+    if not xs.shape == ys.shape == real.shape == (24,):
+        raise ValueError(f"xs, ys and real must hold 24 candidates each, got {xs.shape}")
+    real = real.astype(bool)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    draw_box(ax, box_a, TRUE_COLOUR, "box A", show_nose=False)
+    draw_box(ax, box_b, PREDICTED_COLOUR, "box B", show_nose=False)
+    corner = real.copy()
+    corner[8:] = False
+    crossing = real.copy()
+    crossing[:8] = False
+    if real.any():
+        px, py = xs[real], ys[real]
+        order = np.argsort(np.arctan2(py - py.mean(), px - px.mean()))
+        ax.fill(px[order], py[order], color="0.8", zorder=0, label=f"overlap (IoU {iou:.3f})")
+    ax.plot(xs[corner], ys[corner], "o", color="k", markersize=5, label="corner inside the other")
+    ax.plot(xs[crossing], ys[crossing], "x", color="k", markersize=7, label="edges crossing")
+    ax.set_aspect("equal")
+    ax.invert_yaxis()  # image coordinates: y grows downwards
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    return fig

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .models import build_network
 from .pipelines import PRESENCE_THRESHOLD, BaselinePipeline, DetectorPipeline
-from .runs import read_history
+from .runs import read_config, read_history
 from .train import TrainingConfig
 from .validation import check_fraction
 
@@ -207,6 +207,30 @@ def load_pretrained(
     if name == "detector":
         return DetectorPipeline(networks["detector"], threshold)
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
+
+
+def load_detector_run(
+    run_dir: str | Path, presence_threshold: float = PRESENCE_THRESHOLD
+) -> DetectorPipeline:
+    """A detector pipeline from your own training run: the design its config.json records
+    and its best epoch's weights (`best.weights.h5`, written after every improving epoch,
+    so an unfinished run works too). Choose `presence_threshold` on validation data."""
+    run_dir = Path(run_dir).expanduser()
+    config = read_config(run_dir)
+    if config.get("task") != "detector":
+        raise ValueError(f"{run_dir} holds a {config.get('task')!r} run, not a detector run")
+    path = run_dir / "best.weights.h5"
+    if not path.is_file():
+        raise WeightsError(
+            f"{path} is missing: the run has not finished an epoch yet; train it further "
+            "(spaceship_utils.train resumes it) and try again"
+        )
+    network = build_network("detector", **config["detector_options"])
+    try:
+        network.load_weights(path)
+    except Exception as error:  # h5py / Keras errors vary by version
+        raise WeightsError(f"weights file {path} could not be loaded: {error}") from error
+    return DetectorPipeline(network, presence_threshold)
 
 
 def _repo_relative(path: Path) -> str:

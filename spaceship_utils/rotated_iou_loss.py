@@ -105,6 +105,23 @@ def polygon_area_of_points(xs, ys, real):
     return ops.abs(twice_area) / 2
 
 
+def overlap_corner_candidates(boxes_a, boxes_b):
+    """The 24 points that can be corners of the overlap of two (N, 5) boxes: x, y (N, 24)
+    and whether each is a real corner (N, 24). In order: A's 4 corners (real if inside B),
+    B's 4 corners (real if inside A), then the 16 edge crossings (real if both edges meet)."""
+    boxes_a = ops.cast(boxes_a, "float32")
+    boxes_b = ops.cast(boxes_b, "float32")
+    xs_a, ys_a = box_corners_tensor(boxes_a)
+    xs_b, ys_b = box_corners_tensor(boxes_b)
+    cross_x, cross_y, crossing = _edge_crossings(xs_a, ys_a, xs_b, ys_b)
+    xs = ops.concatenate([xs_a, xs_b, cross_x], axis=-1)
+    ys = ops.concatenate([ys_a, ys_b, cross_y], axis=-1)
+    real = ops.concatenate(
+        [_inside(xs_a, ys_a, boxes_b), _inside(xs_b, ys_b, boxes_a), crossing], axis=-1
+    )
+    return xs, ys, real
+
+
 def rotated_iou_tensor(boxes_a, boxes_b):
     """IoU of paired rotated boxes: two (N, 5) float tensors -> (N,) in [0, 1].
 
@@ -117,15 +134,7 @@ def rotated_iou_tensor(boxes_a, boxes_b):
     # Measure both from A's centre: small coordinates keep float32 rounding small.
     origin = ops.concatenate([boxes_a[:, :2], ops.zeros_like(boxes_a[:, 2:])], axis=-1)
     boxes_a, boxes_b = boxes_a - origin, boxes_b - origin
-    xs_a, ys_a = box_corners_tensor(boxes_a)
-    xs_b, ys_b = box_corners_tensor(boxes_b)
-    cross_x, cross_y, crossing = _edge_crossings(xs_a, ys_a, xs_b, ys_b)
-    xs = ops.concatenate([xs_a, xs_b, cross_x], axis=-1)
-    ys = ops.concatenate([ys_a, ys_b, cross_y], axis=-1)
-    real = ops.concatenate(
-        [_inside(xs_a, ys_a, boxes_b), _inside(xs_b, ys_b, boxes_a), crossing], axis=-1
-    )
-    overlap = polygon_area_of_points(xs, ys, real)
+    overlap = polygon_area_of_points(*overlap_corner_candidates(boxes_a, boxes_b))
     area_a = boxes_a[..., 3] * boxes_a[..., 4]
     area_b = boxes_b[..., 3] * boxes_b[..., 4]
     union = ops.maximum(area_a + area_b - overlap, 1e-6)

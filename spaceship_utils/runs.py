@@ -51,14 +51,18 @@ def append_history_row(path: str | Path, row: dict[str, float]) -> None:
 
 
 def history_table(history: dict[str, list[float]], rows: int = 6) -> str:
-    """A compact text table of a run: about `rows` epochs spread over the run, always the last.
+    """A compact text table of a run: about `rows` epochs spread over the run, always the last
+    (every epoch when the run has no more than `rows`).
 
     Columns: epoch (counted from 1), images seen, then every metric in the history.
     """
     epochs = len(next(iter(history.values()), []))
     if epochs == 0:
         raise ValueError("the history holds no epoch")
-    chosen = sorted({round(i) for i in np.geomspace(1, epochs, num=min(rows, epochs))})
+    if epochs <= rows:
+        chosen = list(range(1, epochs + 1))
+    else:
+        chosen = sorted({round(i) for i in np.geomspace(1, epochs, num=rows)})
     metrics = [name for name in history if name not in ("images", "seconds", "images_per_second")]
     header = ["epoch", "images", *metrics]
     body = [

@@ -2,7 +2,10 @@
 
 The noise, the lines and the ship's centre, yaw and shape are all drawn from distributions
 that these transforms leave unchanged, so a transformed sample is another valid sample and
-its label follows in closed form. That gives free augmentation and test-time averaging.
+its label follows in closed form. With an endless generator that adds no new training data
+(a flipped fresh sample is just another fresh sample), but it gives test-time averaging: a
+network that is not exactly symmetric answers each view a little differently, and the
+answers can be mapped back and combined.
 
 With images indexed `image[y, x]` on an S×S grid (pixel centres 0..S-1) and the nose along
 (sin yaw, cos yaw):
@@ -79,26 +82,49 @@ def symmetry_name(k: int) -> str:
     return " + ".join(steps) or "identity"
 
 
+def _check_symmetry_set(symmetries) -> tuple[int, ...]:
+    symmetries = tuple(_check_symmetry(k) for k in symmetries)
+    if not symmetries or len(set(symmetries)) != len(symmetries):
+        raise ValueError(f"symmetries must be distinct indices in 0..7, got {symmetries!r}")
+    return symmetries
+
+
 def _check_symmetry(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < 8:
         raise ValueError(f"symmetry index must be an integer in 0..7, got {k!r}")
     return int(k)
 
 
-def predict_with_symmetries(
-    model, images: np.ndarray, presence_threshold: float = PRESENCE_THRESHOLD
-) -> Predictions:
-    """Test-time averaging: predict on all eight transforms, map back, and combine.
+def views_of_sample(
+    image: np.ndarray, box: np.ndarray, symmetries: tuple[int, ...] = SYMMETRIES
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image (S, S) and its box (5,) under each symmetry: images (K, S, S), boxes (K, 5)."""
+    images, boxes = np.asarray(image)[None], np.asarray(box, dtype=np.float64)[None]
+    return (
+        np.concatenate([transform_images(images, k) for k in symmetries]),
+        np.concatenate([transform_boxes(boxes, k, images.shape[-1]) for k in symmetries]),
+    )
 
-    `model` has `predict_details(images) -> Predictions` (see `pretrained`). Presence is
-    averaged; centre and size take the median; the box axis is the circular mean of 2·yaw;
-    the nose direction is a majority vote. Returns `Predictions` for `images` (N, 200, 200).
+
+def predict_with_symmetries(
+    model,
+    images: np.ndarray,
+    presence_threshold: float = PRESENCE_THRESHOLD,
+    symmetries: tuple[int, ...] = SYMMETRIES,
+) -> Predictions:
+    """Test-time averaging: predict on each view, map the boxes back, and combine.
+
+    `model` has `predict_details(images) -> Predictions` (see `pretrained`); `symmetries`
+    picks the views (all eight by default, one forward pass each). Presence is averaged;
+    centre and size take the median; the box axis is the circular mean of 2·yaw; the nose
+    direction is a majority vote. Returns `Predictions` for `images` (N, 200, 200).
     """
 
     presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+    symmetries = _check_symmetry_set(symmetries)
     images = check_images(images)
     presences, boxes = [], []
-    for k in SYMMETRIES:
+    for k in symmetries:
         details = model.predict_details(transform_images(images, k))
         presences.append(details.presence)
         boxes.append(transform_boxes(details.raw_boxes, inverse_symmetry(k), images.shape[-1]))
@@ -115,19 +141,38 @@ def predict_with_symmetries(
 
 
 class SymmetryAveraged:
-    """Wraps a pipeline so that it predicts with test-time averaging over the eight symmetries.
+    """Wraps a pipeline so that it predicts with test-time averaging over symmetries.
 
     It answers `predict_details` and `predict` like the pipeline it wraps (so
-    `evaluate.evaluate_model` scores it), at eight forward passes per image.
+    `evaluate.evaluate_model` scores it and `cost.compare_costs` times it), at one forward
+    pass per view. The presence threshold is the wrapped pipeline's own unless given.
     """
 
-    def __init__(self, model, presence_threshold: float = PRESENCE_THRESHOLD):
+    def __init__(
+        self,
+        model,
+        presence_threshold: float | None = None,
+        symmetries: tuple[int, ...] = SYMMETRIES,
+    ):
         self.model = model
+        if presence_threshold is None:
+            presence_threshold = getattr(model, "presence_threshold", PRESENCE_THRESHOLD)
         self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+        self.symmetries = _check_symmetry_set(symmetries)
+
+    @property
+    def networks(self) -> list:
+        """The wrapped pipeline's Keras networks (each runs once per view)."""
+        return self.model.networks
+
+    @property
+    def passes(self) -> int:
+        """Forward passes per image: one per view."""
+        return len(self.symmetries)
 
     def predict_details(self, images: np.ndarray) -> Predictions:
         """`predict_with_symmetries` on raw images (N, 200, 200)."""
-        return predict_with_symmetries(self.model, images, self.presence_threshold)
+        return predict_with_symmetries(self.model, images, self.presence_threshold, self.symmetries)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Raw images (N, 200, 200) -> averaged boxes (N, 5), NaN row = no ship."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -21,3 +21,19 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+def format_columns(first: str, columns: Mapping[str, Mapping[str, object]], spec: str = "") -> str:
+    """A table with one column per entry of `columns` ({column: {row: value}}), rows in the
+    order of the first column's keys, `first` heading the row names, values formatted with
+    `spec` (e.g. ",d" or ".4f"). Every column must have the same rows."""
+    if not columns:
+        raise ValueError("columns must not be empty")
+    rows = list(next(iter(columns.values())))
+    for name, column in columns.items():
+        if list(column) != rows:
+            raise ValueError(f"column {name!r} has rows {list(column)}, expected {rows}")
+    return format_table(
+        (first, *columns),
+        [(row, *(format(column[row], spec) for column in columns.values())) for row in rows],
+    )

@@ -200,8 +200,10 @@ def task_inputs_and_targets(
 class GeneratedBatches(keras.utils.PyDataset):
     """Fresh training batches, each reproducible from (seed, epoch, index in epoch).
 
-    `batch_at_step(step)` is what the training loop reads; `__getitem__` (with `epoch`
-    set by the caller) lets `model.fit` read the same data.
+    `batch_at_step(step)` is what the training loop reads. `__getitem__` reads the batches
+    of epoch `epoch`, which `on_epoch_begin` advances from the second epoch on, so
+    `model.fit(batches, epochs=E)` trains on the images `train_model` trains on, in the
+    same epochs, none twice.
     """
 
     def __init__(
@@ -222,12 +224,21 @@ class GeneratedBatches(keras.utils.PyDataset):
         self.seed = seed
         self.design = design
         self.epoch = 0
+        self._begun = False
 
     def __len__(self) -> int:
         return self.steps_per_epoch
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.batch_at_step(self.epoch * self.steps_per_epoch + index)
+
+    def on_epoch_begin(self) -> None:
+        """Keras calls this before each epoch of `fit`: every epoch after the first reads
+        the next epoch's batches (before the first, Keras may read a batch to learn the
+        shapes: that is epoch 0's)."""
+        if self._begun:
+            self.epoch += 1
+        self._begun = True
 
     def batch_at_step(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         epoch, index = divmod(step, self.steps_per_epoch)

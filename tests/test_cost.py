@@ -88,6 +88,13 @@ def test_compare_costs_sums_over_a_pipelines_networks():
     assert row["gflops"] == pytest.approx(sum(model_flops(n) for n in TwoNetworks.networks) / 1e9)
     assert row["ms_per_image"] >= 0
 
+    class FourViews(TwoNetworks):
+        passes = 4  # like symmetry.SymmetryAveraged over four views
+
+    (four,) = compare_costs({"four": FourViews()}, np.zeros((2, 200, 200)), repeats=1)
+    assert four["gflops"] == pytest.approx(4 * row["gflops"])
+    assert four["parameters"] == row["parameters"]
+
 
 def test_a_design_costs_what_its_network_costs_and_target_options_cost_nothing():
     design = {"width": 16, "dilations": [1, 2]}
@@ -95,3 +102,13 @@ def test_a_design_costs_what_its_network_costs_and_target_options_cost_nothing()
     expected = (trainable_parameters(network), model_flops(network) / 1e9)
     assert design_cost(design) == expected
     assert design_cost(design | {"regression_radius": 0}) == expected
+
+
+def test_design_costs_read_each_runs_recorded_design(tmp_path):
+    import json
+
+    from spaceship_utils.cost import design_costs
+
+    design = {"width": 16, "dilations": [1, 2], "box_loss": "l1+riou"}
+    (tmp_path / "config.json").write_text(json.dumps({"detector_options": design}))
+    assert design_costs({"small": tmp_path}) == {"small": design_cost(design)}

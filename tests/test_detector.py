@@ -300,3 +300,27 @@ def test_the_gwd_loss_adds_to_the_detector_loss_only_where_boxes_are_learnt(batc
     worse[..., 1] += 0.25  # every box 2 px to the right
     gap = float(detector_loss_with_gwd(targets, worse)) - float(detector_loss(targets, worse))
     assert gap == pytest.approx(2 / 3, abs=0.01)  # d / (1 + d) at d = 2 px
+
+
+def test_the_round_trip_loses_nothing_but_rounding(batch):
+    from spaceship_utils.detector import round_trip_errors
+
+    _, labels = batch
+    ships = labels[~np.isnan(labels[:, 0])]
+    errors = round_trip_errors(ships)
+    assert list(errors) == ["position (px)", "size (px)", "yaw (rad)", "smallest IoU"]
+    assert errors["position (px)"] < 1e-4 and errors["size (px)"] < 1e-4
+    assert errors["yaw (rad)"] < 1e-5 and errors["smallest IoU"] > 0.9999
+
+
+def test_fit_report_names_the_mode_and_returns_the_decoded_boxes(batch):
+    from spaceship_utils.detector import fit_report
+
+    images, labels = batch
+    ships = ~np.isnan(labels[:, 0])
+    network = build_detector(width=8, dilations=(1,))
+    line, boxes = fit_report(network, images[ships][:3], labels[ships][:3], training=False)
+    assert line.lstrip().startswith("inference mode: IoU [") and "presence [" in line
+    assert boxes.shape == (3, 5) and np.isfinite(boxes).all()
+    line, _ = fit_report(network, images[ships][:3], labels[ships][:3], training=True)
+    assert line.lstrip().startswith("training mode:")

@@ -96,3 +96,17 @@ def test_groups_are_listed_in_natural_order():
 def test_score_by_group_checks_shapes():
     with pytest.raises(ValueError, match="same shape"):
         score_by_group(np.zeros(3), np.array(["a", "b"]))
+
+
+def test_the_presence_threshold_table_shows_the_chosen_rows_and_the_best():
+    from spaceship_utils.evaluate import presence_threshold_table
+
+    labels = np.array([[100, 100, 0.5, 20, 30]] * 3 + [[np.nan] * 5])
+    raw_boxes = np.array([[100, 100, 0.5, 20, 30]] * 4, dtype=float)  # right on every ship
+    # Two clear ships, one too faint for any threshold, and a box on the empty image at 0.3.
+    presence = np.array([0.9, 0.35, 0.04, 0.3])
+    lines = presence_threshold_table(presence, raw_boxes, labels).splitlines()
+    assert lines[0].split() == ["presence", "threshold", "validation", "score"]
+    assert [line.split()[0] for line in lines[2:-1]] == [f"0.{d}0" for d in range(1, 10)]
+    # Best: keep the 0.35 ship, drop the empty image's box: 2 hits of 3 scored samples.
+    assert lines[-1].split() == ["best:", "0.31", "0.6667"]

@@ -229,6 +229,9 @@ def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():
     assert epochs[0] == 1 and epochs[-1] == 200 and len(epochs) == 5
     assert lines[0].split() == ["epoch", "images", "loss"]  # timing columns left out
     assert "1,600,000" in lines[-1]
+    short = {name: values[:15] for name, values in history.items()}
+    every = [int(line.split()[0]) for line in history_table(short, rows=15).splitlines()[2:]]
+    assert every == list(range(1, 16))  # a run no longer than `rows`: every epoch
 
 
 def test_a_run_directory_with_a_tilde_lands_in_the_home_directory(tmp_path, monkeypatch):
@@ -254,3 +257,21 @@ def test_the_hold_then_cosine_schedule_warms_up_holds_the_peak_and_anneals_at_th
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="schedule must be one of"):
         TrainingConfig(task="detector", schedule="one_cycle")
+
+
+def test_fit_on_the_batches_reads_new_images_every_epoch():
+    class Recorded(GeneratedBatches):
+        def batch_at_step(self, step):
+            self.steps.append(step)
+            return super().batch_at_step(step)
+
+    batches = Recorded("classifier", batch_size=2, steps_per_epoch=3, seed=0)
+    batches.steps = []
+    model = keras.Sequential(
+        [keras.Input((200, 200)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    model.compile("sgd", "mse")
+    model.fit(batches, epochs=2, verbose=0)
+    # Epoch 1 reads steps 0-2 (Keras may read one early, for the shapes), epoch 2 steps 3-5.
+    assert set(batches.steps) == set(range(6))
+    assert sorted(batches.steps[-3:]) == [3, 4, 5]

@@ -167,3 +167,30 @@ def test_the_readme_quotes_the_shipped_ablation_records():
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         assert cells[2] == f"{score:.4f}", name
         assert float(cells[3]) == pytest.approx(100 * (score - reference), abs=0.051), name
+
+
+def test_your_own_detector_run_loads_as_a_pipeline(tmp_path):
+    from spaceship_utils.pretrained import WeightsError, load_detector_run
+    from spaceship_utils.train import TrainingConfig, train_model
+
+    design = {"width": 8, "dilations": [1], "box_loss": "l1+riou"}
+    config = TrainingConfig.recipe(
+        "detector",
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=4,
+        validation_samples=8,
+        detector_options=design,
+    )
+    stopped = train_model(config, tmp_path / "run", verbose=False, max_steps=1)
+    with pytest.raises(WeightsError, match="has not finished an epoch"):
+        load_detector_run(tmp_path / "run")
+    train_model(config, tmp_path / "run", verbose=False)
+    model = load_detector_run(tmp_path / "run", presence_threshold=0.3)
+    assert not stopped.finished and model.presence_threshold == 0.3
+    images = np.zeros((2, 200, 200), dtype=np.float32)
+    assert model.predict(images).shape == (2, 5)
+    (tmp_path / "regressor").mkdir()
+    (tmp_path / "regressor" / "config.json").write_text(json.dumps({"task": "regressor"}))
+    with pytest.raises(ValueError, match="not a detector run"):
+        load_detector_run(tmp_path / "regressor")

@@ -1,4 +1,5 @@
 import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -124,3 +125,69 @@ def test_the_iou_loss_gradient_is_finite_for_an_untrained_networks_outputs():
     gradient = _gradient(lambda y_pred: detector_loss_with_rotated_iou(targets, y_pred), untrained)
     assert np.all(np.isfinite(gradient))
     assert np.any(gradient[..., 3:5] != 0)  # the sizes learn from the IoU term already
+
+
+def _candidates(first, second):
+    from spaceship_utils.rotated_iou_loss import overlap_corner_candidates
+
+    xs, ys, real = overlap_corner_candidates(
+        keras.ops.convert_to_tensor(first, "float32"),
+        keras.ops.convert_to_tensor(second, "float32"),
+    )
+    return (keras.ops.convert_to_numpy(values)[0] for values in (xs, ys, real))
+
+
+def test_the_overlap_corners_are_inner_corners_or_edge_crossings():
+    big = np.array([[100.0, 100.0, 0.3, 30.0, 50.0]])
+    small = np.array([[102.0, 98.0, 0.5, 10.0, 14.0]])
+    _, _, real = _candidates(big, small)
+    # The small box lies inside the big one: its 4 corners are the overlap's, nothing else.
+    assert not real[:4].any() and real[4:8].all() and not real[8:].any()
+    across = np.array([[100.0, 100.0, 0.0, 10.0, 40.0]])
+    along = np.array([[100.0, 100.0, 0.0, 40.0, 10.0]])
+    xs, ys, real = _candidates(across, along)
+    # A cross: no corner of either box is inside the other; 4 crossings make the square.
+    assert not real[:8].any() and real[8:].sum() == 4
+    np.testing.assert_allclose(sorted(set(np.round(xs[real], 3))), [95.0, 105.0])
+    np.testing.assert_allclose(sorted(set(np.round(ys[real], 3))), [95.0, 105.0])
+
+
+def test_the_overlap_figure_marks_corners_and_crossings():
+    from spaceship_utils.plotting import plot_overlap_construction
+
+    first = np.array([[100.0, 100.0, 0.3, 30.0, 50.0]])
+    second = np.array([[108.0, 95.0, 1.1, 26.0, 44.0]])
+    xs, ys, real = _candidates(first, second)
+    fig = plot_overlap_construction(first[0], second[0], xs, ys, real, iou=0.5)
+    ax = fig.axes[0]
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == [
+        "box A",
+        "box B",
+        "overlap (IoU 0.500)",
+        "corner inside the other",
+        "edges crossing",
+    ]
+    marked = sum(len(line.get_xdata()) for line in ax.lines if line.get_linestyle() == "None")
+    assert marked == int(real.sum())
+    with pytest.raises(ValueError, match="24 candidates"):
+        plot_overlap_construction(first[0], second[0], xs[:8], ys[:8], real[:8], iou=0.5)
+    plt.close(fig)
+
+
+def test_the_iou_term_reads_every_learning_cell_and_refuses_a_radius_it_cannot():
+    from spaceship_utils.detector import IOU_CELLS_PER_IMAGE
+
+    _, labels = generate_batch(6, np.random.default_rng(7), ship_probability=1.0)
+    for radius in (0, 2):
+        targets = encode_targets(labels, regression_radius=radius)
+        assert targets[..., 1].reshape(6, -1).sum(axis=1).max() <= IOU_CELLS_PER_IMAGE
+        outputs = outputs_from_targets(targets)
+        outputs[..., 3] += 0.1  # every learning cell's width 10 % too large
+        gap = float(detector_loss_with_rotated_iou(targets, outputs)) - float(
+            detector_loss(targets, outputs)
+        )
+        widened = labels * [1, 1, 1, np.exp(0.1), 1]
+        assert gap == pytest.approx(np.mean(1 - rotated_iou(labels, widened)), abs=1e-4)
+    design_loss({"box_loss": "l1+riou", "regression_radius": 2})
+    with pytest.raises(ValueError, match="regression_radius of at most 2"):
+        design_loss({"box_loss": "l1+riou", "regression_radius": 3})

@@ -118,6 +118,34 @@ def test_the_averaging_wrapper_is_a_pipeline(clean_ships):
         SymmetryAveraged(Oracle(images, labels), presence_threshold=2.0)
 
 
+def test_the_wrapper_keeps_the_pipelines_threshold_and_counts_its_passes(clean_ships):
+    from spaceship_utils.symmetry import SymmetryAveraged
+
+    images, labels = clean_ships
+    oracle = Oracle(images, labels)
+    oracle.presence_threshold, oracle.networks = 0.41, ["network"]
+    assert SymmetryAveraged(oracle).presence_threshold == 0.41
+    assert SymmetryAveraged(oracle, presence_threshold=0.6).presence_threshold == 0.6
+    four = SymmetryAveraged(oracle, symmetries=(0, 1, 2, 3))
+    assert four.passes == 4 and SymmetryAveraged(oracle).passes == 8
+    assert four.networks == ["network"]
+    np.testing.assert_allclose(four.predict(images)[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]])
+    for bad in ((), (0, 0), (0, 9)):
+        with pytest.raises(ValueError, match="symmetr"):
+            SymmetryAveraged(oracle, symmetries=bad)
+
+
+def test_views_of_one_sample_match_the_batch_transforms(clean_ships):
+    from spaceship_utils.symmetry import views_of_sample
+
+    images, labels = clean_ships
+    views, boxes = views_of_sample(images[0], labels[0])
+    assert views.shape == (8, 200, 200) and boxes.shape == (8, 5)
+    for k in SYMMETRIES:
+        np.testing.assert_array_equal(views[k], transform_images(images[:1], k)[0])
+        np.testing.assert_allclose(boxes[k], transform_boxes(labels[:1], k)[0])
+
+
 def test_symmetry_names():
     from spaceship_utils.symmetry import symmetry_name
 
