@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .models import build_network
 from .pipelines import PRESENCE_THRESHOLD, BaselinePipeline, DetectorPipeline
-from .runs import read_config, read_history
-from .train import TrainingConfig
+from .runs import best_epoch, read_config, read_history
+from .train import MONITOR, TrainingConfig
 from .validation import check_fraction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -169,14 +169,20 @@ def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) ->
 
 
 def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> str:
-    """One line on how the shipped `role` weights of model `name` were trained, and where."""
+    """How the shipped `role` weights of model `name` were trained, and where: one line on
+    the run, one on the epoch whose weights were kept (the best by `train.MONITOR`)."""
     record = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
     machine = record.get("machine", "machine not recorded")
+    history = shipped_history(name, role, weights_dir)
+    metric, pick = MONITOR[role]
+    kept = best_epoch(history, metric, higher_is_better=pick is max)
     return (
         f"{name} {role}: {record['training_images']:,} training images (batch "
         f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h, validation "
         f"included; {record['images_per_second']:.0f} training images/s in a median epoch; "
-        f"{machine}, {record['runtime']}, {record['date']}"
+        f"{machine}, {record['runtime']}, {record['date']}\n"
+        f"shipped weights: epoch {kept} of {len(history[metric])}, the best {metric} "
+        f"({history[metric][kept - 1]:.4f})"
     )
 
 

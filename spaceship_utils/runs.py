@@ -50,23 +50,37 @@ def append_history_row(path: str | Path, row: dict[str, float]) -> None:
         writer.writerow(row)
 
 
-def history_table(history: dict[str, list[float]], rows: int = 6) -> str:
+def best_epoch(history: dict[str, list[float]], metric: str, higher_is_better: bool) -> int:
+    """The epoch (counted from 1) with the best `metric`; the first of equals."""
+    if metric not in history or not history[metric]:
+        raise ValueError(f"the history has no {metric!r} column; it has {sorted(history)}")
+    values = np.asarray(history[metric], dtype=np.float64)
+    return int(np.argmax(values) if higher_is_better else np.argmin(values)) + 1
+
+
+def history_table(history: dict[str, list[float]], rows: int = 6, mark: int | None = None) -> str:
     """A compact text table of a run: about `rows` epochs spread over the run, always the last
-    (every epoch when the run has no more than `rows`).
+    (every epoch when the run has no more than `rows`), and epoch `mark` starred if given
+    (e.g. `best_epoch`'s, whose weights a run keeps).
 
     Columns: epoch (counted from 1), images seen, then every metric in the history.
     """
     epochs = len(next(iter(history.values()), []))
     if epochs == 0:
         raise ValueError("the history holds no epoch")
+    if mark is not None and not 1 <= mark <= epochs:
+        raise ValueError(f"mark must be an epoch from 1 to {epochs}, got {mark}")
     if epochs <= rows:
         chosen = list(range(1, epochs + 1))
     else:
-        chosen = sorted({round(i) for i in np.geomspace(1, epochs, num=rows)})
+        chosen = sorted({round(i) for i in np.geomspace(1, epochs, num=rows)} | {mark or 1})
     metrics = [name for name in history if name not in ("images", "seconds", "images_per_second")]
     header = ["epoch", "images", *metrics]
     body = [
-        [str(epoch), f"{history['images'][epoch - 1]:,.0f}" if "images" in history else "-"]
+        [
+            f"{epoch}*" if epoch == mark else str(epoch),
+            f"{history['images'][epoch - 1]:,.0f}" if "images" in history else "-",
+        ]
         + [f"{history[name][epoch - 1]:.4f}" for name in metrics]
         for epoch in chosen
     ]

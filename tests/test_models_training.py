@@ -232,6 +232,20 @@ def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():
     short = {name: values[:15] for name, values in history.items()}
     every = [int(line.split()[0]) for line in history_table(short, rows=15).splitlines()[2:]]
     assert every == list(range(1, 16))  # a run no longer than `rows`: every epoch
+    marked = history_table(history, rows=5, mark=137).splitlines()[2:]
+    assert [line.split()[0] for line in marked if "*" in line] == ["137*"]
+    with pytest.raises(ValueError, match="mark must be an epoch from 1 to 200"):
+        history_table(history, mark=201)
+
+
+def test_best_epoch_counts_from_one_and_follows_the_direction():
+    from spaceship_utils.runs import best_epoch
+
+    history = {"val_loss": [0.5, 0.2, 0.3], "val_ap07": [0.1, 0.4, 0.4]}
+    assert best_epoch(history, "val_loss", higher_is_better=False) == 2
+    assert best_epoch(history, "val_ap07", higher_is_better=True) == 2  # the first of equals
+    with pytest.raises(ValueError, match="no 'loss' column"):
+        best_epoch(history, "loss", higher_is_better=False)
 
 
 def test_a_run_directory_with_a_tilde_lands_in_the_home_directory(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from spaceship_utils.pretrained import (
     install_run,
     load_pretrained,
     read_manifest,
+    shipped_history,
 )
 
 
@@ -136,12 +137,18 @@ def test_calibration_picks_the_threshold_that_scores_best():
     assert 0.3 < threshold <= 0.4 and score == 1.0
 
 
-def test_the_shipped_run_is_described_in_one_line():
+def test_the_shipped_run_and_its_kept_epoch_are_described():
     from spaceship_utils.pretrained import describe_shipped_run
 
-    line = describe_shipped_run("detector", "detector")
-    assert line.startswith("detector detector: 480,000 training images (batch 32) in ")
-    assert "validation included" in line and "training images/s in a median epoch" in line
+    run, kept = describe_shipped_run("detector", "detector").splitlines()
+    assert run.startswith("detector detector: 480,000 training images (batch 32) in ")
+    assert "validation included" in run and "training images/s in a median epoch" in run
+    history = shipped_history("detector", "detector")
+    best = int(np.argmax(history["val_ap07"]))
+    assert kept == (
+        f"shipped weights: epoch {best + 1} of {len(history['val_ap07'])}, the best val_ap07 "
+        f"({history['val_ap07'][best]:.4f})"
+    )
 
 
 def test_ablation_records_come_reference_first_and_a_missing_reference_is_named(tmp_path):
