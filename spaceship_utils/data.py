@@ -112,6 +112,18 @@ def make_layers(
     return Layers(noise=noise.T, lines=dense[1], ship=dense[0], label=label)
 
 
+def first_centred_layers(low: float = 60.0, high: float = 140.0) -> Layers:
+    """The first `make_layers(has_spaceship=True)` sample whose ship's centre lies in
+    [low, high] in both x and y (px), so the whole outline is well inside the image. Draws
+    from NumPy's global stream, like `make_data`."""
+    if not 0 <= low <= high < IMAGE_SIZE:
+        raise ValueError(f"need 0 <= low <= high < {IMAGE_SIZE}, got low={low}, high={high}")
+    while True:
+        layers = make_layers(has_spaceship=True)
+        if np.all((layers.label[:2] >= low) & (layers.label[:2] <= high)):
+            return layers
+
+
 def _draw_legacy(
     has_spaceship: bool | None, noise_level: float, no_lines: int, image_size: int
 ) -> tuple[np.ndarray, _Pixels, _Pixels, np.ndarray]:

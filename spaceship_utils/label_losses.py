@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .data import LABEL_NAMES
 from .geometry import rotated_iou
 from .label_statistics import ship_rows
 from .preprocessing import encode_yaw, wrapped_angle_error
+from .tables import format_table
 from .validation import check_boxes, check_same_length
 
 
@@ -53,6 +55,19 @@ def component_gradient_shares(
 LARGEST_YAW_LOSS = {"raw": 1.0, "sincos": 2.0, "sincos2": 2.0}
 """The supremum of `encoded_yaw_loss` per encoding: codes at opposite ends (raw: 0 and 1) or
 opposite points of the unit circle (the mean of the two squared differences is then 2)."""
+
+
+def column_share_table(shares: dict[str, np.ndarray]) -> str:
+    """A table of each label column's share (rows: x, y, yaw, width, height) under each
+    named setting ({name: (5,) shares}), as percentages."""
+    for name, values in shares.items():
+        if np.shape(values) != (len(LABEL_NAMES),):
+            raise ValueError(f"shares[{name!r}] must have shape (5,), got {np.shape(values)}")
+    rows = [
+        [column, *(f"{values[index]:.2%}" for values in shares.values())]
+        for index, column in enumerate(LABEL_NAMES)
+    ]
+    return format_table(["column", *shares], rows)
 
 
 def encoded_yaw_loss(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import NOISE_LEVEL, Layers
+from .tables import format_table
 from .validation import check_count, check_fraction, check_images, check_same_length
 
 PIXEL_CLASSES = ("ship", "line", "noise")
@@ -72,6 +73,28 @@ def noise_pixel_mean(cutoff: float = 1.0, noise_level: float = NOISE_LEVEL) -> f
     return min(cutoff, noise_level) / 2
 
 
+def outline_share_between(low: float, high: float, noise_level: float = NOISE_LEVEL) -> float:
+    """Share of outline pixels whose value lies in [low, high): the integral of
+    `ship_pixel_density`, in closed form (high² - low²) / noise_level below the noise level."""
+    low, high = check_fraction(low, "low"), check_fraction(high, "high")
+    noise_level = _check_noise_level(noise_level)
+    if low > high:
+        raise ValueError(f"low must not exceed high, got low={low}, high={high}")
+
+    def below(value: float) -> float:  # P(S < value) = value · min(value / noise_level, 1)
+        return value * min(value / noise_level, 1.0)
+
+    return below(high) - below(low)
+
+
+def outline_pixels_kept(layers: Layers, threshold: float) -> tuple[int, int]:
+    """(outline pixels at or above `threshold` in the image, outline pixels in all) of one
+    sample's `Layers`."""
+    threshold = check_fraction(threshold, "threshold")
+    outline = layers.ship > 0
+    return int(np.count_nonzero(outline & (layers.image >= threshold))), int(outline.sum())
+
+
 def classify_pixels(ship_layer: np.ndarray, line_layer: np.ndarray) -> np.ndarray:
     """Pixel class codes (N, 200, 200) int8 from the layers: 0 ship, 1 line, 2 noise.
 
@@ -119,6 +142,39 @@ class ThresholdSweep:
         below = self.pixel_counts.sum(axis=0) - self.kept_counts.sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(below > 0, self.below_sums / np.maximum(below, 1), np.nan)
+
+    def median_outline_kept(self) -> np.ndarray:
+        """(T,): outline pixels each threshold keeps, median over images."""
+        return np.median(self.kept_counts[:, :, 0], axis=0)
+
+    def median_outline_snr(self) -> np.ndarray:
+        """(T,): the outline SNR at each threshold, median over images (NaN ignored)."""
+        return np.nanmedian(self.outline_snr, axis=0)
+
+    def summary_table(self) -> str:
+        """One row per threshold: the share of each class kept (all images pooled), the
+        ship's share of what is kept, and per image the median outline pixels kept and
+        the median outline SNR."""
+        shares, ship_share = self.kept_share(), self.ship_share_of_kept()
+        kept, snr = self.median_outline_kept(), self.median_outline_snr()
+        rows = [
+            [
+                f"{threshold:.2f}",
+                *(f"{share:.1%}" for share in shares[index]),
+                f"{ship_share[index]:.2%}",
+                f"{kept[index]:.0f}",
+                f"{snr[index]:.1f}",
+            ]
+            for index, threshold in enumerate(self.thresholds)
+        ]
+        header = [
+            "threshold",
+            *(f"{name} kept" for name in PIXEL_CLASSES),
+            "ship share of kept",
+            "ship px kept (median)",
+            "outline SNR (median)",
+        ]
+        return format_table(header, rows)
 
     def index_of(self, threshold: float) -> int:
         """Position of `threshold` in `thresholds`, or ValueError if it was not swept."""

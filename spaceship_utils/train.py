@@ -249,6 +249,19 @@ class GeneratedBatches(keras.utils.PyDataset):
         return task_inputs_and_targets(self.task, images, labels, self.design)
 
 
+def first_step_with_empty_images(batches: GeneratedBatches, count: int = 2) -> int:
+    """The first step of a classifier run whose batch holds at least `count` images without
+    a ship (to show both kinds); ValueError if no batch of the first epoch has that many."""
+    count = check_count(count, "count", minimum=0)
+    if batches.task != "classifier" or count > batches.batch_size:
+        raise ValueError(f"need a classifier's batches of at least {count} images")
+    for step in range(batches.steps_per_epoch):
+        _, targets = batches.batch_at_step(step)
+        if np.sum(targets == 0) >= count:
+            return step
+    raise ValueError(f"no batch of the first epoch has {count} images without a ship")
+
+
 def _batch_at_step(batches: GeneratedBatches, step: int) -> tuple[np.ndarray, np.ndarray]:
     return batches.batch_at_step(step)
 

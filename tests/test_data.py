@@ -163,3 +163,13 @@ def test_batch_rejects_bad_arguments(kwargs, message):
     arguments = {"batch_size": 2, "rng": np.random.default_rng(0), **kwargs}
     with pytest.raises(ValueError, match=message):
         generate_batch(arguments.pop("batch_size"), arguments.pop("rng"), **arguments)
+
+
+def test_the_first_centred_sample_has_its_centre_in_the_box():
+    from spaceship_utils.data import first_centred_layers
+
+    np.random.seed(0)  # noqa: NPY002
+    layers = first_centred_layers(60, 140)
+    assert np.all((layers.label[:2] >= 60) & (layers.label[:2] <= 140))
+    with pytest.raises(ValueError, match="low <= high"):
+        first_centred_layers(150, 140)

@@ -289,3 +289,14 @@ def test_fit_on_the_batches_reads_new_images_every_epoch():
     # Epoch 1 reads steps 0-2 (Keras may read one early, for the shapes), epoch 2 steps 3-5.
     assert set(batches.steps) == set(range(6))
     assert sorted(batches.steps[-3:]) == [3, 4, 5]
+
+
+def test_the_first_step_with_empty_images_is_found_in_order():
+    from spaceship_utils.train import first_step_with_empty_images
+
+    batches = GeneratedBatches("classifier", batch_size=8, steps_per_epoch=50, seed=0)
+    step = first_step_with_empty_images(batches, 2)
+    assert (batches.batch_at_step(step)[1] == 0).sum() >= 2
+    assert all((batches.batch_at_step(s)[1] == 0).sum() < 2 for s in range(step))
+    with pytest.raises(ValueError, match="classifier"):
+        first_step_with_empty_images(GeneratedBatches("regressor", 8, 5, seed=0), 2)

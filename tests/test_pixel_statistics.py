@@ -146,3 +146,37 @@ def test_threshold_sweep_validates(kwargs, message):
 def test_sweep_layers_needs_samples():
     with pytest.raises(ValueError, match="at least one sample"):
         sweep_layers(iter([]), [0.5])
+
+
+def test_the_sweep_summary_has_one_row_per_threshold():
+    image, classes = _hand_built_image()
+    sweep = threshold_sweep(image, classes, [0.0, 0.6, 0.8], bins=10)
+    lines = sweep.summary_table().splitlines()
+    assert lines[0].split()[:4] == ["threshold", "ship", "kept", "line"]
+    assert [line.split()[0] for line in lines[2:]] == ["0.00", "0.60", "0.80"]
+    # At 0.8: half the ship and half the line kept, no noise, the ship half of what is kept.
+    assert lines[-1].split()[1:5] == ["50.0%", "50.0%", "0.0%", "50.00%"]
+    np.testing.assert_array_equal(sweep.median_outline_kept(), [2, 1, 1])
+
+
+def test_the_outline_share_between_two_values_integrates_the_density():
+    from spaceship_utils.pixel_statistics import outline_share_between, ship_pixel_density
+
+    grid = np.linspace(0.5, 0.8, 100_001)
+    numeric = np.trapezoid(ship_pixel_density(grid), grid)
+    assert outline_share_between(0.5, 0.8) == pytest.approx(numeric, rel=1e-4)
+    assert outline_share_between(0.5, 0.8) == pytest.approx((0.8**2 - 0.5**2) / 0.8)
+    assert outline_share_between(0.0, 1.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="low must not exceed high"):
+        outline_share_between(0.8, 0.5)
+
+
+def test_outline_pixels_kept_counts_bright_outline_pixels_only():
+    from spaceship_utils.pixel_statistics import outline_pixels_kept
+
+    np.random.seed(2)  # noqa: NPY002
+    layers = make_layers(has_spaceship=True)
+    kept, total = outline_pixels_kept(layers, 0.8)
+    assert total == np.count_nonzero(layers.ship) and 0 < kept < total
+    assert kept == np.count_nonzero((layers.ship > 0) & (layers.image >= 0.8))
+    assert outline_pixels_kept(layers, 0.0) == (total, total)
