@@ -116,8 +116,12 @@ def first_centred_layers(low: float = 60.0, high: float = 140.0) -> Layers:
     """The first `make_layers(has_spaceship=True)` sample whose ship's centre lies in
     [low, high] in both x and y (px), so the whole outline is well inside the image. Draws
     from NumPy's global stream, like `make_data`."""
-    if not 0 <= low <= high < IMAGE_SIZE:
-        raise ValueError(f"need 0 <= low <= high < {IMAGE_SIZE}, got low={low}, high={high}")
+    first, last = EDGE_MARGIN, IMAGE_SIZE - EDGE_MARGIN - 1  # where centres can be
+    if not (low <= high and low <= last and high >= first):
+        raise ValueError(
+            f"need low <= high and an overlap with the centres' range [{first}, {last}], "
+            f"got low={low}, high={high}: no sample would ever qualify"
+        )
     while True:
         layers = make_layers(has_spaceship=True)
         if np.all((layers.label[:2] >= low) & (layers.label[:2] <= high)):

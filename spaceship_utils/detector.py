@@ -15,7 +15,7 @@ predicts, for every cell:
 `decode_predictions` turns the network's output into boxes and a presence probability.
 `detector_loss` trains it; `detector_loss_with_gwd` adds a Gaussian Wasserstein box term,
 `detector_loss_with_rotated_iou` the rotated IoU itself.
-Only `keras.layers` and `keras.ops` are used, so it trains on JAX and runs on TensorFlow.
+Only `keras.layers` and `keras.ops` are used, so any Keras backend can train and run it.
 """
 
 from __future__ import annotations
@@ -338,6 +338,8 @@ def decode_predictions(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     outputs = np.asarray(outputs, dtype=np.float64)
     _check_grid_tensor(outputs, "outputs", OUTPUT_CHANNELS)
+    if len(outputs) == 0:
+        return np.zeros((0, 5)), np.zeros(0)
     grid = outputs.shape[1]
     stride = IMAGE_SIZE / grid
     count = len(outputs)
@@ -559,9 +561,10 @@ def memorise_batch(
     keras.utils.set_random_seed(seed)
     network = build_detector() if network is None else network
     network.compile(keras.optimizers.Adam(learning_rate), loss=detector_loss)
+    stride = IMAGE_SIZE // network.output_shape[1]  # the targets follow the network's grid
     history = network.fit(
         images.astype(np.float32),
-        encode_targets(labels),
+        encode_targets(labels, stride),
         epochs=steps,
         batch_size=len(images),
         verbose=0,

@@ -287,6 +287,10 @@ def compare_evaluations(results: dict[str, Evaluation]) -> str:
     sizes = {len(result.labels) for result in results.values()}
     if len(sizes) != 1:
         raise ValueError(f"the evaluations must cover the same samples, got sizes {sorted(sizes)}")
+    first = next(iter(results.values())).labels
+    for name, result in results.items():
+        if not np.array_equal(result.labels, first, equal_nan=True):
+            raise ValueError(f"{name!r} was evaluated on other samples (another seed?)")
     header = ["model", "score", "mean IoU", "IoU where boxed", "ranked AP", "presence acc.", "nose"]
     rows = [
         [

@@ -2,7 +2,7 @@
 
 Both take the thresholded image (N, 200, 200) and stack [Conv2D + ReLU, BatchNorm,
 MaxPool] blocks with shrinking kernels, then a sigmoid dense head. Only `keras.layers`
-is used, so the same code runs on the TensorFlow and JAX backends.
+is used, so the same code runs on any Keras backend (TensorFlow, JAX or PyTorch).
 """
 
 from __future__ import annotations

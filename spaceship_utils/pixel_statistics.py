@@ -144,8 +144,11 @@ class ThresholdSweep:
             return np.where(below > 0, self.below_sums / np.maximum(below, 1), np.nan)
 
     def median_outline_kept(self) -> np.ndarray:
-        """(T,): outline pixels each threshold keeps, median over images."""
-        return np.median(self.kept_counts[:, :, 0], axis=0)
+        """(T,): outline pixels each threshold keeps, median over the images with a ship."""
+        with_ship = self.pixel_counts[:, 0] > 0
+        if not with_ship.any():
+            return np.full(len(self.thresholds), np.nan)
+        return np.median(self.kept_counts[with_ship, :, 0], axis=0)
 
     def median_outline_snr(self) -> np.ndarray:
         """(T,): the outline SNR at each threshold, median over images (NaN ignored)."""

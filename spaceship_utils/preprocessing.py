@@ -54,6 +54,8 @@ def decode_yaw(codes: np.ndarray, encoding: str = "sincos") -> np.ndarray:
     """Inverse of `encode_yaw`: codes -> yaw (N,) in [0, 2pi) ('sincos2': in [0, pi))."""
     codes = check_finite_values(codes, "codes")
     if encoding == "raw":
+        if codes.ndim > 2 or (codes.ndim == 2 and codes.shape[1] != 1):
+            raise ValueError(f"codes must have shape (N,) or (N, 1) for 'raw', got {codes.shape}")
         return wrap_angle(codes.reshape(-1) * 2 * np.pi)
     if encoding not in YAW_ENCODINGS:
         raise ValueError(f"encoding must be one of {YAW_ENCODINGS}, got {encoding!r}")

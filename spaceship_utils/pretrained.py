@@ -52,7 +52,14 @@ def read_manifest(manifest_path: Path = MANIFEST) -> dict:
             f"{manifest_path} is missing: reinstall the package or restore it with "
             "`git checkout -- spaceship_utils/weights`"
         )
-    return json.loads(manifest_path.read_text())
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(
+            f"{manifest_path} is not valid JSON ({error}): restore it with "
+            "`git checkout -- spaceship_utils/weights/manifest.json` or reinstall the package"
+        ) from error
+    return manifest
 
 
 def verified_weights_path(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> Path:
@@ -100,9 +107,16 @@ def install_run(
     threshold `load_pretrained` gives model `name` (chosen on validation data, see
     `pipelines.calibrated_presence_threshold`); without it the model keeps the seed's 0.5.
     """
+    if role not in PRETRAINED_MODELS.get(name, ()):
+        raise ValueError(
+            f"{name!r} has no {role!r} network; models and their networks: {PRETRAINED_MODELS}"
+        )
     if presence_threshold is not None:
         presence_threshold = check_fraction(presence_threshold, "presence_threshold")
     run_dir = Path(run_dir).expanduser()
+    task = read_config(run_dir).get("task") if (run_dir / "config.json").is_file() else role
+    if task != role:
+        raise ValueError(f"{run_dir} trained a {task}, not the {role} of {name!r}")
     sources = {kind: run_dir / kind for kind in ("final.weights.h5", "provenance.json")}
     for path in sources.values():
         if not path.is_file():
@@ -205,10 +219,11 @@ def load_pretrained(
         path = verified_weights_path(name, role, weights_dir)
         provenance = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
         network = build_network(role, **provenance.get("detector_options", {}))
-        try:
-            network.load_weights(path)
-        except Exception as error:  # h5py / Keras errors vary by version
-            raise WeightsError(f"weights file {path} could not be loaded: {error}") from error
+        _load_weights(
+            network,
+            path,
+            f"restore it with `git checkout -- {_repo_relative(path)}` or reinstall the package",
+        )
         networks[role] = network
     if name == "detector":
         return DetectorPipeline(networks["detector"], threshold)
@@ -232,11 +247,16 @@ def load_detector_run(
             "(spaceship_utils.train resumes it) and try again"
         )
     network = build_network("detector", **config["detector_options"])
+    _load_weights(network, path, "train the run further (the next improving epoch rewrites it)")
+    return DetectorPipeline(network, presence_threshold)
+
+
+def _load_weights(network, path: Path, fix: str) -> None:
+    """`network.load_weights(path)`, or WeightsError naming the file and how to fix it."""
     try:
         network.load_weights(path)
     except Exception as error:  # h5py / Keras errors vary by version
-        raise WeightsError(f"weights file {path} could not be loaded: {error}") from error
-    return DetectorPipeline(network, presence_threshold)
+        raise WeightsError(f"weights file {path} could not be loaded ({error}); {fix}") from error
 
 
 def _repo_relative(path: Path) -> str:

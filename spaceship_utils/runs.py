@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +41,23 @@ def read_history(path: str | Path) -> dict[str, list[float]]:
 
 
 def append_history_row(path: str | Path, row: dict[str, float]) -> None:
-    """Append one epoch's row to a history CSV, writing the header first if the file is new."""
+    """Append one epoch's row to a history CSV, writing the header first if the file is new.
+
+    The row must have the file's columns, in the file's order: RunDirectoryError otherwise.
+    A last line cut short (the process was killed while writing it) is dropped first.
+    """
     path = Path(path)
-    new = not path.exists()
+    if path.exists():
+        _drop_unfinished_line(path)
+    new = not path.exists() or path.stat().st_size == 0
+    if not new:
+        with open(path, newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if header != list(row):
+            raise RunDirectoryError(
+                f"{path} has the columns {header}, but this run writes {list(row)}: it "
+                "belongs to another kind of run; choose another run directory"
+            )
     with open(path, "a", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(row))
         if new:
@@ -87,6 +102,12 @@ def history_table(history: dict[str, list[float]], rows: int = 6, mark: int | No
     return format_table(header, body)
 
 
+def _drop_unfinished_line(path: Path) -> None:
+    text = path.read_bytes()
+    if text and not text.endswith(b"\n"):
+        path.write_bytes(text[: text.rfind(b"\n") + 1])
+
+
 def read_timing(run_dir: str | Path) -> dict[str, float]:
     """Training seconds, images and median images per second of a run, from its history.csv.
 
@@ -113,7 +134,10 @@ def save_checkpoint(path: str | Path, weights: list, optimizer: list, state: dic
     arrays |= {f"optimizer_{i}": np.asarray(v) for i, v in enumerate(optimizer)}
     arrays["state"] = np.array(json.dumps(state))
     partial = path.with_name(path.name + ".partial.npz")
-    np.savez(partial, **arrays)
+    with open(partial, "wb") as handle:
+        np.savez(handle, **arrays)
+        handle.flush()
+        os.fsync(handle.fileno())  # on disk before it replaces the last good checkpoint
     os.replace(partial, path)
 
 
@@ -125,7 +149,7 @@ def load_checkpoint(path: str | Path) -> tuple[list[np.ndarray], list[np.ndarray
             weights = _numbered(stored, "weight_")
             optimizer = _numbered(stored, "optimizer_")
             state = json.loads(str(stored["state"]))
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise RunDirectoryError(
             f"checkpoint {path} is unreadable ({error}); delete it to restart the run "
             "from its beginning"
@@ -189,10 +213,12 @@ def compare_runs(
     metric: str,
     reference: str,
     costs: dict[str, tuple[int, float]] | None = None,
+    higher_is_better: bool = True,
 ) -> str:
     """A text table of runs side by side: what each changes from the `reference` run, its
     training images, the validation `metric` at its last epoch, that value's difference
-    from the reference's in points (hundredths), and its best epoch's value.
+    from the reference's in points (hundredths), and its best epoch's value (the highest,
+    or the lowest for a loss: `higher_is_better=False`).
 
     `costs`, if given, maps each run to (trainable parameters, GFLOPs per image), shown as
     two more columns. No timings: runs that shared a machine with other work have slowed
@@ -220,7 +246,7 @@ def compare_runs(
             f"{read_timing(run_dir)['images']:,.0f}",
             f"{values[-1]:.4f}",
             f"{100 * (values[-1] - reference_last):+.1f}",
-            f"{max(values):.4f}",
+            f"{(max if higher_is_better else min)(values):.4f}",
         ]
         rows.append(row)
     header = ["run", "changes", *(("params", "GFLOPs") if costs is not None else ())]

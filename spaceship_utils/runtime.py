@@ -85,7 +85,11 @@ def describe_machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return f"{model}, {len(os.sched_getaffinity(0))} cores"
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process may run on
+        cores = len(os.sched_getaffinity(0))
+    else:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return f"{model}, {cores} cores"
 
 
 def has_accelerator() -> bool:

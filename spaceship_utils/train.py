@@ -20,6 +20,7 @@ import argparse
 import concurrent.futures
 import contextlib
 import json
+import math
 import multiprocessing
 import shutil
 import signal
@@ -149,6 +150,7 @@ class TrainingConfig:
             self.epochs = RECIPES[self.task]["epochs"]
         for name in ("epochs", "steps_per_epoch", "batch_size", "validation_samples", "workers"):
             check_count(getattr(self, name), name, minimum=1)
+        check_count(self.seed, "seed", minimum=0)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.schedule not in SCHEDULES:
@@ -262,6 +264,11 @@ def first_step_with_empty_images(batches: GeneratedBatches, count: int = 2) -> i
     raise ValueError(f"no batch of the first epoch has {count} images without a ship")
 
 
+def _ignore_interrupts() -> None:
+    """Data worker processes leave Ctrl-C to the training process, which stops cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _batch_at_step(batches: GeneratedBatches, step: int) -> tuple[np.ndarray, np.ndarray]:
     return batches.batch_at_step(step)
 
@@ -276,7 +283,9 @@ def prefetched_batches(
     """
     if processes:
         context = multiprocessing.get_context("spawn")
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context)
+        pool = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_ignore_interrupts
+        )
     else:
         pool = concurrent.futures.ThreadPoolExecutor(workers)
     pending: deque = deque()
@@ -407,6 +416,8 @@ class StopRequest:
 
     def _handle(self, signum, frame) -> None:
         self.reason = signal.Signals(signum).name
+        # A second Ctrl-C or kill acts as usual, should the clean stop hang.
+        signal.signal(signum, self._saved[signum])
 
     def __exit__(self, *exc) -> None:
         for signum, handler in self._saved.items():
@@ -500,6 +511,7 @@ def train_model(
         ) as stream,
     ):
         for inputs, targets in stream:
+            model.reset_metrics()  # this step's numbers, on every Keras 3 version
             logs = model.train_on_batch(inputs, targets, return_dict=True)
             for name, value in logs.items():
                 state.epoch_sums[name] = state.epoch_sums.get(name, 0.0) + float(value)
@@ -512,8 +524,11 @@ def train_model(
                 row = _finish_epoch(model, config, state, validation)
                 append_history_row(run_dir / HISTORY, row)
                 state.epoch_started_at = state.seconds
-                if state.best is None or better(row[monitor], state.best) != state.best:
-                    state.best = row[monitor]
+                value = row[monitor]
+                if math.isfinite(value) and (
+                    state.best is None or better(value, state.best) != state.best
+                ):
+                    state.best = value
                     save_weights_only(model, run_dir / "best.weights.h5", config)
                 state.last_validation = ", ".join(
                     f"{name} {value:.4f}" for name, value in row.items() if name.startswith("val_")
@@ -539,10 +554,16 @@ def train_model(
         )
         return TrainingOutcome(read_history_if_any(run_dir), False, stopped_because)
 
-    shutil.copyfile(run_dir / "best.weights.h5", run_dir / "final.weights.h5")
-    (run_dir / "provenance.json").write_text(
-        json.dumps(run_provenance(config, run_dir), indent=1) + "\n"
-    )
+    if state.best is None:
+        raise RunDirectoryError(
+            f"the run in {run_dir} finished without one epoch of finite {monitor}: it "
+            "diverged; start a new run with a lower learning rate"
+        )
+    if not (run_dir / "provenance.json").is_file():  # a finished run keeps its record
+        shutil.copyfile(run_dir / "best.weights.h5", run_dir / "final.weights.h5")
+        (run_dir / "provenance.json").write_text(
+            json.dumps(run_provenance(config, run_dir), indent=1) + "\n"
+        )
     say(
         f"finished: {config.training_images:,} images; best {monitor} {state.best:.5f}; "
         f"weights in {run_dir / 'final.weights.h5'}"
@@ -615,6 +636,7 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "schedule": config.schedule,
         "detector_options": config.detector_options,
         "seed": config.seed,
+        "validation_samples": config.validation_samples,
         "training_seconds": round(timing["seconds"], 1),
         "wall_hours": round(timing["seconds"] / 3600, 2),
         "images_per_second": round(timing["images_per_second"], 1),
@@ -665,7 +687,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--design and --option apply to the detector only")
     design = dict(DESIGNS[args.design or "fast"]) if args.task == "detector" else None
     for option in args.option:
-        key, _, value = option.partition("=")
+        key, equals, value = option.partition("=")
+        if not equals:
+            parser.error(f"--option {option!r}: write KEY=VALUE, e.g. regression_radius=0")
         try:
             design[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -171,5 +171,6 @@ def test_the_first_centred_sample_has_its_centre_in_the_box():
     np.random.seed(0)  # noqa: NPY002
     layers = first_centred_layers(60, 140)
     assert np.all((layers.label[:2] >= 60) & (layers.label[:2] <= 140))
-    with pytest.raises(ValueError, match="low <= high"):
-        first_centred_layers(150, 140)
+    for low, high in ((150, 140), (190, 199), (0, 9)):
+        with pytest.raises(ValueError, match="no sample would ever qualify"):
+            first_centred_layers(low, high)

@@ -324,3 +324,8 @@ def test_fit_report_names_the_mode_and_returns_the_decoded_boxes(batch):
     assert boxes.shape == (3, 5) and np.isfinite(boxes).all()
     line, _ = fit_report(network, images[ships][:3], labels[ships][:3], training=True)
     assert line.lstrip().startswith("training mode:")
+
+
+def test_decoding_an_empty_batch_gives_empty_arrays():
+    boxes, presence = decode_predictions(np.zeros((0, GRID, GRID, OUTPUT_CHANNELS)))
+    assert boxes.shape == (0, 5) and presence.shape == (0,)

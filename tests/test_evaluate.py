@@ -65,6 +65,9 @@ def test_mean_iou_where_boxed_and_the_comparison_table():
     assert lines[2].split()[:2] == ["truth", f"{perfect.score:.4f}"] and "nan" in lines[3]
     with pytest.raises(ValueError, match="same samples"):
         compare_evaluations({"a": perfect, "b": evaluate_model(NeverSeesAShip(), samples=3)})
+    with pytest.raises(ValueError, match="'b' was evaluated on other samples"):
+        other_seed = evaluate_model(NeverSeesAShip(), samples=40, seed=6)
+        compare_evaluations({"a": perfect, "b": other_seed})
 
 
 def test_groups_and_scores_by_group():

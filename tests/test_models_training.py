@@ -116,6 +116,39 @@ def test_a_finished_run_leaves_weights_only_and_its_provenance(tmp_path):
     assert provenance["training_images"] == 3 * 4
     assert "Keras" in provenance["runtime"] and provenance["backend"] == keras.backend.backend()
     assert provenance["images_per_second"] > 0 and "cores" in provenance["machine"]
+    assert provenance["validation_samples"] == 8
+    # Running the command of a finished run again keeps its record as it was.
+    (tmp_path / "provenance.json").write_text('{"date": "the day it finished"}')
+    assert train_model(config, tmp_path, verbose=False).finished
+    assert json.loads((tmp_path / "provenance.json").read_text()) == {"date": "the day it finished"}
+
+
+def test_an_epoch_with_a_nan_validation_number_is_never_the_best(tmp_path, monkeypatch):
+    from spaceship_utils import train
+
+    real = train.validation_metrics
+    calls = []
+
+    def nan_first(*args, **kwargs):
+        metrics = real(*args, **kwargs)
+        calls.append(metrics)
+        if len(calls) == 1:
+            metrics["val_loss"] = float("nan")
+        return metrics
+
+    monkeypatch.setattr(train, "validation_metrics", nan_first)
+    train_model(_tiny(epochs=2), tmp_path, verbose=False)
+    _, _, state = load_checkpoint(tmp_path / CHECKPOINT)
+    assert state["best"] == pytest.approx(calls[1]["val_loss"])
+
+
+def test_the_machine_is_described_where_cpu_affinity_is_unknown(monkeypatch):
+    import os
+
+    from spaceship_utils.runtime import describe_machine
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    assert describe_machine().endswith(f"{os.cpu_count()} cores")
 
 
 def test_the_wall_clock_budget_stops_cleanly_with_a_checkpoint(tmp_path):
@@ -124,6 +157,19 @@ def test_the_wall_clock_budget_stops_cleanly_with_a_checkpoint(tmp_path):
     assert not outcome.finished and "budget" in outcome.stopped_because
     assert (tmp_path / CHECKPOINT).is_file()
     assert "run the same command to resume" in lines[-1]
+
+
+def test_a_second_signal_is_no_longer_caught():
+    import signal
+
+    from spaceship_utils.train import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    with StopRequest() as stop:
+        assert signal.getsignal(signal.SIGTERM) != before  # the first one is caught
+        stop._handle(signal.SIGTERM, None)
+        assert stop.reason == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) == before  # the next one acts as usual
 
 
 def test_a_signal_stops_the_run_after_a_checkpoint(tmp_path):
@@ -300,3 +346,11 @@ def test_the_first_step_with_empty_images_is_found_in_order():
     assert all((batches.batch_at_step(s)[1] == 0).sum() < 2 for s in range(step))
     with pytest.raises(ValueError, match="classifier"):
         first_step_with_empty_images(GeneratedBatches("regressor", 8, 5, seed=0), 2)
+
+
+def test_a_negative_seed_and_an_option_without_a_value_are_refused(capsys):
+    with pytest.raises(ValueError, match="seed"):
+        TrainingConfig(seed=-1)
+    with pytest.raises(SystemExit):
+        main(["detector", "--option", "regression_radius"])
+    assert "write KEY=VALUE" in capsys.readouterr().err

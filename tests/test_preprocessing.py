@@ -104,3 +104,11 @@ def test_has_box_marks_rows_without_nan():
 
     rows = np.array([[1.0, 2, 3, 4, 5], [np.nan] * 5, [1.0, np.nan, 3, 4, 5]])
     np.testing.assert_array_equal(has_box(rows), [True, False, False])
+
+
+def test_raw_yaw_codes_of_the_wrong_shape_are_refused():
+    from spaceship_utils.preprocessing import decode_yaw
+
+    assert decode_yaw(np.array([[0.25], [0.5]]), "raw").shape == (2,)
+    with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 1\)"):
+        decode_yaw(np.zeros((3, 2)), "raw")

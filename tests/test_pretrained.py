@@ -102,6 +102,20 @@ def test_installing_an_unfinished_run_is_refused(tmp_path):
         install_run("baseline", "classifier", tmp_path, tmp_path / "weights")
 
 
+def test_installing_a_run_as_the_wrong_network_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"task": "regressor"}))
+    with pytest.raises(ValueError, match="trained a regressor, not the classifier"):
+        install_run("baseline", "classifier", tmp_path, tmp_path / "weights")
+    with pytest.raises(ValueError, match="'baseline' has no 'detector' network"):
+        install_run("baseline", "detector", tmp_path, tmp_path / "weights")
+
+
+def test_a_manifest_that_is_not_json_is_named(tmp_path):
+    (tmp_path / "manifest.json").write_text("{ not json")
+    with pytest.raises(WeightsError, match="manifest.json is not valid JSON"):
+        read_manifest(tmp_path / "manifest.json")
+
+
 def test_detector_without_shipped_weights_says_how_to_train_it(weights_dir):
     with pytest.raises(WeightsError, match=r"no detector weights for 'detector' are shipped yet"):
         load_pretrained("detector", weights_dir)

@@ -65,6 +65,8 @@ def test_compare_runs_reads_each_run_directory(tmp_path):
         compare_runs(runs, "val_ap07", reference="final", costs={"final": (1, 0.1)})
     with pytest.raises(ValueError, match="reference run 'other'"):
         compare_runs(runs, "val_ap07", reference="other")
+    by_loss = compare_runs(runs, "loss", reference="final", higher_is_better=False)
+    assert by_loss.splitlines()[3].split()[-1] == "0.3333"  # the lowest loss, epoch 3
     with pytest.raises(ValueError, match="no 'val_accuracy' column"):
         compare_runs(runs, "val_accuracy", reference="final")
 
@@ -96,3 +98,35 @@ def test_run_comparison_figure_draws_one_curve_per_run(tmp_path):
         plot_run_comparison({"bad": {"val_ap07": [0.1]}}, "val_ap07")
     only_images = plot_run_comparison(histories, "val_ap07", by_time=False)
     assert len(only_images.axes) == 1 and len(only_images.axes[0].lines) == 2
+
+
+def test_a_history_keeps_its_columns_and_drops_a_line_cut_short(tmp_path):
+    path = _fake_run(tmp_path / "run", {}, [0.1, 0.2]) / "history.csv"
+    with open(path, "a") as handle:
+        handle.write("2,0.33,0.3")  # killed while writing epoch 2
+    row = {
+        "epoch": 2,
+        "loss": 0.3,
+        "val_ap07": 0.3,
+        "images": 3000.0,
+        "seconds": 30.0,
+        "images_per_second": 100.0,
+    }
+    append_history_row(path, row)
+    history = read_history(path)
+    assert history["val_ap07"] == [0.1, 0.2, 0.3]
+    with pytest.raises(RunDirectoryError, match="another kind of run"):
+        append_history_row(path, {"epoch": 3, "val_loss": 0.1})
+
+
+def test_an_unreadable_checkpoint_is_named(tmp_path):
+    from spaceship_utils.runs import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoint.npz"
+    save_checkpoint(path, [np.ones(3)], [np.zeros(2)], {"step": 4})
+    weights, optimizer, state = load_checkpoint(path)
+    assert state == {"step": 4} and weights[0].tolist() == [1, 1, 1]
+    for broken in (path.read_bytes()[:50], b""):
+        path.write_bytes(broken)
+        with pytest.raises(RunDirectoryError, match=f"checkpoint {path} is unreadable"):
+            load_checkpoint(path)
