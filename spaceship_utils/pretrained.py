@@ -18,8 +18,8 @@ from pathlib import Path
 
 from .models import build_network
 from .pipelines import PRESENCE_THRESHOLD, BaselinePipeline, DetectorPipeline
-from .runs import best_epoch, read_config, read_history
-from .train import MONITOR, TrainingConfig
+from .runs import read_config, read_history
+from .train import MONITOR, TrainingConfig, kept_epoch
 from .validation import check_fraction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -188,8 +188,8 @@ def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) 
     record = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
     machine = record.get("machine", "machine not recorded")
     history = shipped_history(name, role, weights_dir)
-    metric, pick = MONITOR[role]
-    kept = best_epoch(history, metric, higher_is_better=pick is max)
+    metric = MONITOR[role][0]
+    kept = kept_epoch(history, role)
     return (
         f"{name} {role}: {record['training_images']:,} training images (batch "
         f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h, validation "

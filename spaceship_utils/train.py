@@ -44,6 +44,7 @@ from .runs import (
     HISTORY,
     RunDirectoryError,
     append_history_row,
+    best_epoch,
     load_checkpoint,
     read_history,
     read_timing,
@@ -85,6 +86,14 @@ MONITOR = {
     "detector": ("val_ap07", max),
 }
 """The validation number that picks `best.weights.h5`, and whether lower or higher is better."""
+
+
+def kept_epoch(history: dict[str, list[float]], task: str) -> int:
+    """The epoch (from 1) whose weights a `task` run keeps: the best by `MONITOR[task]`."""
+    if task not in MONITOR:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    metric, pick = MONITOR[task]
+    return best_epoch(history, metric, higher_is_better=pick is max)
 
 
 SCHEDULES = ("constant", "cosine", "hold_cosine")

@@ -354,3 +354,13 @@ def test_a_negative_seed_and_an_option_without_a_value_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["detector", "--option", "regression_radius"])
     assert "write KEY=VALUE" in capsys.readouterr().err
+
+
+def test_the_kept_epoch_follows_each_tasks_monitor():
+    from spaceship_utils.train import kept_epoch
+
+    history = {"val_loss": [0.5, 0.2, 0.3], "val_ap07": [0.1, 0.2, 0.4]}
+    assert kept_epoch(history, "regressor") == 2  # the lowest validation loss
+    assert kept_epoch(history, "detector") == 3  # the highest validation AP@0.7
+    with pytest.raises(ValueError, match="task must be one of"):
+        kept_epoch(history, "segmenter")
