@@ -90,8 +90,3 @@ def describe_machine() -> str:
     else:  # macOS, Windows
         cores = os.cpu_count() or 1
     return f"{model}, {cores} cores"
-
-
-def has_accelerator() -> bool:
-    """Whether Keras's backend sees a GPU (or another accelerator)."""
-    return not _accelerator(import_keras().backend.backend()).startswith("none")

@@ -561,7 +561,7 @@ def train_model(
             f"stopped at image {state.step * config.batch_size:,} of {config.training_images:,} "
             f"({stopped_because}); checkpoint saved, run the same command to resume"
         )
-        return TrainingOutcome(read_history_if_any(run_dir), False, stopped_because)
+        return TrainingOutcome(_history_so_far(run_dir), False, stopped_because)
 
     if state.best is None:
         raise RunDirectoryError(
@@ -625,7 +625,7 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
-def read_history_if_any(run_dir: Path) -> dict[str, list[float]]:
+def _history_so_far(run_dir: Path) -> dict[str, list[float]]:
     path = run_dir / HISTORY
     return read_history(path) if path.is_file() else {}
 
