@@ -184,9 +184,11 @@ def copy_run_record(run_dir: str | Path, destination: str | Path) -> Path:
 
 
 def _flat_config(config: dict) -> dict:
+    """Settings and design options side by side; a setting of None counts as unset."""
     options = config.get("detector_options", {})
     flat = {key: value for key, value in config.items() if key != "detector_options"}
-    return flat | {key: value for key, value in options.items()}
+    flat |= options
+    return {key: value for key, value in flat.items() if value is not None}
 
 
 def _setting(value) -> str:

@@ -138,6 +138,10 @@ class TrainingConfig:
     the whole recipe (the detector's differs in more than epochs). `schedule` is one of
     `SCHEDULES`: 'constant' (the seed), 'cosine' (decay to 1 % over the whole run, after a
     2 % warm-up) or 'hold_cosine' (`HoldThenCosine`: the peak rate until 80 % of the run).
+
+    `ema_momentum` (e.g. 0.999) makes Adam keep an exponential moving average of the weights;
+    validation, the best epoch's weights and so the shipped weights then use the average,
+    and the history adds the raw weights' numbers as `raw_val_*`. None: no averaging.
     """
 
     task: str = "classifier"
@@ -151,6 +155,7 @@ class TrainingConfig:
     workers: int = 1
     use_multiprocessing: bool = False
     detector_options: dict = field(default_factory=dict)
+    ema_momentum: float | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -162,6 +167,8 @@ class TrainingConfig:
         check_count(self.seed, "seed", minimum=0)
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.ema_momentum is not None and not 0 < self.ema_momentum < 1:
+            raise ValueError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.detector_options and self.task != "detector":
@@ -379,12 +386,29 @@ def build_and_compile(config: TrainingConfig) -> keras.Model:
     elif config.schedule == "hold_cosine":
         learning_rate = HoldThenCosine(config.learning_rate, config.total_steps)
     metrics = ["accuracy"] if config.task == "classifier" else None
+    averaging = {"use_ema": True, "ema_momentum": config.ema_momentum}
     model.compile(
-        keras.optimizers.Adam(learning_rate),
+        keras.optimizers.Adam(learning_rate, **(averaging if config.ema_momentum else {})),
         loss=task_loss(config.task, config.detector_options),
         metrics=metrics,
     )
     return model
+
+
+@contextlib.contextmanager
+def kept_weights(model: keras.Model, config: TrainingConfig) -> Iterator[None]:
+    """Inside, `model` holds the weights a run keeps: the optimizer's moving average when
+    the config asks for one (`ema_momentum`), else its own. The raw weights come back after."""
+    if config.ema_momentum is None:
+        yield
+        return
+    raw = [keras.ops.convert_to_numpy(v) for v in model.trainable_variables]
+    model.optimizer.finalize_variable_values(model.trainable_variables)  # the averages
+    try:
+        yield
+    finally:
+        for variable, value in zip(model.trainable_variables, raw, strict=True):
+            variable.assign(value)
 
 
 def save_weights_only(model: keras.Model, path: str | Path, config: TrainingConfig) -> None:
@@ -538,7 +562,8 @@ def train_model(
                     state.best is None or better(value, state.best) != state.best
                 ):
                     state.best = value
-                    save_weights_only(model, run_dir / "best.weights.h5", config)
+                    with kept_weights(model, config):
+                        save_weights_only(model, run_dir / "best.weights.h5", config)
                 state.last_validation = ", ".join(
                     f"{name} {value:.4f}" for name, value in row.items() if name.startswith("val_")
                 )
@@ -581,8 +606,20 @@ def train_model(
 
 
 def _check_same_config(path: Path, config: TrainingConfig) -> None:
-    saved = json.loads(path.read_text()) if path.is_file() else None
-    if saved != json.loads(json.dumps(asdict(config))):
+    """Refuse to resume a run with other settings. A setting the saved config.json lacks
+    (a run started before the setting existed) matches its default value."""
+    if not path.is_file():
+        raise RunDirectoryError(
+            f"{path.parent} holds a checkpoint but no config.json: it is not a run this code "
+            "started; choose another run directory"
+        )
+    saved = json.loads(path.read_text())
+    current = json.loads(json.dumps(asdict(config)))
+    defaults = json.loads(json.dumps(asdict(TrainingConfig(task=config.task))))
+    for name, value in current.items():
+        if name not in saved and value == defaults[name]:
+            saved[name] = value
+    if saved != current:
         raise RunDirectoryError(
             f"the run in {path.parent} was started with a different configuration ({path}); "
             "resume it with the same settings, or choose another run directory"
@@ -595,7 +632,11 @@ def _finish_epoch(model, config: TrainingConfig, state: LoopState, validation) -
     row: dict[str, float] = {"epoch": state.step // config.steps_per_epoch - 1}
     row |= {name: total / state.epoch_steps for name, total in state.epoch_sums.items()}
     validation_started = time.monotonic()
-    row |= validation_metrics(model, config.task, *validation, config.detector_options)
+    with kept_weights(model, config):
+        row |= validation_metrics(model, config.task, *validation, config.detector_options)
+    if config.ema_momentum is not None:  # the raw weights too, to see what averaging buys
+        raw = validation_metrics(model, config.task, *validation, config.detector_options)
+        row |= {f"raw_{name}": value for name, value in raw.items()}
     state.seconds += time.monotonic() - validation_started
     row["images"] = state.step * config.batch_size
     row["seconds"] = round(state.seconds, 1)
@@ -646,6 +687,7 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "detector_options": config.detector_options,
         "seed": config.seed,
         "validation_samples": config.validation_samples,
+        "ema_momentum": config.ema_momentum,
         "training_seconds": round(timing["seconds"], 1),
         "wall_hours": round(timing["seconds"] / 3600, 2),
         "images_per_second": round(timing["images_per_second"], 1),
@@ -672,6 +714,11 @@ def main(argv: list[str] | None = None) -> None:
             f"--{name.replace('_', '-')}", type=int, help="default: the task's recipe (RECIPES)"
         )
     parser.add_argument("--learning-rate", type=float, help="default: the task's recipe")
+    parser.add_argument(
+        "--ema-momentum",
+        type=float,
+        help="keep a moving average of the weights (e.g. 0.999) and ship it; default: none",
+    )
     parser.add_argument("--schedule", choices=SCHEDULES, help="default: the task's recipe")
     parser.add_argument(
         "--processes", action="store_true", help="make data in worker processes, not threads"
@@ -716,6 +763,7 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             use_multiprocessing=args.processes or None,
             detector_options=design,
+            ema_momentum=args.ema_momentum,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -364,3 +364,37 @@ def test_the_kept_epoch_follows_each_tasks_monitor():
     assert kept_epoch(history, "detector") == 3  # the highest validation AP@0.7
     with pytest.raises(ValueError, match="task must be one of"):
         kept_epoch(history, "segmenter")
+
+
+def test_a_weight_average_is_validated_kept_and_resumed_exactly(tmp_path):
+    config = _tiny(seed=4, ema_momentum=0.5)
+    whole = train_model(config, tmp_path / "whole", verbose=False)
+    assert {"raw_val_loss", "raw_val_ap07"} <= set(whole.history)
+    assert whole.history["val_loss"] != whole.history["raw_val_loss"]  # two sets of weights
+    # The kept weights are the average: their validation loss is the history's val_loss.
+    from spaceship_utils.models import build_network
+    from spaceship_utils.train import validation_data, validation_metrics
+
+    kept = build_network("regressor")
+    kept.load_weights(tmp_path / "whole" / "best.weights.h5")
+    best = min(whole.history["val_loss"])
+    again = validation_metrics(kept, "regressor", *validation_data("regressor", 8, 4))
+    assert again["val_loss"] == pytest.approx(best, rel=1e-4)
+
+    train_model(config, tmp_path / "split", verbose=False, max_steps=4)
+    resumed = train_model(config, tmp_path / "split", verbose=False)
+    for column in ("val_loss", "raw_val_loss"):
+        np.testing.assert_allclose(resumed.history[column], whole.history[column], rtol=1e-4)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        _tiny(ema_momentum=1.0)
+
+
+def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path):
+    config = _tiny(epochs=2)
+    train_model(config, tmp_path, verbose=False, max_steps=2)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["ema_momentum"]  # as written by an older version of this code
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert train_model(config, tmp_path, verbose=False).finished
+    with pytest.raises(RunDirectoryError, match="different configuration"):
+        train_model(_tiny(epochs=2, ema_momentum=0.9), tmp_path, verbose=False)
