@@ -76,7 +76,14 @@ class Evaluation:
         return float(np.mean(scored > IOU_THRESHOLD))
 
     @property
+    def standard_error(self) -> float:
+        """Binomial standard error of `score`, sqrt(p (1 - p) / n) over the n scored samples:
+        how far the score of another set of samples of the same size would typically lie."""
+        return _binomial_error(self.score, int(np.sum(~np.isnan(self.ious))))
+
+    @property
     def mean_iou(self) -> float:
+        """The challenge's per-sample values averaged: IoU, misses and false boxes count 0."""
         return float(np.nanmean(self.ious))
 
     @property
@@ -108,12 +115,21 @@ class Evaluation:
             zero_division=0,
         )
 
+    def splits(self) -> dict[str, list[dict]]:
+        """`score_by_group` rows for each split of `ship_groups`: by size, edge and yaw."""
+        return {
+            name: score_by_group(self.ious, groups)
+            for name, groups in ship_groups(self.labels).items()
+        }
+
     def summary(self) -> str:
+        """The numbers of this evaluation, one per line, with the time each stage took."""
         total = sum(self.seconds.values())
         heading, hits = self.heading_accuracy
         return (
             f"samples: {len(self.labels)} ({int(self.has_ship.sum())} with a ship)\n"
-            f"score (AP@0.7, official): {self.score:.4f}\n"
+            f"score (AP@0.7, official): {self.score:.4f} "
+            f"(standard error {self.standard_error:.4f})\n"
             f"mean IoU (official, misses count 0): {self.mean_iou:.4f}\n"
             f"mean IoU over ship images with a box: {self.mean_iou_where_boxed:.4f}\n"
             f"ranked AP@0.7 (precision-recall area): {self.ranked_ap:.4f}\n"
@@ -238,6 +254,9 @@ def score_by_group(ious: np.ndarray, groups: np.ndarray) -> list[dict]:
                     "group": group,
                     "samples": int(values.size),
                     "score": float(np.mean(values > IOU_THRESHOLD)),
+                    "std_error": _binomial_error(
+                        float(np.mean(values > IOU_THRESHOLD)), int(values.size)
+                    ),
                     "mean_iou": float(values.mean()),
                 }
             )
@@ -251,12 +270,28 @@ def _natural_order(name: str) -> tuple:
     return (0, tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)))
 
 
+def _binomial_error(share: float, count: int) -> float:
+    return float(np.sqrt(share * (1 - share) / count)) if count else float("nan")
+
+
+def format_splits(splits: dict[str, list[dict]]) -> str:
+    """`Evaluation.splits()` as text: one `format_rows` table per split, each with its name."""
+    return "\n\n".join(f"by {name}\n{format_rows(rows)}" for name, rows in splits.items())
+
+
 def format_rows(rows: list[dict]) -> str:
-    """A plain-text table of `score_by_group` rows: group, samples, score, mean IoU."""
+    """A plain-text table of `score_by_group` rows: group, samples, score and its standard
+    error, mean IoU."""
     return format_table(
-        ["group", "samples", "score", "mean IoU"],
+        ["group", "samples", "score", "s.e.", "mean IoU"],
         [
-            [row["group"], row["samples"], f"{row['score']:.3f}", f"{row['mean_iou']:.3f}"]
+            [
+                row["group"],
+                row["samples"],
+                f"{row['score']:.3f}",
+                f"{row['std_error']:.3f}",
+                f"{row['mean_iou']:.3f}",
+            ]
             for row in rows
         ],
     )

@@ -88,6 +88,33 @@ def test_groups_and_scores_by_group():
         ("outline inside", 1, 1.0),
     ]
     assert "outline inside" in format_rows(rows)
+    half = score_by_group(np.array([0.9, 0.1, 0.8, 0.2]), np.array(["a"] * 4))
+    assert half[0]["std_error"] == pytest.approx(0.25)  # sqrt(0.5 * 0.5 / 4)
+    assert format_rows(half).splitlines()[0].split() == [
+        "group",
+        "samples",
+        "score",
+        "s.e.",
+        "mean",
+        "IoU",
+    ]
+
+
+def test_an_evaluation_reports_its_standard_error_and_its_splits():
+    from spaceship_utils.evaluate import format_splits
+
+    np.random.seed(5)
+    labels = np.array([make_data()[1] for _ in range(40)])
+    result = evaluate_model(AlwaysDrawsTheTruthOnShips(labels), samples=40, seed=5)
+    scored = 40  # every ship is a hit and every empty image a false box
+    assert result.standard_error == pytest.approx(
+        np.sqrt(result.score * (1 - result.score) / scored)
+    )
+    assert f"(standard error {result.standard_error:.4f})" in result.summary()
+    splits = result.splits()
+    assert list(splits) == ["size", "edge", "yaw"]
+    text = format_splits(splits)
+    assert text.startswith("by size\ngroup") and "\n\nby edge\n" in text and "by yaw" in text
 
 
 def test_groups_are_listed_in_natural_order():
