@@ -8,6 +8,7 @@ is used, so the same code runs on any Keras backend (TensorFlow, JAX or PyTorch)
 from __future__ import annotations
 
 from .detector import build_detector, split_design
+from .refiner import build_refiner
 from .runtime import import_keras
 from .validation import IMAGE_SIZE
 
@@ -49,8 +50,8 @@ def build_regressor() -> keras.Model:
     return _conv_stack("regressor", REGRESSOR_BLOCKS, outputs=5)
 
 
-TASKS = ("classifier", "regressor", "detector")
-"""The networks the book trains: the seed's two and chapter 7's detector."""
+TASKS = ("classifier", "regressor", "detector", "refiner")
+"""The networks the book trains: the seed's two, chapter 7's detector and its refiner."""
 
 
 def build_network(task: str, **options) -> keras.Model:
@@ -61,4 +62,6 @@ def build_network(task: str, **options) -> keras.Model:
         return build_regressor()
     if task == "detector":
         return build_detector(**split_design(options)[0])
+    if task == "refiner":
+        return build_refiner()
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")

@@ -1,7 +1,8 @@
-"""The two ways the book turns networks into boxes, and the presence gate they share.
+"""The ways the book turns networks into boxes, and the presence gate they share.
 
 `BaselinePipeline` is the seed's rule (a classifier decides, a regressor draws the box);
-`DetectorPipeline` is chapter 7's single network. Both answer `.predict(images)`:
+`DetectorPipeline` is chapter 7's single network, `RefinedDetectorPipeline` the same with
+a second look at each box. All answer `.predict(images)`:
 raw (N, 200, 200) images -> (N, 5) boxes, a NaN row where they see no ship.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 from .detector import decode_predictions
 from .metrics import best_presence_threshold
 from .preprocessing import denormalise_labels, threshold_images
+from .refiner import apply_refinement, crop_windows
 from .validation import LABEL_SIZE, check_count, check_fraction, check_images
 
 PRESENCE_THRESHOLD = 0.5
@@ -96,6 +98,29 @@ class DetectorPipeline(Pipeline):
 
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         return decode_predictions(self.network.predict(images, batch_size=batch_size, verbose=0))
+
+
+class RefinedDetectorPipeline(DetectorPipeline):
+    """The detector, then the refiner on a window around each of its boxes (`refiner`).
+
+    The presence still comes from the detector's heatmap; every box the detector proposes
+    is corrected once by the refiner, which reads the image at full resolution around it.
+    """
+
+    def __init__(self, detector, refiner, presence_threshold: float = PRESENCE_THRESHOLD):
+        super().__init__(detector, presence_threshold)
+        self.refiner = refiner
+
+    @property
+    def networks(self) -> tuple:
+        return (self.network, self.refiner)
+
+    def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        proposals, presence = super().raw_predictions(images, batch_size)
+        corrections = self.refiner.predict(
+            crop_windows(images, proposals), batch_size=batch_size, verbose=0
+        )
+        return apply_refinement(proposals, corrections), presence
 
 
 def calibrated_presence_threshold(

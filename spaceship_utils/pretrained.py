@@ -17,7 +17,12 @@ import shutil
 from pathlib import Path
 
 from .models import build_network
-from .pipelines import PRESENCE_THRESHOLD, BaselinePipeline, DetectorPipeline
+from .pipelines import (
+    PRESENCE_THRESHOLD,
+    BaselinePipeline,
+    DetectorPipeline,
+    RefinedDetectorPipeline,
+)
 from .runs import read_config, read_history
 from .train import MONITOR, TrainingConfig, kept_epoch
 from .validation import check_fraction
@@ -249,6 +254,24 @@ def load_detector_run(
     network = build_network("detector", **config["detector_options"])
     _load_weights(network, path, "train the run further (the next improving epoch rewrites it)")
     return DetectorPipeline(network, presence_threshold)
+
+
+def load_refined_detector_run(
+    detector_run: str | Path,
+    refiner_run: str | Path,
+    presence_threshold: float = PRESENCE_THRESHOLD,
+) -> RefinedDetectorPipeline:
+    """The detector of one run with the refiner of another (both their best epochs)."""
+    detector = load_detector_run(detector_run).network
+    run_dir = Path(refiner_run).expanduser()
+    if read_config(run_dir).get("task") != "refiner":
+        raise ValueError(f"{run_dir} holds no refiner run")
+    path = run_dir / "best.weights.h5"
+    if not path.is_file():
+        raise WeightsError(f"{path} is missing: the refiner run has not finished an epoch yet")
+    refiner = build_network("refiner")
+    _load_weights(refiner, path, "train the run further (the next improving epoch rewrites it)")
+    return RefinedDetectorPipeline(detector, refiner, presence_threshold)
 
 
 def _load_weights(network, path: Path, fix: str) -> None:

@@ -35,10 +35,17 @@ import numpy as np
 
 from .data import SHIP_PROBABILITY, generate_batch
 from .detector import DESIGNS, decode_predictions, design_loss, encode_targets, split_design
-from .metrics import ap_at_iou
+from .metrics import IOU_THRESHOLD, ap_at_iou
 from .models import TASKS, build_network
 from .pipelines import gate_boxes
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
+from .refiner import (
+    crop_windows,
+    perturbed_proposals,
+    refined_ious,
+    refinement_targets,
+    refiner_loss,
+)
 from .runs import (
     CHECKPOINT,
     HISTORY,
@@ -71,19 +78,26 @@ RECIPES = {
         "schedule": "cosine",
         "detector_options": DESIGNS["fast"],
     },
+    "refiner": {"epochs": 20, "batch_size": 32, "schedule": "hold_cosine"},
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
 the seed's recipe for its two networks, chapter 7's (480,000 images) for the detector. The
 regressor draws its images from seed 1, so the two networks of the seed never train on the
 same images (chapters 4 and 5)."""
 
-TRAIN_SHIP_SHARE = {"classifier": SHIP_PROBABILITY, "regressor": 1.0, "detector": SHIP_PROBABILITY}
-"""Share of training images with a ship: the regressor trains on ships only."""
+TRAIN_SHIP_SHARE = {
+    "classifier": SHIP_PROBABILITY,
+    "regressor": 1.0,
+    "detector": SHIP_PROBABILITY,
+    "refiner": 1.0,
+}
+"""Share of training images with a ship: the regressor and the refiner train on ships only."""
 
 MONITOR = {
     "classifier": ("val_loss", min),
     "regressor": ("val_loss", min),
     "detector": ("val_ap07", max),
+    "refiner": ("val_ap07", max),
 }
 """The validation number that picks `best.weights.h5`, and whether lower or higher is better."""
 
@@ -198,13 +212,19 @@ class TrainingConfig:
 
 
 def task_inputs_and_targets(
-    task: str, images: np.ndarray, labels: np.ndarray, design: dict | None = None
+    task: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    design: dict | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """What the network of `task` reads and learns from raw images (N, 200, 200), labels (N, 5).
 
     classifier: thresholded images and presence (N, 1); regressor: thresholded images and
     boxes scaled to [0, 1] (N, 5); detector: raw images and (N, G, G, 9) targets shaped by
-    its `design` (its stride and regression radius; None: the defaults).
+    its `design` (its stride and regression radius; None: the defaults); refiner: windows
+    (N, 64, 64, 2) around proposals drawn with `rng` (`refiner.perturbed_proposals`) and
+    their `refinement_targets` (N, 7).
     """
     if task == "classifier":
         return threshold_images(images), has_box(labels).astype(np.float32)[:, None]
@@ -212,6 +232,11 @@ def task_inputs_and_targets(
         return threshold_images(images), normalise_labels(labels).astype(np.float32)
     if task == "detector":
         return images.astype(np.float32), encode_targets(labels, **split_design(design or {})[1])
+    if task == "refiner":
+        if rng is None:
+            raise ValueError("the refiner's proposals are random: pass rng")
+        proposals = perturbed_proposals(labels, rng)
+        return crop_windows(images, proposals), refinement_targets(proposals, labels)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
@@ -264,7 +289,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         images, labels = generate_batch(
             self.batch_size, rng, ship_probability=TRAIN_SHIP_SHARE[self.task]
         )
-        return task_inputs_and_targets(self.task, images, labels, self.design)
+        return task_inputs_and_targets(self.task, images, labels, self.design, rng)
 
 
 def first_step_with_empty_images(batches: GeneratedBatches, count: int = 2) -> int:
@@ -329,7 +354,7 @@ def validation_data(
     """A fixed validation set, disjoint from training seeds: inputs, targets and raw labels."""
     rng = np.random.default_rng([seed, 2**31 - 1])
     images, labels = generate_batch(samples, rng, ship_probability=TRAIN_SHIP_SHARE[task])
-    inputs, targets = task_inputs_and_targets(task, images, labels, design)
+    inputs, targets = task_inputs_and_targets(task, images, labels, design, rng)
     return inputs, targets, labels.astype(np.float64)
 
 
@@ -344,9 +369,12 @@ def boxes_from_outputs(outputs: np.ndarray, task: str) -> np.ndarray:
 
 
 def task_loss(task: str, design: dict | None = None) -> Callable | str:
-    """The training loss: the seed's BCE and MSE, the detector's own (its `design`'s)."""
+    """The training loss: the seed's BCE and MSE, the detector's own (its `design`'s), the
+    refiner's L1 plus 1 - IoU."""
     if task == "detector":
         return design_loss(design)
+    if task == "refiner":
+        return refiner_loss
     return {"classifier": "binary_crossentropy", "regressor": "mse"}[task]
 
 
@@ -365,6 +393,8 @@ def validation_metrics(
     metrics = {"val_loss": loss}
     if task == "classifier":
         metrics["val_accuracy"] = float(np.mean((outputs >= 0.5) == (targets >= 0.5)))
+    elif task == "refiner":  # every validation image holds a ship and a proposal
+        metrics["val_ap07"] = float(np.mean(refined_ious(targets, outputs) > IOU_THRESHOLD))
     else:
         metrics["val_ap07"] = ap_at_iou(boxes_from_outputs(outputs, task), labels)
     return metrics
@@ -378,7 +408,7 @@ def build_and_compile(config: TrainingConfig) -> keras.Model:
         warmup = warmup_steps(config.total_steps)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             config.learning_rate / 10,
-            decay_steps=config.total_steps - warmup,
+            decay_steps=max(config.total_steps - warmup, 1),
             alpha=0.01,
             warmup_target=config.learning_rate,
             warmup_steps=warmup,

@@ -1,0 +1,126 @@
+import keras
+import numpy as np
+import pytest
+
+from spaceship_utils.data import generate_batch
+from spaceship_utils.geometry import rotated_iou
+from spaceship_utils.refiner import (
+    PROPOSAL_NOISE,
+    TARGET_COLUMNS,
+    apply_refinement,
+    build_refiner,
+    crop_windows,
+    perturbed_proposals,
+    refinement_targets,
+    refiner_loss,
+)
+
+
+@pytest.fixture(scope="module")
+def ships():
+    images, labels = generate_batch(64, np.random.default_rng(11), ship_probability=1.0)
+    return images, labels.astype(np.float64)
+
+
+def test_an_unturned_window_is_a_plain_crop():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (1, 200, 200)).astype(np.float32)
+    box = np.array([[100.5, 80.5, 0.0, 10.0, 20.0]])  # window side 1.5 * 20 = 30 px
+    window = crop_windows(image, box, size=30)
+    np.testing.assert_allclose(window[0, ..., 0], image[0, 66:96, 86:116], atol=1e-6)
+    thresholded = np.where(image[0, 66:96, 86:116] >= 0.8, image[0, 66:96, 86:116], 0)
+    np.testing.assert_allclose(window[0, ..., 1], thresholded, atol=1e-6)
+
+
+def test_a_window_turns_with_the_box():
+    image = np.zeros((1, 200, 200), dtype=np.float32)
+    image[0, 100, 110] = 1.0  # 10 px to the right (+x) of the centre (100, 100)
+    box = np.array([[100.0, 100.0, np.pi / 2, 10.0, 20.0]])
+    window = crop_windows(image, box, size=30)[0, ..., 0]
+    rows, columns = np.indices(window.shape)
+    # At yaw pi/2 the nose points along +x (`geometry.heading_vectors`), the window's +v:
+    # the pixel lands on the window's middle column (14.5), 10 px down from its middle row.
+    assert window.sum() == pytest.approx(1.0)
+    assert (rows * window).sum() == pytest.approx(14.5 + 10)
+    assert (columns * window).sum() == pytest.approx(14.5)
+
+
+def test_targets_and_corrections_are_inverses(ships):
+    _, labels = ships
+    proposals = perturbed_proposals(labels, np.random.default_rng(1))
+    targets = refinement_targets(proposals, labels)
+    assert targets.shape == (len(labels), len(TARGET_COLUMNS))
+    assert np.abs(targets[:, 4]).max() <= np.pi / 2
+    refined = apply_refinement(proposals, targets[:, :5])
+    np.testing.assert_allclose(rotated_iou(refined, labels), 1.0, atol=1e-5)
+    np.testing.assert_allclose(refined[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]], atol=1e-3)
+
+
+def test_training_proposals_miss_by_about_the_detectors_errors(ships):
+    _, labels = ships
+    rng = np.random.default_rng(2)
+    proposals = perturbed_proposals(np.repeat(labels, 20, axis=0), rng)
+    truth = np.repeat(labels, 20, axis=0)
+    centre = proposals[:, :2] - truth[:, :2]
+    assert np.std(centre) == pytest.approx(PROPOSAL_NOISE[0], rel=0.1)
+    assert np.std(np.log(proposals[:, 3:] / truth[:, 3:])) == pytest.approx(
+        PROPOSAL_NOISE[2], rel=0.1
+    )
+    assert 0.5 < np.median(rotated_iou(proposals, truth)) < 0.85  # near the 0.7 line
+    with pytest.raises(ValueError, match="ships only"):
+        perturbed_proposals(np.full((1, 5), np.nan), rng)
+
+
+def test_the_refiner_loss_is_zero_for_the_true_corrections_and_grows_with_errors(ships):
+    _, labels = ships
+    proposals = perturbed_proposals(labels, np.random.default_rng(3))
+    targets = refinement_targets(proposals, labels)
+    perfect = float(refiner_loss(targets, targets[:, :5]))
+    assert perfect == pytest.approx(0.0, abs=1e-4)
+    worse = targets[:, :5].copy()
+    worse[:, 2] += 0.1  # every width 10 % too large
+    iou = np.mean(1 - rotated_iou(apply_refinement(proposals, worse), labels))
+    assert float(refiner_loss(targets, worse)) == pytest.approx(0.1 + iou, abs=1e-3)
+
+
+def test_the_refiner_reads_windows_and_answers_five_corrections(ships):
+    images, labels = ships
+    model = build_refiner(width=8)
+    windows = crop_windows(images[:4], labels[:4])
+    assert windows.shape == (4, 64, 64, 2) and windows.dtype == np.float32
+    outputs = keras.ops.convert_to_numpy(model(windows))
+    assert outputs.shape == (4, 5) and np.isfinite(outputs).all()
+    with pytest.raises(ValueError, match="drop the NaN rows"):
+        crop_windows(images[:1], np.full((1, 5), np.nan))
+
+
+def test_a_refiner_run_trains_and_joins_the_detector_in_one_pipeline(tmp_path):
+    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.pretrained import load_refined_detector_run
+    from spaceship_utils.train import TrainingConfig, train_model, validation_data
+
+    refiner = TrainingConfig.recipe(
+        "refiner", epochs=1, steps_per_epoch=2, batch_size=4, validation_samples=8
+    )
+    outcome = train_model(refiner, tmp_path / "refiner", verbose=False)
+    assert outcome.finished and 0 <= outcome.history["val_ap07"][0] <= 1
+    windows, targets, labels = validation_data("refiner", 8, refiner.seed)
+    assert windows.shape == (8, 64, 64, 2) and targets.shape == (8, 7)
+    assert np.isfinite(labels).all()  # every validation image holds a ship
+
+    detector = TrainingConfig.recipe(
+        "detector",
+        epochs=1,
+        steps_per_epoch=1,
+        batch_size=4,
+        validation_samples=8,
+        detector_options={"width": 8, "dilations": [1]},
+    )
+    train_model(detector, tmp_path / "detector", verbose=False)
+    model = load_refined_detector_run(tmp_path / "detector", tmp_path / "refiner", 0.0)
+    assert isinstance(model, RefinedDetectorPipeline) and len(model.networks) == 2
+    images, _ = generate_batch(3, np.random.default_rng(4))
+    details = model.predict_details(images)
+    assert details.boxes.shape == (3, 5) and np.isfinite(details.boxes).all()  # threshold 0
+    with pytest.raises(ValueError, match="holds no refiner run"):
+        load_refined_detector_run(tmp_path / "detector", tmp_path / "detector")
