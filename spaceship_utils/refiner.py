@@ -73,25 +73,30 @@ def crop_windows(images: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE) -
     # Local (u, v) to image (x, y): the rotation `geometry.box_corners` uses.
     x = u * cos + v * sin + boxes[:, 0, None, None]
     y = -u * sin + v * cos + boxes[:, 1, None, None]
-    raw = _bilinear(images, x, y)
-    thresholded = _bilinear(np.where(images >= THRESHOLD, images, 0.0), x, y)
-    return np.stack([raw, thresholded], axis=-1).astype(np.float32)
+    return _bilinear_raw_and_thresholded(images, x, y)
 
 
-def _bilinear(images: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """images (N, H, W) read at (x, y) pixel coordinates (N, S, S), pixel centres at integers."""
+def _bilinear_raw_and_thresholded(images: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """images (N, H, W) read at (x, y) pixel coordinates (N, S, S), pixel centres at
+    integers: (N, S, S, 2) float32, the image and its thresholded copy. Each of the four
+    neighbours is fetched once and thresholded on the spot, which is the same as reading
+    a thresholded image."""
     count, height, width = images.shape
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = x - x0, y - y0
-    rows = np.arange(count)[:, None, None]
-    total = np.zeros(x.shape)
+    x0, y0 = np.floor(x).astype(np.int32), np.floor(y).astype(np.int32)
+    fx, fy = (x - x0).astype(np.float32), (y - y0).astype(np.float32)
+    first = (np.arange(count, dtype=np.int32) * (height * width))[:, None, None]
+    flat = images.reshape(-1)
+    out = np.zeros(x.shape + (2,), dtype=np.float32)
     for dy, weight_y in ((0, 1 - fy), (1, fy)):
         for dx, weight_x in ((0, 1 - fx), (1, fx)):
             xs, ys = x0 + dx, y0 + dy
             inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-            values = images[rows, np.clip(ys, 0, height - 1), np.clip(xs, 0, width - 1)]
-            total += np.where(inside, values, 0.0) * weight_x * weight_y
-    return total
+            at = first + np.clip(ys, 0, height - 1) * width + np.clip(xs, 0, width - 1)
+            values = flat.take(at)
+            weight = np.where(inside, weight_x * weight_y, 0.0).astype(np.float32)
+            out[..., 0] += values * weight
+            out[..., 1] += np.where(values >= THRESHOLD, values, 0.0) * weight
+    return out
 
 
 def refinement_targets(proposals: np.ndarray, labels: np.ndarray) -> np.ndarray:
