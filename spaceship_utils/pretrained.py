@@ -29,8 +29,13 @@ from .validation import check_fraction
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-PRETRAINED_MODELS = {"baseline": ("classifier", "regressor"), "detector": ("detector",)}
-"""The models `load_pretrained` knows, and the networks (roles) each one is made of."""
+PRETRAINED_MODELS = {
+    "baseline": ("classifier", "regressor"),
+    "detector": ("detector",),
+    "refined_detector": ("detector", "refiner"),
+}
+"""The models `load_pretrained` knows, and the networks (roles) each one is made of. The
+refined detector shares the detector's weights file and adds the refiner's."""
 ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
 """Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
 REFERENCE_ABLATION = "final"
@@ -208,9 +213,10 @@ def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) 
 def load_pretrained(
     name: str = "baseline", weights_dir: Path = WEIGHTS_DIR
 ) -> BaselinePipeline | DetectorPipeline:
-    """A ready-to-use model with shipped, verified weights: 'baseline' or 'detector'.
+    """A ready-to-use model with shipped, verified weights: 'baseline', 'detector' or
+    'refined_detector' (the detector, then the refiner on a window around each box).
 
-    Both answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
+    All answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
     """
     if name not in PRETRAINED_MODELS:
         raise ValueError(f"unknown pretrained model {name!r}; available: {list(PRETRAINED_MODELS)}")
@@ -232,7 +238,25 @@ def load_pretrained(
         networks[role] = network
     if name == "detector":
         return DetectorPipeline(networks["detector"], threshold)
+    if name == "refined_detector":
+        return RefinedDetectorPipeline(networks["detector"], networks["refiner"], threshold)
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
+
+
+def share_shipped_weights(
+    name: str, role: str, source: str, weights_dir: Path = WEIGHTS_DIR
+) -> None:
+    """Let model `name` use the shipped `role` weights of model `source` (the same file, the
+    same digest and record), e.g. the refined detector the detector's network."""
+    if role not in PRETRAINED_MODELS.get(name, ()) or role not in PRETRAINED_MODELS.get(source, ()):
+        raise ValueError(f"both {name!r} and {source!r} must have a {role!r} network")
+    manifest_path = weights_dir / "manifest.json"
+    manifest = read_manifest(manifest_path)
+    entry = manifest.get(source, {}).get("files", {}).get(role)
+    if entry is None:
+        raise WeightsError(f"{source!r} ships no {role} weights to share")
+    manifest.setdefault(name, {"files": {}})["files"][role] = dict(entry)
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def load_detector_run(

@@ -40,6 +40,7 @@ from .models import TASKS, build_network
 from .pipelines import gate_boxes
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
 from .refiner import (
+    CLEAN_WINDOWS,
     crop_windows,
     perturbed_proposals,
     refined_ious,
@@ -284,10 +285,15 @@ class GeneratedBatches(keras.utils.PyDataset):
         self._begun = True
 
     def batch_at_step(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch of training step `step` (from 0): (inputs, targets) for the task."""
         epoch, index = divmod(step, self.steps_per_epoch)
         rng = np.random.default_rng([self.seed, epoch, index])
+        clean = self.task == "refiner" and step * self.batch_size < CLEAN_WINDOWS
         images, labels = generate_batch(
-            self.batch_size, rng, ship_probability=TRAIN_SHIP_SHARE[self.task]
+            self.batch_size,
+            rng,
+            ship_probability=TRAIN_SHIP_SHARE[self.task],
+            **({"noise_level": 0.0, "no_lines": 0} if clean else {}),
         )
         return task_inputs_and_targets(self.task, images, labels, self.design, rng)
 

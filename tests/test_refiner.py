@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -124,3 +126,48 @@ def test_a_refiner_run_trains_and_joins_the_detector_in_one_pipeline(tmp_path):
     assert details.boxes.shape == (3, 5) and np.isfinite(details.boxes).all()  # threshold 0
     with pytest.raises(ValueError, match="holds no refiner run"):
         load_refined_detector_run(tmp_path / "detector", tmp_path / "detector")
+
+
+def test_the_first_refiner_windows_come_from_clean_images():
+    from spaceship_utils.refiner import CLEAN_WINDOWS
+    from spaceship_utils.train import GeneratedBatches
+
+    batches = GeneratedBatches("refiner", 32, 1000, seed=0)
+    last_clean = CLEAN_WINDOWS // 32 - 1
+    clean, _ = batches.batch_at_step(last_clean)
+    noisy, _ = batches.batch_at_step(last_clean + 1)
+    # Without noise, most of a window is exactly 0; with it, only what lies off the image.
+    assert np.mean(clean[..., 0] == 0) > 0.5 and np.mean(noisy[..., 0] == 0) < 0.2
+
+
+def test_a_refined_detector_ships_with_the_detectors_own_weights_file(tmp_path):
+    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.pretrained import install_run, load_pretrained, share_shipped_weights
+    from spaceship_utils.train import TrainingConfig, train_model
+
+    weights = tmp_path / "weights"
+    runs = {
+        "detector": TrainingConfig.recipe(
+            "detector",
+            epochs=1,
+            steps_per_epoch=1,
+            batch_size=2,
+            validation_samples=4,
+            detector_options={"width": 8, "dilations": [1]},
+        ),
+        "refiner": TrainingConfig.recipe(
+            "refiner", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
+        ),
+    }
+    for role, config in runs.items():
+        train_model(config, tmp_path / role, verbose=False)
+    install_run("detector", "detector", tmp_path / "detector", weights)
+    install_run("refined_detector", "refiner", tmp_path / "refiner", weights, 0.3)
+    share_shipped_weights("refined_detector", "detector", "detector", weights)
+    model = load_pretrained("refined_detector", weights)
+    assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
+    manifest = json.loads((weights / "manifest.json").read_text())
+    shared = manifest["refined_detector"]["files"]["detector"]
+    assert shared == manifest["detector"]["files"]["detector"]  # one file, one digest
+    with pytest.raises(ValueError, match="must have a 'refiner' network"):
+        share_shipped_weights("detector", "refiner", "refined_detector", weights)
