@@ -171,3 +171,24 @@ def test_a_refined_detector_ships_with_the_detectors_own_weights_file(tmp_path):
     assert shared == manifest["detector"]["files"]["detector"]  # one file, one digest
     with pytest.raises(ValueError, match="must have a 'refiner' network"):
         share_shipped_weights("detector", "refiner", "refined_detector", weights)
+
+
+def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):
+    import matplotlib.pyplot as plt
+
+    from spaceship_utils.plotting import plot_refinements
+    from spaceship_utils.refiner import refined_ious
+
+    images, labels = ships
+    proposals = perturbed_proposals(labels[:5], np.random.default_rng(6))
+    targets = refinement_targets(proposals, labels[:5])
+    windows = crop_windows(images[:5], proposals)
+    perfect = targets[:, :5]
+    ious = (refined_ious(targets, np.zeros_like(perfect)), refined_ious(targets, perfect))
+    np.testing.assert_allclose(ious[1], 1.0, atol=1e-6)
+    fig = plot_refinements(windows, targets, perfect, ious, columns=3)
+    visible = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 6 and len(visible) == 5
+    assert visible[0].get_title() == f"IoU {ious[0][0]:.2f} -> 1.00"
+    assert len(visible[0].lines) == 3  # the proposal, the truth and the refined box
+    plt.close(fig)
