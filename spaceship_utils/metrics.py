@@ -120,7 +120,7 @@ def scores_by_presence_threshold(
     labels = check_boxes(labels, "labels")
     check_same_length(presence=presence, raw_boxes=raw_boxes, labels=labels)
     if candidates is None:
-        candidates = np.linspace(0.05, 0.95, 91)
+        candidates = np.round(np.linspace(0.05, 0.95, 91), 2)  # 0.37, not 0.36999999999999994
     candidates = np.asarray(candidates, dtype=np.float64).reshape(-1)
     present = has_box(labels)
     good = present & (np.nan_to_num(rotated_iou(raw_boxes, labels), nan=0.0) > IOU_THRESHOLD)
