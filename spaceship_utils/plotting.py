@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .data import NOISE_LEVEL
-from .geometry import box_corners, heading_vectors
+from .geometry import box_corners, heading_vectors, rotated_iou
 from .pixel_statistics import (
     PIXEL_CLASSES,
     likelihood_ratio,
@@ -693,38 +693,44 @@ def plot_refinements(
     windows: np.ndarray,
     targets: np.ndarray,
     corrections: np.ndarray,
-    ious: tuple[np.ndarray, np.ndarray],
+    unchanged: np.ndarray,
     columns: int = 4,
 ) -> plt.Figure:
-    """What the refiner sees and does: each window (K, S, S, 2, raw channel shown) with the
+    """What the refiner sees and does: each window (K, S, S, 2; raw channel shown) with the
     proposal it was cut around (dashed), the true box (red) and the refined box (cyan).
 
-    `targets` (K, 7) from `refiner.refinement_targets`, `corrections` (K, 5) the refiner's
-    outputs, `ious` the (K,) IoUs of the proposal and of the refined box with the truth.
+    `targets` (K, 5) from `refiner.refinement_targets`, `corrections` (K, 5) the refiner's
+    outputs, `unchanged` (K, 5) `refiner.unchanged_corrections` of the proposals. Titles
+    give the IoU with the truth before and after.
     """
     windows = np.asarray(windows)
     count, size = len(windows), windows.shape[1]
     rows = -(-count // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
 
-    def in_pixels(values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        """Window-frame boxes (fractions of the side) -> boxes in window pixels."""
-        scale = sizes * np.exp(np.clip(values[2:4], -1.0, 1.0))
-        centre = (values[:2] + 0.5) * size - 0.5
-        return np.array([centre[0], centre[1], values[4], *(scale * size)])
+    def in_pixels(values: np.ndarray) -> np.ndarray:
+        """Window-frame boxes (K, 5; window sides, log sizes) -> boxes in window pixels."""
+        values = np.asarray(values, dtype=np.float64)
+        return np.column_stack(
+            [
+                (values[:, :2] + 0.5) * size - 0.5,
+                values[:, 4],
+                np.exp(np.clip(values[:, 2:4], -3.0, 0.5)) * size,
+            ]
+        )
 
+    truth, refined, proposals = in_pixels(targets), in_pixels(corrections), in_pixels(unchanged)
+    before, after = rotated_iou(proposals, truth), rotated_iou(refined, truth)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index >= count:
             continue
-        sizes = targets[index, 5:7]
         ax.imshow(windows[index, ..., 0], cmap="gray", vmin=0, vmax=1)
-        proposal = in_pixels(np.zeros(5), sizes)
-        corners = box_corners(proposal[None])[0]
+        corners = box_corners(proposals[index : index + 1])[0]
         closed = np.vstack([corners, corners[:1]])
         ax.plot(closed[:, 0], closed[:, 1], "--", color="0.85", linewidth=1.0)
-        draw_box(ax, in_pixels(targets[index, :5], sizes), TRUE_COLOUR, show_nose=False)
-        draw_box(ax, in_pixels(corrections[index], sizes), PREDICTED_COLOUR, show_nose=False)
-        ax.set_title(f"IoU {ious[0][index]:.2f} -> {ious[1][index]:.2f}", fontsize=9)
+        draw_box(ax, truth[index], TRUE_COLOUR, show_nose=False)
+        draw_box(ax, refined[index], PREDICTED_COLOUR, show_nose=False)
+        ax.set_title(f"IoU {before[index]:.2f} -> {after[index]:.2f}", fontsize=9)
     fig.tight_layout()
     return fig

@@ -12,7 +12,9 @@ way up and at the same size:
 
 - (du, dv): the true centre minus the proposal's, across and along the proposal's axis, as
   a fraction of the window's side;
-- log(w / w_proposal), log(h / h_proposal);
+- log(w / side), log(h / side): the true box's size as a fraction of the window's side,
+  which the refiner can see (not relative to the proposal's width and height: the window
+  is scaled by the proposal's larger side, so its other side is invisible in the window);
 - the turn from the proposal's axis to the true axis, in (-pi/2, pi/2] (the nose is left to
   the detector).
 
@@ -47,9 +49,12 @@ CLEAN_WINDOWS = 20_000
 """The refiner's first training windows are cut from images without noise or lines. On
 noisy windows from the start it never left the do-nothing answer (250,000 windows, no
 gain over its proposals); after 20,000 clean ones it keeps learning on noisy windows."""
-TARGET_COLUMNS = ("du", "dv", "log_w", "log_h", "turn", "proposal_w", "proposal_h")
-"""Columns of `refinement_targets`: the five corrections the refiner predicts, then the
-proposal's width and height as fractions of the window's side (the loss needs them)."""
+TARGET_COLUMNS = ("du", "dv", "log_w", "log_h", "turn")
+"""Columns of `refinement_targets`, the refiner's five outputs: the centre's offset across
+and along (window sides), log width and log height (window sides) and the axis turn (rad)."""
+LOG_SIZE_RANGE = (-3.0, 0.5)
+"""Where predicted log sizes are clipped before the IoU (a box from 5 % to 165 % of the
+window's side), so an untrained refiner's wild guesses keep the loss finite."""
 
 
 def window_sides(boxes: np.ndarray) -> np.ndarray:
@@ -105,7 +110,7 @@ def _bilinear_raw_and_thresholded(images: np.ndarray, x: np.ndarray, y: np.ndarr
 
 
 def refinement_targets(proposals: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """What the refiner should answer for each proposal (N, 5) of a ship (N, 5): (N, 7)
+    """What the refiner should answer for each proposal (N, 5) of a ship (N, 5): (N, 5)
     float32 in the order of `TARGET_COLUMNS`."""
     proposals = check_boxes(proposals, "proposals")
     labels = check_boxes(labels, "labels")
@@ -122,11 +127,9 @@ def refinement_targets(proposals: np.ndarray, labels: np.ndarray) -> np.ndarray:
         [
             across,
             along,
-            np.log(labels[:, 3] / proposals[:, 3]),
-            np.log(labels[:, 4] / proposals[:, 4]),
+            np.log(labels[:, 3] / side),
+            np.log(labels[:, 4] / side),
             turn,
-            proposals[:, 3] / side,
-            proposals[:, 4] / side,
         ]
     ).astype(np.float32)
 
@@ -156,9 +159,20 @@ def apply_refinement(proposals: np.ndarray, corrections: np.ndarray) -> np.ndarr
             proposals[:, 0] + across * cos + along * sin,
             proposals[:, 1] - across * sin + along * cos,
             wrap_angle(proposals[:, 2] + corrections[:, 4]),
-            proposals[:, 3] * np.exp(corrections[:, 2]),
-            proposals[:, 4] * np.exp(corrections[:, 3]),
+            side * np.exp(corrections[:, 2]),
+            side * np.exp(corrections[:, 3]),
         ]
+    )
+
+
+def unchanged_corrections(proposals: np.ndarray) -> np.ndarray:
+    """The corrections (N, 5) that leave proposals (N, 5) as they are: no offset, no turn,
+    and their own sizes as fractions of their windows."""
+    proposals = check_boxes(proposals, "proposals")
+    side = window_sides(proposals)
+    zeros = np.zeros(len(proposals))
+    return np.column_stack(
+        [zeros, zeros, np.log(proposals[:, 3] / side), np.log(proposals[:, 4] / side), zeros]
     )
 
 
@@ -202,51 +216,40 @@ def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
     return keras.Model(windows, outputs, name="refiner")
 
 
-def _local_boxes(values, sizes):
-    """Boxes in the window's frame, in window sides: centre (u, v), turn, width, height."""
-    return ops.stack(
-        [
-            values[:, 0],
-            values[:, 1],
-            values[:, 4],
-            sizes[:, 0] * ops.exp(values[:, 2]),
-            sizes[:, 1] * ops.exp(values[:, 3]),
-        ],
-        axis=-1,
-    )
+def _window_boxes(values):
+    """Refiner outputs or targets (N, 5) -> boxes in the window's frame, in window sides:
+    centre (u, v), turn, width, height (log sizes clipped to `LOG_SIZE_RANGE`)."""
+    sizes = ops.exp(ops.clip(values[:, 2:4], *LOG_SIZE_RANGE))
+    return ops.stack([values[:, 0], values[:, 1], values[:, 4], sizes[:, 0], sizes[:, 1]], -1)
 
 
 def refiner_loss(y_true, y_pred):
-    """L1 on the five corrections plus 1 - IoU between the refined and the true box.
+    """L1 on the five outputs plus 1 - IoU between the refined and the true box.
 
-    y_true (N, 7) from `refinement_targets`, y_pred (N, 5). Both boxes are rebuilt in the
-    window's frame (the proposal at the origin, pointing along +v) from the proposal's size,
-    so the IoU is the score's, whatever the window's scale.
+    y_true (N, 5) from `refinement_targets`, y_pred (N, 5). Both boxes are rebuilt in the
+    window's frame, where the IoU is the same as in the image.
     """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
-    sizes = y_true[:, 5:7]
-    l1 = ops.mean(ops.sum(ops.abs(y_pred - y_true[:, :5]), axis=-1))
-    log_sizes = ops.clip(y_pred[:, 2:4], -1.0, 1.0)  # a size off by e keeps the IoU finite
-    predicted = ops.concatenate([y_pred[:, :2], log_sizes, y_pred[:, 4:5]], axis=-1)
-    iou = rotated_iou_tensor(_local_boxes(y_true[:, :5], sizes), _local_boxes(predicted, sizes))
+    l1 = ops.mean(ops.sum(ops.abs(y_pred - y_true), axis=-1))
+    iou = rotated_iou_tensor(_window_boxes(y_true), _window_boxes(y_pred))
     return l1 + ops.mean(1 - iou)
 
 
 def refined_ious(targets: np.ndarray, corrections: np.ndarray) -> np.ndarray:
-    """IoU (N,) of each refined box with its true box, from `refinement_targets` (N, 7) and
-    the refiner's corrections (N, 5): both rebuilt in the window's frame, where the IoU is
-    the same as in the image."""
+    """IoU (N,) of each refined box with its true box, from `refinement_targets` (N, 5) and
+    the refiner's outputs (N, 5), both rebuilt in the window's frame, where the IoU is the
+    same as in the image. `unchanged_corrections` gives the proposals' own IoU."""
     targets = np.asarray(targets, dtype=np.float64)
     corrections = np.asarray(corrections, dtype=np.float64)
-    if targets.shape[1:] != (len(TARGET_COLUMNS),) or corrections.shape != (len(targets), 5):
+    if targets.shape[1:] != (len(TARGET_COLUMNS),) or corrections.shape != targets.shape:
         raise ValueError(
-            f"need targets (N, 7) and corrections (N, 5), got {targets.shape} and "
+            f"need targets and corrections of shape (N, 5), got {targets.shape} and "
             f"{corrections.shape}"
         )
 
-    def local(values: np.ndarray) -> np.ndarray:
-        sizes = targets[:, 5:7] * np.exp(np.clip(values[:, 2:4], -1.0, 1.0))
+    def window_boxes(values: np.ndarray) -> np.ndarray:
+        sizes = np.exp(np.clip(values[:, 2:4], *LOG_SIZE_RANGE))
         return np.column_stack([values[:, :2], values[:, 4], sizes])
 
-    return rotated_iou(local(targets[:, :5]), local(corrections))
+    return rotated_iou(window_boxes(targets), window_boxes(corrections))

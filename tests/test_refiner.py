@@ -53,7 +53,7 @@ def test_targets_and_corrections_are_inverses(ships):
     targets = refinement_targets(proposals, labels)
     assert targets.shape == (len(labels), len(TARGET_COLUMNS))
     assert np.abs(targets[:, 4]).max() <= np.pi / 2
-    refined = apply_refinement(proposals, targets[:, :5])
+    refined = apply_refinement(proposals, targets)
     np.testing.assert_allclose(rotated_iou(refined, labels), 1.0, atol=1e-5)
     np.testing.assert_allclose(refined[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]], atol=1e-3)
 
@@ -74,15 +74,20 @@ def test_training_proposals_miss_by_about_the_detectors_errors(ships):
 
 
 def test_the_refiner_loss_is_zero_for_the_true_corrections_and_grows_with_errors(ships):
+    from spaceship_utils.refiner import unchanged_corrections
+
     _, labels = ships
     proposals = perturbed_proposals(labels, np.random.default_rng(3))
     targets = refinement_targets(proposals, labels)
-    perfect = float(refiner_loss(targets, targets[:, :5]))
+    perfect = float(refiner_loss(targets, targets))
     assert perfect == pytest.approx(0.0, abs=1e-4)
-    worse = targets[:, :5].copy()
+    worse = targets.copy()
     worse[:, 2] += 0.1  # every width 10 % too large
     iou = np.mean(1 - rotated_iou(apply_refinement(proposals, worse), labels))
     assert float(refiner_loss(targets, worse)) == pytest.approx(0.1 + iou, abs=1e-3)
+    # Unchanged corrections give the proposals back.
+    same = apply_refinement(proposals, unchanged_corrections(proposals))
+    np.testing.assert_allclose(same[:, [0, 1, 3, 4]], proposals[:, [0, 1, 3, 4]], atol=1e-9)
 
 
 def test_the_refiner_reads_windows_and_answers_five_corrections(ships):
@@ -107,7 +112,7 @@ def test_a_refiner_run_trains_and_joins_the_detector_in_one_pipeline(tmp_path):
     outcome = train_model(refiner, tmp_path / "refiner", verbose=False)
     assert outcome.finished and 0 <= outcome.history["val_ap07"][0] <= 1
     windows, targets, labels = validation_data("refiner", 8, refiner.seed)
-    assert windows.shape == (8, 64, 64, 2) and targets.shape == (8, 7)
+    assert windows.shape == (8, 64, 64, 2) and targets.shape == (8, 5)
     assert np.isfinite(labels).all()  # every validation image holds a ship
 
     detector = TrainingConfig.recipe(
@@ -177,18 +182,20 @@ def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):
     import matplotlib.pyplot as plt
 
     from spaceship_utils.plotting import plot_refinements
-    from spaceship_utils.refiner import refined_ious
+    from spaceship_utils.refiner import refined_ious, unchanged_corrections
 
     images, labels = ships
     proposals = perturbed_proposals(labels[:5], np.random.default_rng(6))
     targets = refinement_targets(proposals, labels[:5])
     windows = crop_windows(images[:5], proposals)
-    perfect = targets[:, :5]
-    ious = (refined_ious(targets, np.zeros_like(perfect)), refined_ious(targets, perfect))
-    np.testing.assert_allclose(ious[1], 1.0, atol=1e-6)
-    fig = plot_refinements(windows, targets, perfect, ious, columns=3)
+    unchanged = unchanged_corrections(proposals)
+    np.testing.assert_allclose(
+        refined_ious(targets, unchanged), rotated_iou(proposals, labels[:5]), atol=1e-6
+    )
+    fig = plot_refinements(windows, targets, targets, unchanged, columns=3)
     visible = [ax for ax in fig.axes if ax.images]
     assert len(fig.axes) == 6 and len(visible) == 5
-    assert visible[0].get_title() == f"IoU {ious[0][0]:.2f} -> 1.00"
+    before = rotated_iou(proposals[:1], labels[:1])[0]
+    assert visible[0].get_title() == f"IoU {before:.2f} -> 1.00"
     assert len(visible[0].lines) == 3  # the proposal, the truth and the refined box
     plt.close(fig)
