@@ -119,17 +119,19 @@ def compare_costs(
     """One row per pipeline: name, trainable parameters, GFLOPs and ms per image.
 
     Each pipeline has `.networks` (its Keras models) and `.predict(images)`, and may have
-    `.passes` (forward passes per image, 1 if absent), which multiplies the FLOPs; latency
-    is `latency_ms_per_image` of that `predict` on `images` (N, 200, 200).
+    `.network_passes` (how many times each network runs per image, 1 each if absent), which
+    multiplies the FLOPs; latency is `latency_ms_per_image` of that `predict` on `images`
+    (N, 200, 200).
     """
     rows = []
     for name, pipeline in pipelines.items():
-        flops = sum(model_flops(net) for net in pipeline.networks)
+        passes = getattr(pipeline, "network_passes", (1,) * len(pipeline.networks))
+        flops = sum(model_flops(net) * k for net, k in zip(pipeline.networks, passes, strict=True))
         rows.append(
             {
                 "pipeline": name,
                 "parameters": sum(trainable_parameters(net) for net in pipeline.networks),
-                "gflops": getattr(pipeline, "passes", 1) * flops / 1e9,
+                "gflops": flops / 1e9,
                 "ms_per_image": latency_ms_per_image(pipeline.predict, images, repeats),
             }
         )

@@ -100,27 +100,48 @@ class DetectorPipeline(Pipeline):
         return decode_predictions(self.network.predict(images, batch_size=batch_size, verbose=0))
 
 
+REFINER_PASSES = 2
+"""How many times the refined detector corrects each box, each time on a window cut around
+the last correction. Chosen on chapter 7's validation images: a second pass adds about two
+points, a third well under one."""
+
+
 class RefinedDetectorPipeline(DetectorPipeline):
     """The detector, then the refiner on a window around each of its boxes (`refiner`).
 
     The presence still comes from the detector's heatmap; every box the detector proposes
-    is corrected once by the refiner, which reads the image at full resolution around it.
+    is corrected `passes` times by the refiner, which reads the image at full resolution
+    around it.
     """
 
-    def __init__(self, detector, refiner, presence_threshold: float = PRESENCE_THRESHOLD):
+    def __init__(
+        self,
+        detector,
+        refiner,
+        presence_threshold: float = PRESENCE_THRESHOLD,
+        passes: int = REFINER_PASSES,
+    ):
         super().__init__(detector, presence_threshold)
         self.refiner = refiner
+        self.passes = check_count(passes, "passes", minimum=0)
 
     @property
     def networks(self) -> tuple:
         return (self.network, self.refiner)
 
+    @property
+    def network_passes(self) -> tuple[int, int]:
+        """The detector runs once per image, the refiner once per pass."""
+        return (1, self.passes)
+
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        proposals, presence = super().raw_predictions(images, batch_size)
-        corrections = self.refiner.predict(
-            crop_windows(images, proposals), batch_size=batch_size, verbose=0
-        )
-        return apply_refinement(proposals, corrections), presence
+        boxes, presence = super().raw_predictions(images, batch_size)
+        for _ in range(self.passes):
+            corrections = self.refiner.predict(
+                crop_windows(images, boxes), batch_size=batch_size, verbose=0
+            )
+            boxes = apply_refinement(boxes, corrections)
+        return boxes, presence
 
 
 def calibrated_presence_threshold(

@@ -170,6 +170,14 @@ class SymmetryAveraged:
         """Forward passes per image: one per view."""
         return len(self.symmetries)
 
+    @property
+    def network_passes(self) -> tuple[int, ...]:
+        """How many times each of `networks` runs per image (for `cost.compare_costs`)."""
+        return tuple(
+            self.passes * k
+            for k in getattr(self.model, "network_passes", (1,) * len(self.networks))
+        )
+
     def predict_details(self, images: np.ndarray) -> Predictions:
         """`predict_with_symmetries` on raw images (N, 200, 200)."""
         return predict_with_symmetries(self.model, images, self.presence_threshold, self.symmetries)

@@ -89,7 +89,7 @@ def test_compare_costs_sums_over_a_pipelines_networks():
     assert row["ms_per_image"] >= 0
 
     class FourViews(TwoNetworks):
-        passes = 4  # like symmetry.SymmetryAveraged over four views
+        network_passes = (4, 4)  # like symmetry.SymmetryAveraged over four views
 
     (four,) = compare_costs({"four": FourViews()}, np.zeros((2, 200, 200)), repeats=1)
     assert four["gflops"] == pytest.approx(4 * row["gflops"])

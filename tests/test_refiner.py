@@ -199,3 +199,35 @@ def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):
     assert visible[0].get_title() == f"IoU {before:.2f} -> 1.00"
     assert len(visible[0].lines) == 3  # the proposal, the truth and the refined box
     plt.close(fig)
+
+
+def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
+    from spaceship_utils import pipelines
+
+    images, _ = ships
+    box = np.array([[100.0, 100.0, 0.3, 20.0, 30.0]])
+    step = np.array([[0.01, 0.0, np.log(20 / 45), np.log(30 / 45), 0.0]])  # 1 % of the side
+
+    class Refiner:
+        def predict(self, windows, batch_size, verbose):
+            return np.repeat(step, len(windows), axis=0)
+
+    # The detector proposes `box` for every image.
+    monkeypatch.setattr(
+        pipelines.DetectorPipeline,
+        "raw_predictions",
+        lambda self, batch, batch_size: (np.repeat(box, len(batch), 0), np.ones(len(batch))),
+    )
+    expected = box
+    for passes in (0, 1, 2):
+        refined = pipelines.RefinedDetectorPipeline(None, Refiner(), passes=passes)
+        got, _ = refined.raw_predictions(images[:2].astype(np.float32), 8)
+        np.testing.assert_allclose(got, np.repeat(expected, 2, axis=0), atol=1e-9)
+        expected = apply_refinement(expected, step)  # the next pass moves it once more
+    assert not np.allclose(apply_refinement(box, step), box)
+
+
+def test_the_refined_detector_counts_its_refiner_once_per_pass():
+    from spaceship_utils.pipelines import RefinedDetectorPipeline
+
+    assert RefinedDetectorPipeline(None, None, passes=2).network_passes == (1, 2)

@@ -128,6 +128,7 @@ def test_the_wrapper_keeps_the_pipelines_threshold_and_counts_its_passes(clean_s
     assert SymmetryAveraged(oracle, presence_threshold=0.6).presence_threshold == 0.6
     four = SymmetryAveraged(oracle, symmetries=(0, 1, 2, 3))
     assert four.passes == 4 and SymmetryAveraged(oracle).passes == 8
+    assert four.network_passes == (4,)  # the oracle's one 'network', once per view
     assert four.networks == ["network"]
     np.testing.assert_allclose(four.predict(images)[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]])
     for bad in ((), (0, 0), (0, 9)):
