@@ -298,17 +298,19 @@ class GeneratedBatches(keras.utils.PyDataset):
         return task_inputs_and_targets(self.task, images, labels, self.design, rng)
 
 
-def first_step_with_empty_images(batches: GeneratedBatches, count: int = 2) -> int:
+def first_step_with_empty_images(
+    batches: GeneratedBatches, count: int = 2, search: int = 10_000
+) -> int:
     """The first step of a classifier run whose batch holds at least `count` images without
-    a ship (to show both kinds); ValueError if no batch of the first epoch has that many."""
+    a ship (to show both kinds); ValueError if none of the first `search` steps has one."""
     count = check_count(count, "count", minimum=0)
     if batches.task != "classifier" or count > batches.batch_size:
         raise ValueError(f"need a classifier's batches of at least {count} images")
-    for step in range(batches.steps_per_epoch):
+    for step in range(search):
         _, targets = batches.batch_at_step(step)
         if np.sum(targets == 0) >= count:
             return step
-    raise ValueError(f"no batch of the first epoch has {count} images without a ship")
+    raise ValueError(f"none of the first {search} batches has {count} images without a ship")
 
 
 def _ignore_interrupts() -> None:

@@ -346,6 +346,9 @@ def test_the_first_step_with_empty_images_is_found_in_order():
     assert all((batches.batch_at_step(s)[1] == 0).sum() < 2 for s in range(step))
     with pytest.raises(ValueError, match="classifier"):
         first_step_with_empty_images(GeneratedBatches("regressor", 8, 5, seed=0), 2)
+    # Short epochs (quick mode) do not limit the search: batches are numbered across epochs.
+    tiny = GeneratedBatches("classifier", batch_size=2, steps_per_epoch=1, seed=0)
+    assert (tiny.batch_at_step(first_step_with_empty_images(tiny, 2))[1] == 0).all()
 
 
 def test_a_negative_seed_and_an_option_without_a_value_are_refused(capsys):
