@@ -265,19 +265,7 @@ def load_detector_run(
     """A detector pipeline from your own training run: the design its config.json records
     and its best epoch's weights (`best.weights.h5`, written after every improving epoch,
     so an unfinished run works too). Choose `presence_threshold` on validation data."""
-    run_dir = Path(run_dir).expanduser()
-    config = read_config(run_dir)
-    if config.get("task") != "detector":
-        raise ValueError(f"{run_dir} holds a {config.get('task')!r} run, not a detector run")
-    path = run_dir / "best.weights.h5"
-    if not path.is_file():
-        raise WeightsError(
-            f"{path} is missing: the run has not finished an epoch yet; train it further "
-            "(spaceship_utils.train resumes it) and try again"
-        )
-    network = build_network("detector", **config["detector_options"])
-    _load_weights(network, path, "train the run further (the next improving epoch rewrites it)")
-    return DetectorPipeline(network, presence_threshold)
+    return DetectorPipeline(_network_of_run(run_dir, "detector"), presence_threshold)
 
 
 def load_refined_detector_run(
@@ -286,16 +274,31 @@ def load_refined_detector_run(
     presence_threshold: float = PRESENCE_THRESHOLD,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another (both their best epochs)."""
-    detector = load_detector_run(detector_run).network
-    run_dir = Path(refiner_run).expanduser()
-    if read_config(run_dir).get("task") != "refiner":
-        raise ValueError(f"{run_dir} holds no refiner run")
+    return RefinedDetectorPipeline(
+        _network_of_run(detector_run, "detector"),
+        _network_of_run(refiner_run, "refiner"),
+        presence_threshold,
+    )
+
+
+def _network_of_run(run_dir: str | Path, task: str):
+    """The `task` network of a training run, with its best epoch's weights."""
+    run_dir = Path(run_dir).expanduser()
+    config = read_config(run_dir)
+    if config.get("task") != task:
+        raise ValueError(
+            f"{run_dir} holds no {task} run: its config.json is for a "
+            f"{config.get('task')!r} run, not a {task} run"
+        )
     path = run_dir / "best.weights.h5"
     if not path.is_file():
-        raise WeightsError(f"{path} is missing: the refiner run has not finished an epoch yet")
-    refiner = build_network("refiner")
-    _load_weights(refiner, path, "train the run further (the next improving epoch rewrites it)")
-    return RefinedDetectorPipeline(detector, refiner, presence_threshold)
+        raise WeightsError(
+            f"{path} is missing: the run has not finished an epoch yet; train it further "
+            "(spaceship_utils.train resumes it) and try again"
+        )
+    network = build_network(task, **config.get("detector_options", {}))
+    _load_weights(network, path, "train the run further (the next improving epoch rewrites it)")
+    return network
 
 
 def _load_weights(network, path: Path, fix: str) -> None:
