@@ -21,12 +21,15 @@ from .data import make_data
 from .label_statistics import outline_leaves_image
 from .metrics import (
     IOU_THRESHOLD,
+    ap_at_iou,
+    axis_errors_degrees,
     best_presence_threshold,
     heading_accuracy,
     ranked_average_precision,
     sample_ious,
     scores_by_presence_threshold,
 )
+from .pipelines import RefinedDetectorPipeline, gate_boxes
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
 from .tables import format_table
 from .validation import IMAGE_SIZE, check_count, has_box
@@ -314,6 +317,86 @@ def presence_threshold_table(
     best, best_score = best_presence_threshold(presence, raw_boxes, labels)
     rows.append((f"best: {best:.2f}", f"{best_score:.4f}"))
     return format_table(("presence threshold", "validation score"), rows)
+
+
+def refiner_pass_table(
+    model: RefinedDetectorPipeline, images: np.ndarray, labels: np.ndarray, passes: int
+) -> str:
+    """The challenge score on validation images (N, 200, 200) with labels (N, 5) after 0 to
+    `passes` refiner passes, at the model's presence threshold, as a table."""
+    boxes_by_pass, presence = model.boxes_by_pass(images, passes)
+    rows = [
+        (count, f"{ap_at_iou(gate_boxes(boxes, presence, model.presence_threshold), labels):.4f}")
+        for count, boxes in enumerate(boxes_by_pass)
+    ]
+    return format_table(("refiner passes", "validation score"), rows)
+
+
+def presence_vote_table(
+    model: RefinedDetectorPipeline, images: np.ndarray, labels: np.ndarray
+) -> str:
+    """Whose presence probability to trust, on validation images (N, 200, 200) with labels
+    (N, 5): the detector's, the classifier's or their mean (the model's, which needs a
+    classifier), each at its best threshold, with the model's refined boxes."""
+    if model.classifier is None:
+        raise ValueError("the model has no classifier to vote on presence")
+    boxes_by_pass, mean = model.boxes_by_pass(images, model.passes)
+    alone = RefinedDetectorPipeline(model.network, model.refiner, passes=0)
+    detector = alone.boxes_by_pass(images, 0)[1]
+    has_ship = has_box(labels)
+    rows = []
+    for name, presence in (
+        ("detector", detector),
+        ("classifier", 2 * mean - detector),
+        ("mean of the two", mean),
+    ):
+        threshold, score = best_presence_threshold(presence, boxes_by_pass[-1], labels)
+        accuracy = np.mean((presence >= threshold) == has_ship)
+        rows.append((name, f"{threshold:.2f}", f"{accuracy:.4f}", f"{score:.4f}"))
+    return format_table(
+        ("presence from", "best threshold", "presence accuracy", "validation score"), rows
+    )
+
+
+def far_axis_errors_by_shape(
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    min_error: float = 25.0,
+    aspect_edges: tuple[float, ...] = (1.3, 1.5, 1.7),
+) -> str:
+    """Boxes (N, 5) more than `min_error` degrees off the true axis of labels (N, 5), by
+    the ship's length over width: how many, their median axis error, and two angles of the
+    ship's shape for comparison (degrees from its axis): the box's diagonal, atan(w / h),
+    and the edge from a wing tip to the tail notch, atan(1.5 w / h) for a notch a third of
+    the way up the ship (the generator's mean)."""
+    errors = axis_errors_degrees(boxes, labels)
+    far = errors > min_error  # NaN (no box, or no ship) compares False
+    aspect = labels[:, 4] / labels[:, 3]
+    edges = (-np.inf, *aspect_edges, np.inf)
+    rows = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        group = far & (aspect >= low) & (aspect < high)
+        name = (
+            f"below {high:g}"
+            if low == -np.inf
+            else (f"{low:g} and above" if high == np.inf else f"{low:g} to {high:g}")
+        )
+        if not group.any():
+            rows.append((name, "0", "", "", ""))
+            continue
+        width_over_height = labels[group, 3] / labels[group, 4]
+        rows.append(
+            (
+                name,
+                f"{group.sum():,}",
+                f"{np.median(errors[group]):.1f}",
+                f"{np.degrees(np.median(np.arctan(width_over_height))):.1f}",
+                f"{np.degrees(np.median(np.arctan(1.5 * width_over_height))):.1f}",
+            )
+        )
+    return format_table(
+        ("length / width", "boxes", "median axis error", "box diagonal", "tail edge"), rows
+    )
 
 
 def compare_evaluations(results: dict[str, Evaluation]) -> str:

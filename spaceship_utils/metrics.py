@@ -196,6 +196,33 @@ def median_box_errors(predictions: np.ndarray, labels: np.ndarray) -> dict[str, 
     }
 
 
+def axis_errors_degrees(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Axis error (N,) in degrees, 0 to 90 (the nose ignored); NaN where the image holds no
+    ship or no box was drawn."""
+    predictions = check_boxes(predictions, "predictions")
+    labels = check_boxes(labels, "labels")
+    check_same_length(predictions=predictions, labels=labels)
+    boxed = has_box(predictions) & has_box(labels)
+    errors = np.full(len(labels), np.nan)
+    errors[boxed] = np.degrees(
+        wrapped_angle_error(predictions[boxed, 2], labels[boxed, 2], period=np.pi)
+    )
+    return errors
+
+
+def axis_error_percentiles(
+    predictions: np.ndarray, labels: np.ndarray, percents: tuple[float, ...] = (50, 80, 90, 95)
+) -> dict[str, float]:
+    """{"50 %": degrees, ...}: percentiles of the axis error (the nose ignored) over ship
+    images where a box was drawn, to show the tail a median hides. NaN if none was drawn."""
+    errors = axis_errors_degrees(predictions, labels)
+    errors = errors[~np.isnan(errors)]
+    names = [f"{percent:g} %" for percent in percents]
+    if not errors.size:
+        return dict.fromkeys(names, float("nan"))
+    return dict(zip(names, np.percentile(errors, percents).tolist(), strict=True))
+
+
 def counts_by_iou_band(ious: np.ndarray, edges: tuple[float, ...] = (0.5, 0.7)) -> dict[str, int]:
     """How many scored samples fall in each IoU band, from `sample_ious`' (N,) values.
 

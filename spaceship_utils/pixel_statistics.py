@@ -218,30 +218,46 @@ def threshold_sweep(
     bins = check_count(bins, "bins", minimum=1)
 
     flat = images.reshape(len(images), -1).astype(np.float64)
-    masks = [(classes == code).reshape(len(images), -1) for code in range(3)]
-    pixel_counts = np.stack([mask.sum(axis=1) for mask in masks], axis=1)
-    kept_counts = np.zeros((len(images), levels.size, 3), dtype=np.int64)
-    below_sums = np.zeros((levels.size, 3))
-    outline_snr = np.full((len(images), levels.size), np.nan)
-    ship, background = masks[0], ~masks[0]
-    n_ship = pixel_counts[:, 0]
-    n_background = background.sum(axis=1)
-    for column, level in enumerate(levels):
-        kept = flat >= level
-        for code, mask in enumerate(masks):
-            kept_counts[:, column, code] = (kept & mask).sum(axis=1)
-            below_sums[column, code] = flat[~kept & mask].sum()
-        values = np.where(kept, flat, 0.0)
-        ship_mean = (values * ship).sum(axis=1) / np.maximum(n_ship, 1)
-        background_mean = (values * background).sum(axis=1) / np.maximum(n_background, 1)
-        spread = ((values - background_mean[:, None]) ** 2 * background).sum(axis=1)
-        background_std = np.sqrt(spread / np.maximum(n_background, 1))
-        valid = (n_ship > 0) & (background_std > 0)
-        outline_snr[valid, column] = (
-            np.sqrt(n_ship[valid])
-            * (ship_mean[valid] - background_mean[valid])
-            / background_std[valid]
-        )
+    codes = classes.reshape(len(images), -1).astype(np.int64)
+    # One pass over the pixels: for each image and class, the count, sum and sum of squares
+    # of the values between consecutive thresholds. Every quantity below is a running sum
+    # of these over the thresholds, which is much faster than thresholding T times.
+    order = np.argsort(levels)
+    passed = np.searchsorted(levels[order], flat, side="right")  # thresholds at or below
+    slots = levels.size + 1
+    keys = ((np.arange(len(images))[:, None] * 3 + codes) * slots + passed).ravel()
+
+    def binned(weights: np.ndarray | None) -> np.ndarray:
+        """(N, 3, T + 1): the total of `weights` per image, class and value band."""
+        totals = np.bincount(keys, weights=weights, minlength=len(images) * 3 * slots)
+        return totals.reshape(len(images), 3, slots)
+
+    counts, sums, squares = binned(None), binned(flat.ravel()), binned(flat.ravel() ** 2)
+    # Kept at the j-th lowest threshold: the bands above it; below it: the bands up to it.
+    kept = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1][..., 1:]  # (N, 3, T)
+    kept_sums = np.cumsum(sums[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+    kept_squares = np.cumsum(squares[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+    below = np.cumsum(sums, axis=-1)[..., :-1].sum(axis=0)  # (3, T)
+
+    pixel_counts = counts.sum(axis=-1)  # (N, 3)
+    n_ship = pixel_counts[:, :1]
+    n_background = pixel_counts[:, 1:].sum(axis=1, keepdims=True)
+    ship_mean = kept_sums[:, 0] / np.maximum(n_ship, 1)
+    background_sum = kept_sums[:, 1:].sum(axis=1)  # pixels below a threshold count as 0
+    background_mean = background_sum / np.maximum(n_background, 1)
+    spread = (
+        kept_squares[:, 1:].sum(axis=1)
+        - 2 * background_mean * background_sum
+        + n_background * background_mean**2
+    )
+    background_std = np.sqrt(np.maximum(spread, 0.0) / np.maximum(n_background, 1))
+    valid = (n_ship > 0) & (background_std > 1e-12)
+    snr = np.sqrt(n_ship) * (ship_mean - background_mean) / np.where(valid, background_std, 1.0)
+    unsorted = np.argsort(order)  # back to the order the thresholds were given in
+    kept_counts = kept.transpose(0, 2, 1)[:, unsorted].astype(np.int64)
+    below_sums = below.T[unsorted]
+    outline_snr = np.where(valid, snr, np.nan)[:, unsorted]
+    masks = [(codes == code) for code in range(3)]
     bin_edges = np.linspace(0.0, 1.0, bins + 1)
     value_counts = np.stack([np.histogram(flat[mask], bins=bin_edges)[0] for mask in masks])
     return ThresholdSweep(

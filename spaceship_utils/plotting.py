@@ -693,44 +693,67 @@ def plot_refinements(
     windows: np.ndarray,
     targets: np.ndarray,
     corrections: np.ndarray,
-    unchanged: np.ndarray,
+    unchanged: np.ndarray | None,
     columns: int = 4,
+    channel: int = 0,
 ) -> plt.Figure:
     """What the refiner sees and does: each window (K, S, S, 2; raw channel shown) with the
     proposal it was cut around (dashed), the true box (red) and the refined box (cyan).
 
-    `targets` (K, 5) from `refiner.refinement_targets`, `corrections` (K, 5) the refiner's
-    outputs, `unchanged` (K, 5) `refiner.unchanged_corrections` of the proposals. Titles
-    give the IoU with the truth before and after.
+    `targets` (K, 6) from `refiner.refinement_targets`, `corrections` (K, 6) the refiner's
+    outputs, `unchanged` (K, 6) `refiner.unchanged_corrections` of the proposals. Titles
+    give the IoU with the truth before and after. With `unchanged=None` no proposal is
+    drawn and titles give the IoU of the cyan box alone. `channel` 0 shows the raw window,
+    1 its thresholded copy.
     """
     windows = np.asarray(windows)
     count, size = len(windows), windows.shape[1]
     rows = -(-count // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
 
+    from .refiner import window_frame_boxes  # here: the refiner module imports Keras
+
     def in_pixels(values: np.ndarray) -> np.ndarray:
-        """Window-frame boxes (K, 5; window sides, log sizes) -> boxes in window pixels."""
-        values = np.asarray(values, dtype=np.float64)
+        """Refiner outputs or targets (K, 6) -> boxes in the window's pixels (K, 5)."""
+        boxes = window_frame_boxes(values)
         return np.column_stack(
-            [
-                (values[:, :2] + 0.5) * size - 0.5,
-                values[:, 4],
-                np.exp(np.clip(values[:, 2:4], -3.0, 0.5)) * size,
-            ]
+            [(boxes[:, :2] + 0.5) * size - 0.5, boxes[:, 2], boxes[:, 3:] * size]
         )
 
-    truth, refined, proposals = in_pixels(targets), in_pixels(corrections), in_pixels(unchanged)
-    before, after = rotated_iou(proposals, truth), rotated_iou(refined, truth)
+    truth, refined = in_pixels(targets), in_pixels(corrections)
+    after = rotated_iou(refined, truth)
+    proposals = None if unchanged is None else in_pixels(unchanged)
+    before = None if proposals is None else rotated_iou(proposals, truth)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index >= count:
             continue
-        ax.imshow(windows[index, ..., 0], cmap="gray", vmin=0, vmax=1)
-        corners = box_corners(proposals[index : index + 1])[0]
-        closed = np.vstack([corners, corners[:1]])
-        ax.plot(closed[:, 0], closed[:, 1], "--", color="0.85", linewidth=1.0)
+        ax.imshow(windows[index, ..., channel], cmap="gray", vmin=0, vmax=1)
+        title = f"IoU {after[index]:.2f}"
+        if proposals is not None:
+            corners = box_corners(proposals[index : index + 1])[0]
+            closed = np.vstack([corners, corners[:1]])
+            ax.plot(closed[:, 0], closed[:, 1], "--", color="0.85", linewidth=1.0)
+            title = f"IoU {before[index]:.2f} -> {after[index]:.2f}"
         draw_box(ax, truth[index], TRUE_COLOUR, show_nose=False)
         draw_box(ax, refined[index], PREDICTED_COLOUR, show_nose=False)
-        ax.set_title(f"IoU {before[index]:.2f} -> {after[index]:.2f}", fontsize=9)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlim(-0.5, size - 0.5)  # a box reaching out of the window is cut at its edge
+        ax.set_ylim(size - 0.5, -0.5)
     fig.tight_layout()
     return fig
+
+
+def plot_boxes_around_truth(
+    images: np.ndarray, labels: np.ndarray, boxes: np.ndarray, columns: int = 6
+) -> plt.Figure:
+    """Predicted boxes (K, 5, cyan) on windows cut around the true boxes (K, 5, red) of
+    images (K, 200, 200), turned and scaled as the refiner's windows are, showing their
+    thresholded copy (the outline pixels that stand out of the noise): how a box lies on
+    the ship, whatever it was cut around. Titles give the IoU."""
+    from .refiner import crop_windows, refinement_targets  # the refiner module imports Keras
+
+    windows = crop_windows(images, labels)
+    truth = refinement_targets(labels, labels)
+    corrections = refinement_targets(labels, boxes)
+    return plot_refinements(windows, truth, corrections, None, columns, channel=1)

@@ -32,10 +32,11 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 PRETRAINED_MODELS = {
     "baseline": ("classifier", "regressor"),
     "detector": ("detector",),
-    "refined_detector": ("detector", "refiner"),
+    "refined_detector": ("detector", "refiner", "classifier"),
 }
 """The models `load_pretrained` knows, and the networks (roles) each one is made of. The
-refined detector shares the detector's weights file and adds the refiner's."""
+refined detector shares the detector's weights file and the baseline's classifier, and
+adds the refiner's."""
 ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
 """Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
 REFERENCE_ABLATION = "final"
@@ -214,7 +215,8 @@ def load_pretrained(
     name: str = "baseline", weights_dir: Path = WEIGHTS_DIR
 ) -> BaselinePipeline | DetectorPipeline:
     """A ready-to-use model with shipped, verified weights: 'baseline', 'detector' or
-    'refined_detector' (the detector, then the refiner on a window around each box).
+    'refined_detector' (the detector, then the refiner on a window around each box, with
+    the baseline's classifier voting on presence).
 
     All answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
     """
@@ -239,7 +241,9 @@ def load_pretrained(
     if name == "detector":
         return DetectorPipeline(networks["detector"], threshold)
     if name == "refined_detector":
-        return RefinedDetectorPipeline(networks["detector"], networks["refiner"], threshold)
+        return RefinedDetectorPipeline(
+            networks["detector"], networks["refiner"], threshold, classifier=networks["classifier"]
+        )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
 
@@ -272,12 +276,16 @@ def load_refined_detector_run(
     detector_run: str | Path,
     refiner_run: str | Path,
     presence_threshold: float = PRESENCE_THRESHOLD,
+    classifier_run: str | Path | None = None,
 ) -> RefinedDetectorPipeline:
-    """The detector of one run with the refiner of another (both their best epochs)."""
+    """The detector of one run with the refiner of another, and the classifier of a third
+    voting on presence if given (each at its best epoch)."""
+    classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
     return RefinedDetectorPipeline(
         _network_of_run(detector_run, "detector"),
         _network_of_run(refiner_run, "refiner"),
         presence_threshold,
+        classifier=classifier,
     )
 
 

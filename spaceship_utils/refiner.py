@@ -16,12 +16,14 @@ way up and at the same size:
   which the refiner can see (not relative to the proposal's width and height: the window
   is scaled by the proposal's larger side, so its other side is invisible in the window);
 - the turn from the proposal's axis to the true axis, in (-pi/2, pi/2] (the nose is left to
-  the detector).
+  the detector), as the point (cos 2·turn, sin 2·turn): two axes 179° apart are 1° apart,
+  and so are their points, where a plain angle would jump from +pi/2 to -pi/2.
 
 To train it, proposals come from the true boxes with random errors of the detector's size
-(`PROPOSAL_NOISE`), so the refiner trains on fresh generated images like every other network
-here, without running the detector. It starts on clean outlines (`CLEAN_WINDOWS`): a
-curriculum, without which it does not learn at all.
+(`PROPOSAL_NOISE`), and a share of them (`WILD_SHARE`) with an axis anywhere, as the
+detector's worst boxes have; so the refiner trains on fresh generated images like every
+other network here, without running the detector. It starts on clean outlines
+(`CLEAN_WINDOWS`): a curriculum, without which it does not learn at all.
 """
 
 from __future__ import annotations
@@ -45,13 +47,18 @@ CROP_MARGIN = 1.5
 PROPOSAL_NOISE = (3.0, 0.15, 0.12)
 """Standard deviations of a training proposal's errors: centre (px, each axis), axis (rad)
 and log width and height. A little wider than the detector's median errors (2.8 px, 7°, 9 %)."""
+WILD_SHARE = 0.3
+"""Share of training proposals drawn like the detector's worst boxes: axis anywhere, twice the
+centre and size errors. A tenth of the detector's boxes are more than 35° off the true axis;
+a refiner trained only on `PROPOSAL_NOISE` (a few degrees) leaves them as they are."""
 CLEAN_WINDOWS = 20_000
 """The refiner's first training windows are cut from images without noise or lines. On
 noisy windows from the start it never left the do-nothing answer (250,000 windows, no
 gain over its proposals); after 20,000 clean ones it keeps learning on noisy windows."""
-TARGET_COLUMNS = ("du", "dv", "log_w", "log_h", "turn")
-"""Columns of `refinement_targets`, the refiner's five outputs: the centre's offset across
-and along (window sides), log width and log height (window sides) and the axis turn (rad)."""
+TARGET_COLUMNS = ("du", "dv", "log_w", "log_h", "cos_2turn", "sin_2turn")
+"""Columns of `refinement_targets`, the refiner's six outputs: the centre's offset across
+and along (window sides), log width and log height (window sides) and the axis turn as the
+point (cos 2·turn, sin 2·turn)."""
 LOG_SIZE_RANGE = (-3.0, 0.5)
 """Where predicted log sizes are clipped before the IoU (a box from 5 % to 165 % of the
 window's side), so an untrained refiner's wild guesses keep the loss finite."""
@@ -110,7 +117,7 @@ def _bilinear_raw_and_thresholded(images: np.ndarray, x: np.ndarray, y: np.ndarr
 
 
 def refinement_targets(proposals: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """What the refiner should answer for each proposal (N, 5) of a ship (N, 5): (N, 5)
+    """What the refiner should answer for each proposal (N, 5) of a ship (N, 5): (N, 6)
     float32 in the order of `TARGET_COLUMNS`."""
     proposals = check_boxes(proposals, "proposals")
     labels = check_boxes(labels, "labels")
@@ -129,7 +136,8 @@ def refinement_targets(proposals: np.ndarray, labels: np.ndarray) -> np.ndarray:
             along,
             np.log(labels[:, 3] / side),
             np.log(labels[:, 4] / side),
-            turn,
+            np.cos(2 * turn),
+            np.sin(2 * turn),
         ]
     ).astype(np.float32)
 
@@ -139,18 +147,44 @@ def _axis_turn(difference: np.ndarray) -> np.ndarray:
     return np.pi / 2 - wrap_angle(np.pi / 2 - difference, np.pi)
 
 
+def correction_turns(corrections: np.ndarray) -> np.ndarray:
+    """The axis turn (N,) in (-pi/2, pi/2] (rad) of refiner outputs or targets (N, 6)."""
+    return np.arctan2(corrections[:, 5], corrections[:, 4]) / 2
+
+
+def window_frame_boxes(corrections: np.ndarray) -> np.ndarray:
+    """Refiner outputs or targets (N, 6) -> boxes (N, 5) in the window's frame, in window
+    sides: centre (u, v) from the window's middle, turn, width, height (log sizes clipped to
+    `LOG_SIZE_RANGE`)."""
+    corrections = _checked_corrections(corrections)
+    sizes = np.exp(np.clip(corrections[:, 2:4], *LOG_SIZE_RANGE))
+    return np.column_stack([corrections[:, :2], correction_turns(corrections), sizes])
+
+
+def _checked_corrections(corrections: np.ndarray, count: int | None = None) -> np.ndarray:
+    """`corrections` as float64 (N, 6), or a ValueError naming the shape it has."""
+    corrections = np.asarray(corrections, dtype=np.float64)
+    rows = "N" if count is None else count
+    if (
+        corrections.ndim != 2
+        or corrections.shape[1] != len(TARGET_COLUMNS)
+        or (count is not None and len(corrections) != count)
+    ):
+        raise ValueError(
+            f"corrections must have shape ({rows}, {len(TARGET_COLUMNS)}) "
+            f"({', '.join(TARGET_COLUMNS)}), got {corrections.shape}"
+        )
+    return corrections
+
+
 def apply_refinement(proposals: np.ndarray, corrections: np.ndarray) -> np.ndarray:
-    """Proposals (N, 5) corrected by the refiner's outputs (N, 5): the refined boxes (N, 5).
+    """Proposals (N, 5) corrected by the refiner's outputs (N, 6): the refined boxes (N, 5).
 
     The inverse of `refinement_targets`; the yaw turns by the predicted amount, so the
     nose stays on the proposal's side.
     """
     proposals = check_boxes(proposals, "proposals")
-    corrections = np.asarray(corrections, dtype=np.float64)
-    if corrections.shape != (len(proposals), 5):
-        raise ValueError(
-            f"corrections must have shape ({len(proposals)}, 5), got {corrections.shape}"
-        )
+    corrections = _checked_corrections(corrections, len(proposals))
     side = window_sides(proposals)
     cos, sin = np.cos(proposals[:, 2]), np.sin(proposals[:, 2])
     across, along = corrections[:, 0] * side, corrections[:, 1] * side
@@ -158,7 +192,7 @@ def apply_refinement(proposals: np.ndarray, corrections: np.ndarray) -> np.ndarr
         [
             proposals[:, 0] + across * cos + along * sin,
             proposals[:, 1] - across * sin + along * cos,
-            wrap_angle(proposals[:, 2] + corrections[:, 4]),
+            wrap_angle(proposals[:, 2] + correction_turns(corrections)),
             side * np.exp(corrections[:, 2]),
             side * np.exp(corrections[:, 3]),
         ]
@@ -166,37 +200,50 @@ def apply_refinement(proposals: np.ndarray, corrections: np.ndarray) -> np.ndarr
 
 
 def unchanged_corrections(proposals: np.ndarray) -> np.ndarray:
-    """The corrections (N, 5) that leave proposals (N, 5) as they are: no offset, no turn,
+    """The corrections (N, 6) that leave proposals (N, 5) as they are: no offset, no turn,
     and their own sizes as fractions of their windows."""
     proposals = check_boxes(proposals, "proposals")
     side = window_sides(proposals)
-    zeros = np.zeros(len(proposals))
+    zeros, ones = np.zeros(len(proposals)), np.ones(len(proposals))
     return np.column_stack(
-        [zeros, zeros, np.log(proposals[:, 3] / side), np.log(proposals[:, 4] / side), zeros]
+        [zeros, zeros, np.log(proposals[:, 3] / side), np.log(proposals[:, 4] / side), ones, zeros]
     )
 
 
 def perturbed_proposals(
-    labels: np.ndarray, rng: np.random.Generator, noise: tuple[float, float, float] = PROPOSAL_NOISE
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    noise: tuple[float, float, float] = PROPOSAL_NOISE,
+    wild_share: float = WILD_SHARE,
 ) -> np.ndarray:
     """Training proposals: true boxes (N, 5) of ships with random errors of the size
-    `noise` gives (centre px, axis rad, log size); the centre stays inside the image."""
+    `noise` gives (centre px, axis rad, log size); a `wild_share` of them instead with the
+    axis anywhere and twice the centre and size errors. The centre stays inside the image."""
     labels = check_boxes(labels, "labels")
     if not has_box(labels).all():
         raise ValueError("proposals are made for ships only: drop the NaN rows first")
+    if not 0 <= wild_share <= 1:
+        raise ValueError(f"wild_share must be a share in [0, 1], got {wild_share}")
     centre, axis, size = noise
     count = len(labels)
+    wild = rng.uniform(size=count) < wild_share
+    scale = np.where(wild, 2.0, 1.0)
+    turns = np.where(wild, rng.uniform(-np.pi / 2, np.pi / 2, count), rng.normal(0, axis, count))
     return np.column_stack(
         [
-            np.clip(labels[:, :2] + rng.normal(0, centre, (count, 2)), 0, IMAGE_SIZE - 1),
-            wrap_angle(labels[:, 2] + rng.normal(0, axis, count)),
-            labels[:, 3:] * np.exp(rng.normal(0, size, (count, 2))),
+            np.clip(
+                labels[:, :2] + rng.normal(0, centre, (count, 2)) * scale[:, None],
+                0,
+                IMAGE_SIZE - 1,
+            ),
+            wrap_angle(labels[:, 2] + turns),
+            labels[:, 3:] * np.exp(rng.normal(0, size, (count, 2)) * scale[:, None]),
         ]
     )
 
 
 def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
-    """(N, size, size, 2) windows -> (N, 5) corrections (linear outputs, float32).
+    """(N, size, size, 2) windows -> (N, 6) corrections (linear outputs, float32).
 
     Four stride-2 3×3 convolutions (width, 2·width, 4·width, 4·width channels) bring the
     window to 4×4 cells; a dense layer reads them all, since where a feature sits in the
@@ -212,21 +259,21 @@ def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
         x = layers.ReLU(name=f"relu{index}")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(8 * width, activation="relu", name="dense")(x)
-    outputs = layers.Dense(5, dtype="float32", name="corrections")(x)
+    outputs = layers.Dense(len(TARGET_COLUMNS), dtype="float32", name="corrections")(x)
     return keras.Model(windows, outputs, name="refiner")
 
 
 def _window_boxes(values):
-    """Refiner outputs or targets (N, 5) -> boxes in the window's frame, in window sides:
-    centre (u, v), turn, width, height (log sizes clipped to `LOG_SIZE_RANGE`)."""
+    """`window_frame_boxes` for tensors: refiner outputs or targets (N, 6) -> (N, 5)."""
     sizes = ops.exp(ops.clip(values[:, 2:4], *LOG_SIZE_RANGE))
-    return ops.stack([values[:, 0], values[:, 1], values[:, 4], sizes[:, 0], sizes[:, 1]], -1)
+    turns = ops.arctan2(values[:, 5], values[:, 4]) / 2
+    return ops.stack([values[:, 0], values[:, 1], turns, sizes[:, 0], sizes[:, 1]], -1)
 
 
 def refiner_loss(y_true, y_pred):
-    """L1 on the five outputs plus 1 - IoU between the refined and the true box.
+    """L1 on the six outputs plus 1 - IoU between the refined and the true box.
 
-    y_true (N, 5) from `refinement_targets`, y_pred (N, 5). Both boxes are rebuilt in the
+    y_true (N, 6) from `refinement_targets`, y_pred (N, 6). Both boxes are rebuilt in the
     window's frame, where the IoU is the same as in the image.
     """
     y_true = ops.cast(y_true, "float32")
@@ -237,19 +284,9 @@ def refiner_loss(y_true, y_pred):
 
 
 def refined_ious(targets: np.ndarray, corrections: np.ndarray) -> np.ndarray:
-    """IoU (N,) of each refined box with its true box, from `refinement_targets` (N, 5) and
-    the refiner's outputs (N, 5), both rebuilt in the window's frame, where the IoU is the
+    """IoU (N,) of each refined box with its true box, from `refinement_targets` (N, 6) and
+    the refiner's outputs (N, 6), both rebuilt in the window's frame, where the IoU is the
     same as in the image. `unchanged_corrections` gives the proposals' own IoU."""
-    targets = np.asarray(targets, dtype=np.float64)
-    corrections = np.asarray(corrections, dtype=np.float64)
-    if targets.shape[1:] != (len(TARGET_COLUMNS),) or corrections.shape != targets.shape:
-        raise ValueError(
-            f"need targets and corrections of shape (N, 5), got {targets.shape} and "
-            f"{corrections.shape}"
-        )
-
-    def window_boxes(values: np.ndarray) -> np.ndarray:
-        sizes = np.exp(np.clip(values[:, 2:4], *LOG_SIZE_RANGE))
-        return np.column_stack([values[:, :2], values[:, 4], sizes])
-
-    return rotated_iou(window_boxes(targets), window_boxes(corrections))
+    targets = _checked_corrections(targets)
+    corrections = _checked_corrections(corrections, len(targets))
+    return rotated_iou(window_frame_boxes(targets), window_frame_boxes(corrections))

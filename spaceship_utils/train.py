@@ -225,7 +225,7 @@ def task_inputs_and_targets(
     boxes scaled to [0, 1] (N, 5); detector: raw images and (N, G, G, 9) targets shaped by
     its `design` (its stride and regression radius; None: the defaults); refiner: windows
     (N, 64, 64, 2) around proposals drawn with `rng` (`refiner.perturbed_proposals`) and
-    their `refinement_targets` (N, 7).
+    their `refinement_targets` (N, 6).
     """
     if task == "classifier":
         return threshold_images(images), has_box(labels).astype(np.float32)[:, None]

@@ -140,3 +140,24 @@ def test_the_presence_threshold_table_shows_the_chosen_rows_and_the_best():
     assert [line.split()[0] for line in lines[2:-1]] == [f"0.{d}0" for d in range(1, 10)]
     # Best: keep the 0.35 ship, drop the empty image's box: 2 hits of 3 scored samples.
     assert lines[-1].split() == ["best:", "0.31", "0.6667"]
+
+
+def test_far_off_axes_are_grouped_by_the_ships_shape():
+    from spaceship_utils.evaluate import far_axis_errors_by_shape
+
+    labels = np.array(
+        [
+            [100.0, 100.0, 0.0, 20.0, 24.0],  # squat: length / width 1.2
+            [100.0, 100.0, 0.0, 20.0, 24.0],
+            [100.0, 100.0, 0.0, 20.0, 40.0],  # slender: 2.0
+            [100.0, 100.0, 0.0, 20.0, 40.0],
+            [np.nan] * 5,
+        ]
+    )
+    boxes = labels.copy()
+    boxes[:, 2] = np.radians([40.0, 10.0, 30.0, 34.0, 0.0])  # the 10° box is not far off
+    boxes[4] = [50.0, 50.0, 0.0, 10.0, 10.0]
+    rows = [line.split() for line in far_axis_errors_by_shape(boxes, labels).splitlines()[2:]]
+    assert rows[0] == ["below", "1.3", "1", "40.0", "39.8", "51.3"]
+    assert rows[1][-1] == "0" and rows[2][-1] == "0"  # "1.3 to 1.5", "1.5 to 1.7": empty
+    assert rows[3] == ["1.7", "and", "above", "2", "32.0", "26.6", "36.9"]

@@ -190,6 +190,23 @@ def test_true_parts_show_where_the_score_is_lost():
     assert list(nothing_drawn) == list(errors) and np.isnan(list(nothing_drawn.values())).all()
 
 
+def test_axis_error_percentiles_show_the_tail_and_ignore_the_nose():
+    from spaceship_utils.metrics import axis_error_percentiles, axis_errors_degrees
+
+    labels = np.array([[100.0, 100.0, 0.5, 20.0, 30.0]] * 5 + [NAN_ROW])
+    predictions = labels.copy()
+    predictions[:5, 2] += np.radians([1.0, 2.0, 3.0, 40.0, 180.0 + 4.0])  # nose turned: 4°
+    predictions[5] = [50.0, 50.0, 0.0, 10.0, 10.0]  # a box on an empty image: no error
+    errors = axis_error_percentiles(predictions, labels, percents=(50, 100))
+    assert errors == pytest.approx({"50 %": 3.0, "100 %": 40.0})
+    each = axis_errors_degrees(predictions, labels)
+    np.testing.assert_allclose(each[:5], [1.0, 2.0, 3.0, 40.0, 4.0])
+    assert np.isnan(each[5])
+    nothing_drawn = axis_error_percentiles(np.full((2, 5), np.nan), labels[:2])
+    assert list(nothing_drawn) == ["50 %", "80 %", "90 %", "95 %"]
+    assert np.isnan(list(nothing_drawn.values())).all()
+
+
 def test_iou_bands_count_scored_samples_and_leave_true_negatives_out():
     from spaceship_utils.metrics import counts_by_iou_band
 

@@ -123,6 +123,29 @@ def test_sweep_layers_equals_one_sweep_of_the_stack():
     assert chunked.kept_share()[2, 2] == 0
 
 
+def test_a_sweep_counts_each_threshold_directly_in_any_order():
+    np.random.seed(6)  # noqa: NPY002
+    layers = [make_layers(has_spaceship=True) for _ in range(3)]
+    images = np.stack([sample.image for sample in layers])
+    classes = classify_pixels(
+        np.stack([sample.ship for sample in layers]), np.stack([sample.lines for sample in layers])
+    )
+    thresholds = [0.8, 0.0, 0.55, 0.3]
+    sweep = threshold_sweep(images, classes, thresholds)
+    for column, level in enumerate(thresholds):
+        kept = images >= level
+        for code in range(3):
+            counted = (kept & (classes == code)).sum(axis=(1, 2))
+            np.testing.assert_array_equal(sweep.kept_counts[:, column, code], counted)
+            below = images[~kept & (classes == code)].sum()
+            assert sweep.below_sums[column, code] == pytest.approx(below)
+        values = np.where(kept, images, 0.0)
+        for index in range(len(images)):
+            ship, background = values[index][classes[index] == 0], values[index][classes[index] > 0]
+            expected = np.sqrt(ship.size) * (ship.mean() - background.mean()) / background.std()
+            assert sweep.outline_snr[index, column] == pytest.approx(expected)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -9,12 +9,15 @@ from spaceship_utils.geometry import rotated_iou
 from spaceship_utils.refiner import (
     PROPOSAL_NOISE,
     TARGET_COLUMNS,
+    WILD_SHARE,
     apply_refinement,
     build_refiner,
+    correction_turns,
     crop_windows,
     perturbed_proposals,
     refinement_targets,
     refiner_loss,
+    window_frame_boxes,
 )
 
 
@@ -52,7 +55,7 @@ def test_targets_and_corrections_are_inverses(ships):
     proposals = perturbed_proposals(labels, np.random.default_rng(1))
     targets = refinement_targets(proposals, labels)
     assert targets.shape == (len(labels), len(TARGET_COLUMNS))
-    assert np.abs(targets[:, 4]).max() <= np.pi / 2
+    np.testing.assert_allclose(np.hypot(targets[:, 4], targets[:, 5]), 1.0, atol=1e-6)
     refined = apply_refinement(proposals, targets)
     np.testing.assert_allclose(rotated_iou(refined, labels), 1.0, atol=1e-5)
     np.testing.assert_allclose(refined[:, [0, 1, 3, 4]], labels[:, [0, 1, 3, 4]], atol=1e-3)
@@ -61,8 +64,8 @@ def test_targets_and_corrections_are_inverses(ships):
 def test_training_proposals_miss_by_about_the_detectors_errors(ships):
     _, labels = ships
     rng = np.random.default_rng(2)
-    proposals = perturbed_proposals(np.repeat(labels, 20, axis=0), rng)
     truth = np.repeat(labels, 20, axis=0)
+    proposals = perturbed_proposals(truth, rng, wild_share=0.0)
     centre = proposals[:, :2] - truth[:, :2]
     assert np.std(centre) == pytest.approx(PROPOSAL_NOISE[0], rel=0.1)
     assert np.std(np.log(proposals[:, 3:] / truth[:, 3:])) == pytest.approx(
@@ -71,6 +74,27 @@ def test_training_proposals_miss_by_about_the_detectors_errors(ships):
     assert 0.5 < np.median(rotated_iou(proposals, truth)) < 0.85  # near the 0.7 line
     with pytest.raises(ValueError, match="ships only"):
         perturbed_proposals(np.full((1, 5), np.nan), rng)
+    with pytest.raises(ValueError, match="wild_share"):
+        perturbed_proposals(truth, rng, wild_share=1.5)
+
+
+def test_a_share_of_training_proposals_has_its_axis_anywhere(ships):
+    _, labels = ships
+    truth = np.repeat(labels, 50, axis=0)
+    proposals = perturbed_proposals(truth, np.random.default_rng(5))
+    turns = correction_turns(refinement_targets(proposals, truth))
+    # Normal errors of 0.15 rad almost never pass 0.6 rad; uniform turns do 62 % of the time.
+    share_far = np.mean(np.abs(turns) > 0.6)
+    assert share_far == pytest.approx(WILD_SHARE * (1 - 1.2 / np.pi), abs=0.03)
+
+
+def test_axes_a_half_turn_apart_need_no_turn():
+    box = np.array([[100.0, 100.0, 0.2, 20.0, 30.0]])
+    flipped = box + [0, 0, np.pi - 0.02, 0, 0]  # nose the other way, axis 0.02 rad off
+    targets = refinement_targets(flipped, box)
+    np.testing.assert_allclose(correction_turns(targets), [0.02], atol=1e-6)
+    with pytest.raises(ValueError, match=r"corrections must have shape \(N, 6\)"):
+        window_frame_boxes(np.zeros((2, 5)))
 
 
 def test_the_refiner_loss_is_zero_for_the_true_corrections_and_grows_with_errors(ships):
@@ -90,13 +114,13 @@ def test_the_refiner_loss_is_zero_for_the_true_corrections_and_grows_with_errors
     np.testing.assert_allclose(same[:, [0, 1, 3, 4]], proposals[:, [0, 1, 3, 4]], atol=1e-9)
 
 
-def test_the_refiner_reads_windows_and_answers_five_corrections(ships):
+def test_the_refiner_reads_windows_and_answers_six_corrections(ships):
     images, labels = ships
     model = build_refiner(width=8)
     windows = crop_windows(images[:4], labels[:4])
     assert windows.shape == (4, 64, 64, 2) and windows.dtype == np.float32
     outputs = keras.ops.convert_to_numpy(model(windows))
-    assert outputs.shape == (4, 5) and np.isfinite(outputs).all()
+    assert outputs.shape == (4, 6) and np.isfinite(outputs).all()
     with pytest.raises(ValueError, match="drop the NaN rows"):
         crop_windows(images[:1], np.full((1, 5), np.nan))
 
@@ -112,7 +136,7 @@ def test_a_refiner_run_trains_and_joins_the_detector_in_one_pipeline(tmp_path):
     outcome = train_model(refiner, tmp_path / "refiner", verbose=False)
     assert outcome.finished and 0 <= outcome.history["val_ap07"][0] <= 1
     windows, targets, labels = validation_data("refiner", 8, refiner.seed)
-    assert windows.shape == (8, 64, 64, 2) and targets.shape == (8, 5)
+    assert windows.shape == (8, 64, 64, 2) and targets.shape == (8, 6)
     assert np.isfinite(labels).all()  # every validation image holds a ship
 
     detector = TrainingConfig.recipe(
@@ -145,13 +169,16 @@ def test_the_first_refiner_windows_come_from_clean_images():
     assert np.mean(clean[..., 0] == 0) > 0.5 and np.mean(noisy[..., 0] == 0) < 0.2
 
 
-def test_a_refined_detector_ships_with_the_detectors_own_weights_file(tmp_path):
+def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_files(tmp_path):
     from spaceship_utils.pipelines import RefinedDetectorPipeline
     from spaceship_utils.pretrained import install_run, load_pretrained, share_shipped_weights
     from spaceship_utils.train import TrainingConfig, train_model
 
     weights = tmp_path / "weights"
     runs = {
+        "classifier": TrainingConfig.recipe(
+            "classifier", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
+        ),
         "detector": TrainingConfig.recipe(
             "detector",
             epochs=1,
@@ -166,14 +193,18 @@ def test_a_refined_detector_ships_with_the_detectors_own_weights_file(tmp_path):
     }
     for role, config in runs.items():
         train_model(config, tmp_path / role, verbose=False)
+    install_run("baseline", "classifier", tmp_path / "classifier", weights)
     install_run("detector", "detector", tmp_path / "detector", weights)
     install_run("refined_detector", "refiner", tmp_path / "refiner", weights, 0.3)
     share_shipped_weights("refined_detector", "detector", "detector", weights)
+    share_shipped_weights("refined_detector", "classifier", "baseline", weights)
     model = load_pretrained("refined_detector", weights)
     assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
+    assert model.classifier is not None and model.network_passes == (1, model.passes, 1)
     manifest = json.loads((weights / "manifest.json").read_text())
-    shared = manifest["refined_detector"]["files"]["detector"]
-    assert shared == manifest["detector"]["files"]["detector"]  # one file, one digest
+    for role, source in (("detector", "detector"), ("classifier", "baseline")):
+        shared = manifest["refined_detector"]["files"][role]
+        assert shared == manifest[source]["files"][role]  # one file, one digest
     with pytest.raises(ValueError, match="must have a 'refiner' network"):
         share_shipped_weights("detector", "refiner", "refined_detector", weights)
 
@@ -201,12 +232,28 @@ def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):
     plt.close(fig)
 
 
+def test_boxes_around_the_truth_show_each_box_in_the_true_boxs_window(ships):
+    import matplotlib.pyplot as plt
+
+    from spaceship_utils.plotting import plot_boxes_around_truth
+
+    images, labels = ships
+    boxes = labels[:3].copy()
+    boxes[:, 2] += np.radians(40)  # turned 40°, as the worst boxes are
+    fig = plot_boxes_around_truth(images[:3], labels[:3], boxes, columns=3)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3 and all(len(ax.lines) == 2 for ax in panels)  # no proposal
+    expected = rotated_iou(boxes[:1], labels[:1])[0]
+    assert panels[0].get_title() == f"IoU {expected:.2f}"
+    plt.close(fig)
+
+
 def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
     from spaceship_utils import pipelines
 
     images, _ = ships
     box = np.array([[100.0, 100.0, 0.3, 20.0, 30.0]])
-    step = np.array([[0.01, 0.0, np.log(20 / 45), np.log(30 / 45), 0.0]])  # 1 % of the side
+    step = np.array([[0.01, 0.0, np.log(20 / 45), np.log(30 / 45), 1.0, 0.0]])  # 1 % of the side
 
     class Refiner:
         def predict(self, windows, batch_size, verbose):
@@ -225,6 +272,73 @@ def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
         np.testing.assert_allclose(got, np.repeat(expected, 2, axis=0), atol=1e-9)
         expected = apply_refinement(expected, step)  # the next pass moves it once more
     assert not np.allclose(apply_refinement(box, step), box)
+
+
+def test_a_classifier_votes_on_presence_with_the_detector(ships, monkeypatch):
+    from spaceship_utils import pipelines
+
+    images, _ = ships
+    box = np.array([[100.0, 100.0, 0.3, 20.0, 30.0]])
+
+    class Classifier:
+        def predict(self, inputs, batch_size, verbose):
+            assert inputs.max() <= 1 and np.mean(inputs == 0) > 0.9  # thresholded images
+            return np.full((len(inputs), 1), 0.2)
+
+    monkeypatch.setattr(
+        pipelines.DetectorPipeline,
+        "raw_predictions",
+        lambda self, batch, batch_size: (np.repeat(box, len(batch), 0), np.full(len(batch), 0.6)),
+    )
+    alone = pipelines.RefinedDetectorPipeline(None, None, 0.5, passes=0)
+    voted = pipelines.RefinedDetectorPipeline(None, None, 0.5, passes=0, classifier=Classifier())
+    np.testing.assert_allclose(alone.predict_details(images[:2]).presence, 0.6)
+    details = voted.predict_details(images[:2])
+    np.testing.assert_allclose(details.presence, 0.4)  # the mean of 0.6 and 0.2
+    assert np.isnan(details.boxes).all()  # below the threshold 0.5: no box
+
+
+def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkeypatch):
+    from spaceship_utils import pipelines
+    from spaceship_utils.evaluate import presence_vote_table, refiner_pass_table
+
+    images, labels = ships[0][:6], ships[1][:6].copy()
+    labels[5] = np.nan  # an empty image
+    proposals = labels.copy()
+    proposals[:5, 0] += 15.0  # every ship's box 15 px off: IoU below 0.7
+    proposals[5] = [50.0, 50.0, 0.0, 20.0, 30.0]
+    # Detector: sure of four ships, unsure of the fifth, fooled by the empty image.
+    presence = np.array([0.9, 0.9, 0.9, 0.2, 0.9, 0.6])
+
+    class Refiner:  # its one pass puts every ship's box on the ship (apply_refinement below)
+        def predict(self, windows, batch_size, verbose):
+            return np.zeros((len(windows), 6))
+
+    class Classifier:  # sure of the ships, unsure of the empty image
+        def predict(self, inputs, batch_size, verbose):
+            return np.array([[1.0]] * 5 + [[0.5]])
+
+    monkeypatch.setattr(
+        pipelines.DetectorPipeline,
+        "raw_predictions",
+        lambda self, batch, batch_size: (proposals.copy(), presence),
+    )
+    monkeypatch.setattr(
+        pipelines, "apply_refinement", lambda boxes, _: np.vstack([labels[:5], boxes[5:]])
+    )
+    model = pipelines.RefinedDetectorPipeline(
+        None, Refiner(), 0.55, passes=1, classifier=Classifier()
+    )
+    # Mean presence 0.95, 0.95, 0.95, 0.6, 0.95, 0.55: a box on every image at 0.55.
+    rows = [line.split() for line in refiner_pass_table(model, images, labels, 1).splitlines()]
+    assert rows[2:] == [["0", "0.0000"], ["1", "0.8333"]]  # five hits, one false box
+    lines = presence_vote_table(model, images, labels).splitlines()[2:]
+    rows = {line[:15].strip(): line[15:].split() for line in lines}
+    # Alone, the detector must lose a ship or keep the false box: 5 of 6 at best.
+    assert rows["detector"] == ["0.05", "0.8333", "0.8333"]
+    assert rows["mean of the two"] == ["0.56", "1.0000", "1.0000"]
+    with pytest.raises(ValueError, match="no classifier"):
+        presence_vote_table(pipelines.RefinedDetectorPipeline(None, Refiner()), images, labels)
 
 
 def test_the_refined_detector_counts_its_refiner_once_per_pass():
