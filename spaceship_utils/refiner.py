@@ -20,10 +20,11 @@ way up and at the same size:
   and so are their points, where a plain angle would jump from +pi/2 to -pi/2.
 
 To train it, proposals come from the true boxes with random errors of the detector's size
-(`PROPOSAL_NOISE`), and a share of them (`WILD_SHARE`) with an axis anywhere, as the
-detector's worst boxes have; so the refiner trains on fresh generated images like every
-other network here, without running the detector. It starts on clean outlines
-(`CLEAN_WINDOWS`): a curriculum, without which it does not learn at all.
+(`PROPOSAL_NOISE`), a share of them (`WILD_SHARE`) with an axis anywhere, as the detector's
+worst boxes have, and a share (`FLIP_SHARE`) with the nose the wrong way; so the refiner
+trains on fresh generated images like every other network here, without running the
+detector. It starts on clean outlines (`CLEAN_WINDOWS`): a curriculum, without which it
+does not learn at all.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ WILD_SHARE = 0.3
 """Share of training proposals drawn like the detector's worst boxes: axis anywhere, twice the
 centre and size errors. A tenth of the detector's boxes are more than 35° off the true axis;
 a refiner trained only on `PROPOSAL_NOISE` (a few degrees) leaves them as they are."""
+FLIP_SHARE = 0.25
+"""Share of training proposals whose nose points the wrong way (yaw + pi), so their window
+shows the ship upside down. The detector gets the nose wrong on about one hit in twelve; a
+refiner that never saw an upside-down window broke most of those boxes."""
 CLEAN_WINDOWS = 20_000
 """The refiner's first training windows are cut from images without noise or lines. On
 noisy windows from the start it never left the do-nothing answer (250,000 windows, no
@@ -215,20 +220,24 @@ def perturbed_proposals(
     rng: np.random.Generator,
     noise: tuple[float, float, float] = PROPOSAL_NOISE,
     wild_share: float = WILD_SHARE,
+    flip_share: float = FLIP_SHARE,
 ) -> np.ndarray:
     """Training proposals: true boxes (N, 5) of ships with random errors of the size
     `noise` gives (centre px, axis rad, log size); a `wild_share` of them instead with the
-    axis anywhere and twice the centre and size errors. The centre stays inside the image."""
+    axis anywhere and twice the centre and size errors; a `flip_share` of them with the nose
+    the wrong way. The centre stays inside the image."""
     labels = check_boxes(labels, "labels")
     if not has_box(labels).all():
         raise ValueError("proposals are made for ships only: drop the NaN rows first")
-    if not 0 <= wild_share <= 1:
-        raise ValueError(f"wild_share must be a share in [0, 1], got {wild_share}")
+    for name, share in (("wild_share", wild_share), ("flip_share", flip_share)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name} must be a share in [0, 1], got {share}")
     centre, axis, size = noise
     count = len(labels)
     wild = rng.uniform(size=count) < wild_share
     scale = np.where(wild, 2.0, 1.0)
     turns = np.where(wild, rng.uniform(-np.pi / 2, np.pi / 2, count), rng.normal(0, axis, count))
+    turns = turns + np.pi * (rng.uniform(size=count) < flip_share)  # the nose the wrong way
     return np.column_stack(
         [
             np.clip(

@@ -7,6 +7,7 @@ import pytest
 from spaceship_utils.data import generate_batch
 from spaceship_utils.geometry import rotated_iou
 from spaceship_utils.refiner import (
+    FLIP_SHARE,
     PROPOSAL_NOISE,
     TARGET_COLUMNS,
     WILD_SHARE,
@@ -86,6 +87,18 @@ def test_a_share_of_training_proposals_has_its_axis_anywhere(ships):
     # Normal errors of 0.15 rad almost never pass 0.6 rad; uniform turns do 62 % of the time.
     share_far = np.mean(np.abs(turns) > 0.6)
     assert share_far == pytest.approx(WILD_SHARE * (1 - 1.2 / np.pi), abs=0.03)
+
+
+def test_a_share_of_training_proposals_points_the_nose_the_wrong_way(ships):
+    _, labels = ships
+    truth = np.repeat(labels, 50, axis=0)
+    proposals = perturbed_proposals(truth, np.random.default_rng(7))
+    flipped = np.cos(proposals[:, 2] - truth[:, 2]) < 0
+    assert np.mean(flipped) == pytest.approx(FLIP_SHARE, abs=0.03)
+    # The targets ignore the nose: a flipped proposal needs no half turn.
+    assert np.abs(correction_turns(refinement_targets(proposals, truth))).max() <= np.pi / 2
+    with pytest.raises(ValueError, match="flip_share"):
+        perturbed_proposals(truth, np.random.default_rng(7), flip_share=-0.1)
 
 
 def test_axes_a_half_turn_apart_need_no_turn():
