@@ -29,7 +29,7 @@ from .metrics import (
     sample_ious,
     scores_by_presence_threshold,
 )
-from .pipelines import RefinedDetectorPipeline, gate_boxes
+from .pipelines import RefinedDetectorPipeline, gate_boxes, vote_presence
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
 from .tables import format_table
 from .validation import IMAGE_SIZE, check_count, has_box
@@ -324,7 +324,8 @@ def refiner_pass_table(
 ) -> str:
     """The challenge score on validation images (N, 200, 200) with labels (N, 5) after 0 to
     `passes` refiner passes, at the model's presence threshold, as a table."""
-    boxes_by_pass, presence = model.boxes_by_pass(images, passes)
+    boxes_by_pass, detector_presence = model.boxes_by_pass(images, passes)
+    presence = model.presence(images, detector_presence)
     rows = [
         (count, f"{ap_at_iou(gate_boxes(boxes, presence, model.presence_threshold), labels):.4f}")
         for count, boxes in enumerate(boxes_by_pass)
@@ -338,17 +339,14 @@ def presence_vote_table(
     """Whose presence probability to trust, on validation images (N, 200, 200) with labels
     (N, 5): the detector's, the classifier's or their mean (the model's, which needs a
     classifier), each at its best threshold, with the model's refined boxes."""
-    if model.classifier is None:
-        raise ValueError("the model has no classifier to vote on presence")
-    boxes_by_pass, mean = model.boxes_by_pass(images, model.passes)
-    alone = RefinedDetectorPipeline(model.network, model.refiner, passes=0)
-    detector = alone.boxes_by_pass(images, 0)[1]
+    classifier = model.classifier_presence(images)  # first: it needs a classifier
+    boxes_by_pass, detector = model.boxes_by_pass(images, model.passes)
     has_ship = has_box(labels)
     rows = []
     for name, presence in (
         ("detector", detector),
-        ("classifier", 2 * mean - detector),
-        ("mean of the two", mean),
+        ("classifier", classifier),
+        ("mean of the two", vote_presence(detector, classifier)),
     ):
         threshold, score = best_presence_threshold(presence, boxes_by_pass[-1], labels)
         accuracy = np.mean((presence >= threshold) == has_ship)

@@ -139,14 +139,15 @@ class RefinedDetectorPipeline(DetectorPipeline):
         return (1, self.passes) if self.classifier is None else (1, self.passes, 1)
 
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        boxes_by_pass, presence = self.boxes_by_pass(images, self.passes, batch_size)
-        return boxes_by_pass[-1], presence
+        boxes_by_pass, detector_presence = self.boxes_by_pass(images, self.passes, batch_size)
+        return boxes_by_pass[-1], self.presence(images, detector_presence, batch_size)
 
     def boxes_by_pass(
         self, images: np.ndarray, passes: int, batch_size: int = 128
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """The boxes (N, 5) of raw images (N, 200, 200) before the refiner and after each of
-        `passes` passes (a list of passes + 1 arrays, no presence gate), and the presence (N,)."""
+        `passes` passes (a list of passes + 1 arrays, no presence gate), and the detector's
+        presence (N,), before any vote."""
         images = check_images(images).astype(np.float32)
         passes = check_count(passes, "passes")
         boxes, presence = super().raw_predictions(images, batch_size)
@@ -155,12 +156,28 @@ class RefinedDetectorPipeline(DetectorPipeline):
             windows = crop_windows(images, boxes_by_pass[-1])
             corrections = self.refiner.predict(windows, batch_size=batch_size, verbose=0)
             boxes_by_pass.append(apply_refinement(boxes_by_pass[-1], corrections))
-        if self.classifier is not None:
-            votes = self.classifier.predict(
-                threshold_images(images), batch_size=batch_size, verbose=0
-            )[:, 0]
-            presence = (np.asarray(presence, dtype=np.float64) + votes) / 2
         return boxes_by_pass, np.asarray(presence, dtype=np.float64)
+
+    def classifier_presence(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
+        """The classifier's probability (N,) that raw images (N, 200, 200) hold a ship."""
+        if self.classifier is None:
+            raise ValueError("this refined detector has no classifier to vote on presence")
+        inputs = threshold_images(check_images(images).astype(np.float32))
+        return self.classifier.predict(inputs, batch_size=batch_size, verbose=0)[:, 0]
+
+    def presence(
+        self, images: np.ndarray, detector_presence: np.ndarray, batch_size: int = 128
+    ) -> np.ndarray:
+        """The presence (N,) the pipeline gates on: the detector's, or its `vote_presence`
+        with the classifier's when there is one."""
+        if self.classifier is None:
+            return detector_presence
+        return vote_presence(detector_presence, self.classifier_presence(images, batch_size))
+
+
+def vote_presence(detector_presence: np.ndarray, classifier_presence: np.ndarray) -> np.ndarray:
+    """The mean (N,) of two presence probabilities (N,): the refined detector's vote."""
+    return (np.asarray(detector_presence, dtype=np.float64) + classifier_presence) / 2
 
 
 def calibrated_presence_threshold(

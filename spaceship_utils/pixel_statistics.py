@@ -232,11 +232,13 @@ def threshold_sweep(
         totals = np.bincount(keys, weights=weights, minlength=len(images) * 3 * slots)
         return totals.reshape(len(images), 3, slots)
 
+    def above(totals: np.ndarray) -> np.ndarray:
+        """(N, 3, T): the totals of the bands above each threshold, the lowest first."""
+        return np.cumsum(totals[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+
     counts, sums, squares = binned(None), binned(flat.ravel()), binned(flat.ravel() ** 2)
     # Kept at the j-th lowest threshold: the bands above it; below it: the bands up to it.
-    kept = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1][..., 1:]  # (N, 3, T)
-    kept_sums = np.cumsum(sums[..., ::-1], axis=-1)[..., ::-1][..., 1:]
-    kept_squares = np.cumsum(squares[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+    kept, kept_sums, kept_squares = above(counts), above(sums), above(squares)
     below = np.cumsum(sums, axis=-1)[..., :-1].sum(axis=0)  # (3, T)
 
     pixel_counts = counts.sum(axis=-1)  # (N, 3)

@@ -697,7 +697,7 @@ def plot_refinements(
     columns: int = 4,
     channel: int = 0,
 ) -> plt.Figure:
-    """What the refiner sees and does: each window (K, S, S, 2; raw channel shown) with the
+    """What the refiner sees and does: each window (K, S, S, 2; one channel shown) with the
     proposal it was cut around (dashed), the true box (red) and the refined box (cyan).
 
     `targets` (K, 6) from `refiner.refinement_targets`, `corrections` (K, 6) the refiner's
