@@ -10,6 +10,7 @@ galleries: good (IoU > 0.7), bad (0.55-0.65) and ugly (< 0.2).
 from __future__ import annotations
 
 import argparse
+import copy
 import re
 import time
 from dataclasses import dataclass, field
@@ -323,14 +324,27 @@ def refiner_pass_table(
     model: RefinedDetectorPipeline, images: np.ndarray, labels: np.ndarray, passes: int
 ) -> str:
     """The challenge score on validation images (N, 200, 200) with labels (N, 5) after 0 to
-    `passes` refiner passes, at the model's presence threshold, as a table."""
-    boxes_by_pass, detector_presence = model.boxes_by_pass(images, passes)
-    presence = model.presence(images, detector_presence)
+    `passes` refiner passes, each window seen once and in its four views (see
+    `RefinedDetectorPipeline`), at the model's presence and threshold, as a table."""
+    presence, columns = None, []
+    for views in (False, True):
+        variant = copy.copy(model)
+        variant.views = views
+        boxes_by_pass, detector_presence = variant.boxes_by_pass(images, passes)
+        if presence is None:
+            presence = model.presence(images, detector_presence)
+        columns.append(
+            [
+                ap_at_iou(gate_boxes(b, presence, model.presence_threshold), labels)
+                for b in boxes_by_pass
+            ]
+        )
+    one_view, four_views = columns
     rows = [
-        (count, f"{ap_at_iou(gate_boxes(boxes, presence, model.presence_threshold), labels):.4f}")
-        for count, boxes in enumerate(boxes_by_pass)
+        (count, f"{one:.4f}", f"{four:.4f}")
+        for count, (one, four) in enumerate(zip(one_view, four_views, strict=True))
     ]
-    return format_table(("refiner passes", "validation score"), rows)
+    return format_table(("refiner passes", "one view", "four views"), rows)
 
 
 def presence_vote_table(
@@ -338,7 +352,8 @@ def presence_vote_table(
 ) -> str:
     """Whose presence probability to trust, on validation images (N, 200, 200) with labels
     (N, 5): the detector's, the classifier's or their mean (the model's, which needs a
-    classifier), each at its best threshold, with the model's refined boxes."""
+    classifier), each at its best threshold, with the model's refined boxes; and, as the
+    bound any presence decision can reach with those boxes, the truth."""
     classifier = model.classifier_presence(images)  # first: it needs a classifier
     boxes_by_pass, detector = model.boxes_by_pass(images, model.passes)
     has_ship = has_box(labels)
@@ -351,6 +366,8 @@ def presence_vote_table(
         threshold, score = best_presence_threshold(presence, boxes_by_pass[-1], labels)
         accuracy = np.mean((presence >= threshold) == has_ship)
         rows.append((name, f"{threshold:.2f}", f"{accuracy:.4f}", f"{score:.4f}"))
+    bound = ap_at_iou(gate_boxes(boxes_by_pass[-1], has_ship.astype(float), 0.5), labels)
+    rows.append(("the truth", "-", "1.0000", f"{bound:.4f}"))
     return format_table(
         ("presence from", "best threshold", "presence accuracy", "validation score"), rows
     )

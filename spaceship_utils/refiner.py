@@ -182,6 +182,43 @@ def _checked_corrections(corrections: np.ndarray, count: int | None = None) -> n
     return corrections
 
 
+WINDOW_VIEWS = ("as cut", "mirrored", "flipped end to end", "half-turned")
+"""The four ways `window_views` shows a window: as cut, columns reversed (mirrored across
+the proposal's axis), rows reversed, and both (half a turn)."""
+_VIEW_SIGNS = np.array([[1, 1, 1], [-1, 1, -1], [1, -1, -1], [-1, -1, 1]], dtype=np.float64)
+"""For each of `WINDOW_VIEWS`, the sign a correction's du, dv and sin 2·turn take in it:
+reversing the columns negates u, reversing the rows negates v, and either reflection
+negates the turn; sizes and cos 2·turn do not change."""
+
+
+def window_views(windows: np.ndarray) -> np.ndarray:
+    """Windows (N, S, S, C) -> (4·N, S, S, C): all windows in each of `WINDOW_VIEWS` in
+    turn. The ship's outline is symmetric across its axis, and the half-turned window is the
+    window of the same box with the nose the other way (`FLIP_SHARE` of the training
+    proposals), so each view is a window the refiner knows how to correct."""
+    windows = np.asarray(windows)
+    if windows.ndim != 4 or windows.shape[1] != windows.shape[2]:
+        raise ValueError(f"windows must have shape (N, S, S, C), got {windows.shape}")
+    views = (windows, windows[:, :, ::-1], windows[:, ::-1, :], windows[:, ::-1, ::-1])
+    return np.concatenate(views, axis=0)
+
+
+def average_view_corrections(corrections: np.ndarray) -> np.ndarray:
+    """The refiner's outputs (4·N, 6) on `window_views` -> (N, 6): each view's correction
+    turned back into the window as cut, then the mean of the four (the turn as the mean of
+    its (cos 2·turn, sin 2·turn) points)."""
+    corrections = _checked_corrections(corrections)
+    views = len(WINDOW_VIEWS)
+    if len(corrections) % views:
+        raise ValueError(
+            f"expected {views} views of each window, got {len(corrections)} rows "
+            f"(not a multiple of {views})"
+        )
+    by_view = corrections.reshape(views, -1, len(TARGET_COLUMNS)).copy()
+    by_view[:, :, [0, 1, 5]] *= _VIEW_SIGNS[:, None, :]
+    return by_view.mean(axis=0)
+
+
 def apply_refinement(proposals: np.ndarray, corrections: np.ndarray) -> np.ndarray:
     """Proposals (N, 5) corrected by the refiner's outputs (N, 6): the refined boxes (N, 5).
 

@@ -213,7 +213,7 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
     share_shipped_weights("refined_detector", "classifier", "baseline", weights)
     model = load_pretrained("refined_detector", weights)
     assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
-    assert model.classifier is not None and model.network_passes == (1, model.passes, 1)
+    assert model.classifier is not None and model.network_passes == (1, 4 * model.passes, 1)
     manifest = json.loads((weights / "manifest.json").read_text())
     for role, source in (("detector", "detector"), ("classifier", "baseline")):
         shared = manifest["refined_detector"]["files"][role]
@@ -280,7 +280,7 @@ def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
     )
     expected = box
     for passes in (0, 1, 2):
-        refined = pipelines.RefinedDetectorPipeline(None, Refiner(), passes=passes)
+        refined = pipelines.RefinedDetectorPipeline(None, Refiner(), passes=passes, views=False)
         got, _ = refined.raw_predictions(images[:2].astype(np.float32), 8)
         np.testing.assert_allclose(got, np.repeat(expected, 2, axis=0), atol=1e-9)
         expected = apply_refinement(expected, step)  # the next pass moves it once more
@@ -344,12 +344,14 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
     )
     # Mean presence 0.95, 0.95, 0.95, 0.6, 0.95, 0.55: a box on every image at 0.55.
     rows = [line.split() for line in refiner_pass_table(model, images, labels, 1).splitlines()]
-    assert rows[2:] == [["0", "0.0000"], ["1", "0.8333"]]  # five hits, one false box
+    # Five hits and one false box, whether the refiner sees each window once or four times.
+    assert rows[2:] == [["0", "0.0000", "0.0000"], ["1", "0.8333", "0.8333"]]
     lines = presence_vote_table(model, images, labels).splitlines()[2:]
     rows = {line[:15].strip(): line[15:].split() for line in lines}
     # Alone, the detector must lose a ship or keep the false box: 5 of 6 at best.
     assert rows["detector"] == ["0.05", "0.8333", "0.8333"]
     assert rows["mean of the two"] == ["0.56", "1.0000", "1.0000"]
+    assert rows["the truth"] == ["-", "1.0000", "1.0000"]
     with pytest.raises(ValueError, match="no classifier"):
         presence_vote_table(pipelines.RefinedDetectorPipeline(None, Refiner()), images, labels)
 
@@ -357,4 +359,71 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
 def test_the_refined_detector_counts_its_refiner_once_per_pass():
     from spaceship_utils.pipelines import RefinedDetectorPipeline
 
-    assert RefinedDetectorPipeline(None, None, passes=2).network_passes == (1, 2)
+    assert RefinedDetectorPipeline(None, None, passes=2, views=False).network_passes == (1, 2)
+    assert RefinedDetectorPipeline(None, None, passes=2, views=True).network_passes == (1, 8)
+    with pytest.raises(TypeError, match="views must be True or False"):
+        RefinedDetectorPipeline(None, None, views=4)
+
+
+def test_each_window_view_is_the_window_of_a_reflected_or_turned_proposal(ships):
+    """The four views of a window are windows the refiner could have been given: of the
+    mirrored image around the mirrored proposal, of the proposal turned half a turn, and of
+    both; their true corrections, turned back, are the window's own."""
+    from spaceship_utils.refiner import average_view_corrections, window_views
+    from spaceship_utils.symmetry import transform_boxes, transform_images
+
+    images, labels = ships
+    proposals = perturbed_proposals(labels, np.random.default_rng(5))
+
+    def half_turned(boxes):
+        return np.column_stack([boxes[:, :2], boxes[:, 2] + np.pi, boxes[:, 3:]])
+
+    mirrored = (transform_images(images, 1), transform_boxes(proposals, 1))
+    cases = [  # (image, proposal, true box) whose window is each view, in WINDOW_VIEWS order
+        (images, proposals, labels),
+        (*mirrored, transform_boxes(labels, 1)),
+        (mirrored[0], half_turned(mirrored[1]), transform_boxes(labels, 1)),
+        (images, half_turned(proposals), labels),
+    ]
+    views = window_views(crop_windows(images, proposals))
+    count = len(labels)
+    for index, (view_images, view_proposals, _) in enumerate(cases):
+        np.testing.assert_allclose(
+            views[index * count : (index + 1) * count],
+            crop_windows(view_images, view_proposals),
+            atol=1e-4,
+        )
+    targets = np.concatenate([refinement_targets(p, t) for _, p, t in cases])
+    np.testing.assert_allclose(
+        average_view_corrections(targets), refinement_targets(proposals, labels), atol=1e-5
+    )
+
+
+def test_view_corrections_come_four_by_four():
+    from spaceship_utils.refiner import average_view_corrections, window_views
+
+    with pytest.raises(ValueError, match="4 views of each window, got 6 rows"):
+        average_view_corrections(np.zeros((6, len(TARGET_COLUMNS))))
+    with pytest.raises(ValueError, match=r"windows must have shape \(N, S, S, C\)"):
+        window_views(np.zeros((2, 8, 8)))
+
+
+def test_the_refined_detector_averages_its_refiner_over_the_views(ships, monkeypatch):
+    from spaceship_utils import pipelines
+
+    images, labels = ships
+    calls = []
+
+    class Refiner:  # answers "move across by 0.1 of the window", whatever the view
+        def predict(self, windows, batch_size, verbose):
+            calls.append(len(windows))
+            answers = np.zeros((len(windows), len(TARGET_COLUMNS)))
+            answers[:, 0], answers[:, 2:5] = 0.1, (np.log(0.5), np.log(0.6), 1.0)
+            return answers
+
+    model = pipelines.RefinedDetectorPipeline(None, Refiner(), passes=1, views=True)
+    corrections = model.corrections(crop_windows(images[:3], labels[:3]))
+    assert calls == [12]
+    # The shift across flips sign in the mirrored views: it averages out.
+    np.testing.assert_allclose(corrections[:, 0], 0.0, atol=1e-12)
+    np.testing.assert_allclose(corrections[:, 2:5], [[np.log(0.5), np.log(0.6), 1.0]] * 3)
