@@ -326,23 +326,19 @@ def refiner_pass_table(
     """The challenge score on validation images (N, 200, 200) with labels (N, 5) after 0 to
     `passes` refiner passes, each window seen once and in its four views (see
     `RefinedDetectorPipeline`), at the model's presence and threshold, as a table."""
-    presence, columns = None, []
-    for views in (False, True):
+    boxes = {}
+    for views in (False, True):  # the detector's presence is the same in both runs
         variant = copy.copy(model)
         variant.views = views
-        boxes_by_pass, detector_presence = variant.boxes_by_pass(images, passes)
-        if presence is None:
-            presence = model.presence(images, detector_presence)
-        columns.append(
-            [
-                ap_at_iou(gate_boxes(b, presence, model.presence_threshold), labels)
-                for b in boxes_by_pass
-            ]
-        )
-    one_view, four_views = columns
+        boxes[views], detector_presence = variant.boxes_by_pass(images, passes)
+    presence = model.presence(images, detector_presence)
+
+    def score(refined: np.ndarray) -> str:
+        return f"{ap_at_iou(gate_boxes(refined, presence, model.presence_threshold), labels):.4f}"
+
     rows = [
-        (count, f"{one:.4f}", f"{four:.4f}")
-        for count, (one, four) in enumerate(zip(one_view, four_views, strict=True))
+        (count, score(one), score(four))
+        for count, (one, four) in enumerate(zip(boxes[False], boxes[True], strict=True))
     ]
     return format_table(("refiner passes", "one view", "four views"), rows)
 
