@@ -320,49 +320,81 @@ def presence_threshold_table(
     return format_table(("presence threshold", "validation score"), rows)
 
 
-def refiner_pass_table(
-    model: RefinedDetectorPipeline, images: np.ndarray, labels: np.ndarray, passes: int
-) -> str:
-    """The challenge score on validation images (N, 200, 200) with labels (N, 5) after 0 to
-    `passes` refiner passes, each window seen once and in its four views (see
-    `RefinedDetectorPipeline`), at the model's presence and threshold, as a table."""
+@dataclass(frozen=True)
+class RefinerRuns:
+    """The refined detector's answers on validation images, computed once for the tables
+    below: its boxes (N, 5) after 0, 1, ... refiner passes, with one view and with four views
+    of each window (`boxes["one view"]`, `boxes["four views"]`, lists of passes + 1 arrays,
+    no presence gate), the model's own boxes (its views, its passes), and the detector's,
+    the classifier's (None without one) and the model's gated presence (N,)."""
+
+    boxes: dict[str, list[np.ndarray]]
+    model_boxes: np.ndarray
+    detector_presence: np.ndarray
+    classifier_presence: np.ndarray | None
+    presence: np.ndarray
+    threshold: float
+
+
+def refiner_runs(model: RefinedDetectorPipeline, images: np.ndarray, passes: int) -> RefinerRuns:
+    """Run the refined detector on validation images (N, 200, 200) for 0 to `passes`
+    refiner passes (at least the model's own), once with one view and once with four."""
+    passes = check_count(passes, "passes")
+    if passes < model.passes:
+        raise ValueError(f"passes must be at least the model's {model.passes}, got {passes}")
     boxes = {}
-    for views in (False, True):  # the detector's presence is the same in both runs
+    for name, views in (("one view", False), ("four views", True)):
         variant = copy.copy(model)
         variant.views = views
-        boxes[views], detector_presence = variant.boxes_by_pass(images, passes)
-    presence = model.presence(images, detector_presence)
+        boxes[name], detector_presence = variant.boxes_by_pass(images, passes)
+    classifier = None if model.classifier is None else model.classifier_presence(images)
+    return RefinerRuns(
+        boxes=boxes,
+        model_boxes=boxes["four views" if model.views else "one view"][model.passes],
+        detector_presence=detector_presence,
+        classifier_presence=classifier,
+        presence=detector_presence
+        if classifier is None
+        else vote_presence(detector_presence, classifier),
+        threshold=model.presence_threshold,
+    )
 
-    def score(refined: np.ndarray) -> str:
-        return f"{ap_at_iou(gate_boxes(refined, presence, model.presence_threshold), labels):.4f}"
+
+def refiner_pass_table(runs: RefinerRuns, labels: np.ndarray) -> str:
+    """The challenge score of `runs` against their labels (N, 5) after each refiner pass,
+    with one view and with four views of each window, at the model's presence and
+    threshold, as a table."""
+
+    def score(boxes: np.ndarray) -> str:
+        return f"{ap_at_iou(gate_boxes(boxes, runs.presence, runs.threshold), labels):.4f}"
 
     rows = [
         (count, score(one), score(four))
-        for count, (one, four) in enumerate(zip(boxes[False], boxes[True], strict=True))
+        for count, (one, four) in enumerate(
+            zip(runs.boxes["one view"], runs.boxes["four views"], strict=True)
+        )
     ]
     return format_table(("refiner passes", "one view", "four views"), rows)
 
 
-def presence_vote_table(
-    model: RefinedDetectorPipeline, images: np.ndarray, labels: np.ndarray
-) -> str:
-    """Whose presence probability to trust, on validation images (N, 200, 200) with labels
-    (N, 5): the detector's, the classifier's or their mean (the model's, which needs a
-    classifier), each at its best threshold, with the model's refined boxes; and, as the
-    bound any presence decision can reach with those boxes, the truth."""
-    classifier = model.classifier_presence(images)  # first: it needs a classifier
-    boxes_by_pass, detector = model.boxes_by_pass(images, model.passes)
+def presence_vote_table(runs: RefinerRuns, labels: np.ndarray) -> str:
+    """Whose presence probability to trust, for `runs` against their labels (N, 5): the
+    detector's, the classifier's or their mean (the model's), each at its best threshold,
+    with the model's own boxes; and, as the bound any presence decision can reach with
+    those boxes, the truth."""
+    if runs.classifier_presence is None:
+        raise ValueError("this refined detector has no classifier to vote on presence")
     has_ship = has_box(labels)
     rows = []
     for name, presence in (
-        ("detector", detector),
-        ("classifier", classifier),
-        ("mean of the two", vote_presence(detector, classifier)),
+        ("detector", runs.detector_presence),
+        ("classifier", runs.classifier_presence),
+        ("mean of the two", vote_presence(runs.detector_presence, runs.classifier_presence)),
     ):
-        threshold, score = best_presence_threshold(presence, boxes_by_pass[-1], labels)
+        threshold, score = best_presence_threshold(presence, runs.model_boxes, labels)
         accuracy = np.mean((presence >= threshold) == has_ship)
         rows.append((name, f"{threshold:.2f}", f"{accuracy:.4f}", f"{score:.4f}"))
-    bound = ap_at_iou(gate_boxes(boxes_by_pass[-1], has_ship.astype(float), 0.5), labels)
+    bound = ap_at_iou(gate_boxes(runs.model_boxes, has_ship.astype(float), 0.5), labels)
     rows.append(("the truth", "-", "1.0000", f"{bound:.4f}"))
     return format_table(
         ("presence from", "best threshold", "presence accuracy", "validation score"), rows

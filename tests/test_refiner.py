@@ -313,7 +313,7 @@ def test_a_classifier_votes_on_presence_with_the_detector(ships, monkeypatch):
 
 def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkeypatch):
     from spaceship_utils import pipelines
-    from spaceship_utils.evaluate import presence_vote_table, refiner_pass_table
+    from spaceship_utils.evaluate import presence_vote_table, refiner_pass_table, refiner_runs
 
     images, labels = ships[0][:6], ships[1][:6].copy()
     labels[5] = np.nan  # an empty image
@@ -343,17 +343,21 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
         None, Refiner(), 0.55, passes=1, classifier=Classifier()
     )
     # Mean presence 0.95, 0.95, 0.95, 0.6, 0.95, 0.55: a box on every image at 0.55.
-    rows = [line.split() for line in refiner_pass_table(model, images, labels, 1).splitlines()]
+    runs = refiner_runs(model, images, passes=1)
+    rows = [line.split() for line in refiner_pass_table(runs, labels).splitlines()]
     # Five hits and one false box, whether the refiner sees each window once or four times.
     assert rows[2:] == [["0", "0.0000", "0.0000"], ["1", "0.8333", "0.8333"]]
-    lines = presence_vote_table(model, images, labels).splitlines()[2:]
+    lines = presence_vote_table(runs, labels).splitlines()[2:]
     rows = {line[:15].strip(): line[15:].split() for line in lines}
     # Alone, the detector must lose a ship or keep the false box: 5 of 6 at best.
     assert rows["detector"] == ["0.05", "0.8333", "0.8333"]
     assert rows["mean of the two"] == ["0.56", "1.0000", "1.0000"]
     assert rows["the truth"] == ["-", "1.0000", "1.0000"]
+    alone = pipelines.RefinedDetectorPipeline(None, Refiner(), 0.55, passes=1)
     with pytest.raises(ValueError, match="no classifier"):
-        presence_vote_table(pipelines.RefinedDetectorPipeline(None, Refiner()), images, labels)
+        presence_vote_table(refiner_runs(alone, images, passes=1), labels)
+    with pytest.raises(ValueError, match="at least the model's 1"):
+        refiner_runs(model, images, passes=0)
 
 
 def test_the_refined_detector_counts_its_refiner_once_per_pass():
