@@ -30,7 +30,7 @@ from .metrics import (
     sample_ious,
     scores_by_presence_threshold,
 )
-from .pipelines import RefinedDetectorPipeline, gate_boxes, vote_presence
+from .pipelines import RefinedDetectorPipeline, gate_boxes, gated_presence, vote_presence
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
 from .tables import format_table
 from .validation import IMAGE_SIZE, check_count, has_box
@@ -353,9 +353,7 @@ def refiner_runs(model: RefinedDetectorPipeline, images: np.ndarray, passes: int
         model_boxes=boxes["four views" if model.views else "one view"][model.passes],
         detector_presence=detector_presence,
         classifier_presence=classifier,
-        presence=detector_presence
-        if classifier is None
-        else vote_presence(detector_presence, classifier),
+        presence=gated_presence(detector_presence, classifier),
         threshold=model.presence_threshold,
     )
 

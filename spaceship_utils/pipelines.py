@@ -196,14 +196,25 @@ class RefinedDetectorPipeline(DetectorPipeline):
     ) -> np.ndarray:
         """The presence (N,) the pipeline gates on: the detector's, or its `vote_presence`
         with the classifier's when there is one."""
-        if self.classifier is None:
-            return detector_presence
-        return vote_presence(detector_presence, self.classifier_presence(images, batch_size))
+        classifier = (
+            None if self.classifier is None else self.classifier_presence(images, batch_size)
+        )
+        return gated_presence(detector_presence, classifier)
 
 
 def vote_presence(detector_presence: np.ndarray, classifier_presence: np.ndarray) -> np.ndarray:
     """The mean (N,) of two presence probabilities (N,): the refined detector's vote."""
     return (np.asarray(detector_presence, dtype=np.float64) + classifier_presence) / 2
+
+
+def gated_presence(
+    detector_presence: np.ndarray, classifier_presence: np.ndarray | None
+) -> np.ndarray:
+    """The presence (N,) a refined detector gates on: the detector's alone without a
+    classifier (None), else `vote_presence` of the two."""
+    if classifier_presence is None:
+        return np.asarray(detector_presence, dtype=np.float64)
+    return vote_presence(detector_presence, classifier_presence)
 
 
 def calibrated_presence_threshold(
