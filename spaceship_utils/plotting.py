@@ -144,13 +144,14 @@ def plot_iou_histogram(
             bins=edges,
             histtype="stepfilled",
             alpha=0.45,
-            label=f"{name} (n = {values.size})",
+            label=f"{name} (n = {values.size:,})",
         )
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
     ax.text(threshold, ax.get_ylim()[1] * 0.95, f" IoU = {threshold}", va="top")
     ax.set_xlabel("IoU with the true box (misses count 0)")
     ax.set_ylabel("samples")
-    ax.legend(frameon=False)
+    # Upper left, but right of the bar at IoU 0 (the misses), clear of the threshold's label.
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(0.08, 1.0))
     fig.tight_layout()
     return fig
 
