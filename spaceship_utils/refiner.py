@@ -58,7 +58,7 @@ shows the ship upside down. The detector gets the nose wrong on about one hit in
 refiner that never saw an upside-down window broke most of those boxes."""
 CLEAN_WINDOWS = 20_000
 """The refiner's first training windows are cut from images without noise or lines. On
-noisy windows from the start it never left the do-nothing answer (250,000 windows, no
+noisy windows from the start it never left the do-nothing answer (256,000 windows, no
 gain over its proposals); after 20,000 clean ones it keeps learning on noisy windows."""
 TARGET_COLUMNS = ("du", "dv", "log_w", "log_h", "cos_2turn", "sin_2turn")
 """Columns of `refinement_targets`, the refiner's six outputs: the centre's offset across
