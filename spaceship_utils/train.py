@@ -79,11 +79,11 @@ RECIPES = {
         "schedule": "cosine",
         "detector_options": DESIGNS["fast"],
     },
-    "refiner": {"epochs": 40, "batch_size": 32, "schedule": "hold_cosine", "ema_momentum": 0.999},
+    "refiner": {"epochs": 120, "batch_size": 32, "schedule": "hold_cosine", "ema_momentum": 0.999},
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
 the seed's recipe for its two networks, chapter 7's shipped runs for the detector (480,000
-images) and the refiner (1,280,000 windows, with a moving average of its weights). The
+images) and the refiner (3,840,000 windows, with a moving average of its weights). The
 regressor draws its images from seed 1, so the two networks of the seed never train on the
 same images (chapters 4 and 5)."""
 
