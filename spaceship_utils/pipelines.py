@@ -112,7 +112,7 @@ the last correction. Chosen on chapter 7's validation images: with `REFINER_VIEW
 pass up to the fifth added at least 0.3 points there (chapter 7 shows the table)."""
 REFINER_VIEWS = True
 """Whether the refined detector averages the refiner's answers on the four views of each
-window (`refiner.WINDOW_VIEWS`): on chapter 7's validation images, 1.3 points at four
+window (`refiner.WINDOW_VIEWS`): on chapter 7's validation images, almost a point at four
 passes, for four times the refiner's (small) work."""
 
 
