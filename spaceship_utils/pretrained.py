@@ -41,6 +41,9 @@ ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
 """Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
 REFERENCE_ABLATION = "final"
 """The comparison run that trains the shipped design at the short budget."""
+EARLIER_RUNS_DIR = WEIGHTS_DIR / "earlier_runs"
+"""Records (config.json, history.csv, provenance.json; no weights) of runs whose weights
+the book shipped before a longer run replaced them."""
 
 
 class WeightsError(RuntimeError):
@@ -197,16 +200,46 @@ def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) 
     """How the shipped `role` weights of model `name` were trained, and where: one line on
     the run, one on the epoch whose weights were kept (the best by `train.MONITOR`)."""
     record = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
-    machine = record.get("machine", "machine not recorded")
     history = shipped_history(name, role, weights_dir)
+    return _describe_run(f"{name} {role}", role, record, history, "shipped weights")
+
+
+def earlier_run_history(name: str, runs_dir: Path = EARLIER_RUNS_DIR) -> dict[str, list[float]]:
+    """The per-epoch history of `name`, a run whose weights the book shipped before."""
+    return read_history(_earlier_run(name, runs_dir) / "history.csv")
+
+
+def describe_earlier_run(name: str, runs_dir: Path = EARLIER_RUNS_DIR) -> str:
+    """How `name`, a run whose weights the book shipped before, was trained, and where."""
+    run = _earlier_run(name, runs_dir)
+    record = json.loads((run / "provenance.json").read_text())
+    role = read_config(run)["task"]
+    return _describe_run(
+        f"{name} ({role})", role, record, read_history(run / "history.csv"), "weights kept"
+    )
+
+
+def _earlier_run(name: str, runs_dir: Path) -> Path:
+    run = runs_dir / name
+    if not run.is_dir():
+        known = sorted(p.name for p in runs_dir.iterdir()) if runs_dir.is_dir() else []
+        raise WeightsError(
+            f"{run} is missing (records here: {known}); restore it with "
+            "`git checkout -- spaceship_utils/weights`"
+        )
+    return run
+
+
+def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: str) -> str:
+    machine = record.get("machine", "machine not recorded")
     metric = MONITOR[role][0]
     kept = kept_epoch(history, role)
     return (
-        f"{name} {role}: {record['training_images']:,} training images (batch "
+        f"{title}: {record['training_images']:,} training images (batch "
         f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h, validation "
         f"included; {record['images_per_second']:.0f} training images/s in a median epoch; "
         f"{machine}, {record['runtime']}, {record['date']}\n"
-        f"shipped weights: epoch {kept} of {len(history[metric])}, the best {metric} "
+        f"{kept_as}: epoch {kept} of {len(history[metric])}, the best {metric} "
         f"({history[metric][kept - 1]:.4f})"
     )
 

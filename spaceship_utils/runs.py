@@ -73,6 +73,19 @@ def best_epoch(history: dict[str, list[float]], metric: str, higher_is_better: b
     return int(np.argmax(values) if higher_is_better else np.argmin(values)) + 1
 
 
+def raw_weights_history(history: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The history of a run that averaged its weights (`ema_momentum`), as its raw weights
+    saw it: every `raw_val_*` column renamed `val_*`, the averaged `val_*` columns dropped."""
+    raw = {name: values for name, values in history.items() if name.startswith("raw_val_")}
+    if not raw:
+        raise ValueError(
+            "the history has no raw_val_* columns: the run did not average its weights"
+        )
+    kept = {name: values for name, values in history.items() if not name.startswith("val_")}
+    renamed = {name.removeprefix("raw_"): values for name, values in raw.items()}
+    return {name: values for name, values in kept.items() if name not in raw} | renamed
+
+
 def history_table(history: dict[str, list[float]], rows: int = 6, mark: int | None = None) -> str:
     """A compact text table of a run: about `rows` epochs spread over the run, always the last
     (every epoch when the run has no more than `rows`), and epoch `mark` starred if given

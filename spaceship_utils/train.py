@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,16 +74,17 @@ RECIPES = {
     "classifier": {"epochs": SEED_EPOCHS["classifier"]},
     "regressor": {"epochs": SEED_EPOCHS["regressor"], "seed": 1},
     "detector": {
-        "epochs": 15,
+        "epochs": 40,
         "batch_size": 32,
-        "schedule": "cosine",
+        "schedule": "hold_cosine",
+        "ema_momentum": 0.999,
         "detector_options": DESIGNS["fast"],
     },
     "refiner": {"epochs": 120, "batch_size": 32, "schedule": "hold_cosine", "ema_momentum": 0.999},
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
-the seed's recipe for its two networks, chapter 7's shipped runs for the detector (480,000
-images) and the refiner (3,840,000 windows, with a moving average of its weights). The
+the seed's recipe for its two networks, chapter 7's shipped runs for the detector (1,280,000
+images) and the refiner (3,840,000 windows), both with a moving average of their weights. The
 regressor draws its images from seed 1, so the two networks of the seed never train on the
 same images (chapters 4 and 5)."""
 
@@ -756,7 +757,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--ema-momentum",
         type=float,
-        help="keep a moving average of the weights (e.g. 0.999) and ship it; default: none",
+        help="keep a moving average of the weights (e.g. 0.999) and ship it; 0: none; "
+        "default: the task's recipe",
     )
     parser.add_argument("--schedule", choices=SCHEDULES, help="default: the task's recipe")
     parser.add_argument(
@@ -802,8 +804,10 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             use_multiprocessing=args.processes or None,
             detector_options=design,
-            ema_momentum=args.ema_momentum,
+            ema_momentum=args.ema_momentum or None,  # 0 is handled below
         )
+        if args.ema_momentum == 0:  # a recipe's averaging switched off
+            config = replace(config, ema_momentum=None)
     except ValueError as error:
         parser.error(str(error))
     run_dir = args.run_dir or DEFAULT_RUNS / args.task

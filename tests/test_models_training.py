@@ -245,6 +245,9 @@ def test_a_design_option_from_the_command_line_reaches_the_run(tmp_path, monkeyp
     assert seen["c"].detector_options == {**train.DESIGNS["fast"], "regression_radius": 0}
     main(["detector", "--epochs", "2", "--run-dir", "x"])  # the recipe fills in the rest
     assert seen["c"] == TrainingConfig.recipe("detector", epochs=2)
+    assert seen["c"].ema_momentum == 0.999  # the detector's recipe averages its weights
+    main(["detector", "--schedule", "cosine", "--ema-momentum", "0", "--run-dir", "x"])
+    assert seen["c"].ema_momentum is None and seen["c"].schedule == "cosine"
 
 
 def test_seed_recipe_is_the_default():
@@ -256,7 +259,7 @@ def test_seed_recipe_is_the_default():
     # The regressor's recipe draws other images than the classifier's (chapter 5's SEED).
     assert TrainingConfig.recipe("regressor").seed == 1 and classifier.seed == 0
     detector = TrainingConfig.recipe("detector", seed=3, batch_size=None)
-    assert detector.training_images == 480_000 and detector.schedule == "cosine"
+    assert detector.training_images == 1_280_000 and detector.schedule == "hold_cosine"
     assert detector.detector_options == DESIGNS["fast"] and detector.seed == 3
     detector.detector_options["width"] = 8  # a copy: the named design stays as it was
     assert DESIGNS["fast"]["width"] == 64

@@ -153,9 +153,13 @@ def test_calibration_picks_the_threshold_that_scores_best():
 
 def test_the_shipped_run_and_its_kept_epoch_are_described():
     from spaceship_utils.pretrained import describe_shipped_run
+    from spaceship_utils.train import TrainingConfig
 
     run, kept = describe_shipped_run("detector", "detector").splitlines()
-    assert run.startswith("detector detector: 480,000 training images (batch 32) in ")
+    recipe = TrainingConfig.recipe("detector")  # the shipped detector is the recipe's run
+    assert run.startswith(
+        f"detector detector: {recipe.training_images:,} training images (batch 32) in "
+    )
     assert "validation included" in run and "training images/s in a median epoch" in run
     history = shipped_history("detector", "detector")
     best = int(np.argmax(history["val_ap07"]))
@@ -215,3 +219,18 @@ def test_your_own_detector_run_loads_as_a_pipeline(tmp_path):
     (tmp_path / "regressor" / "config.json").write_text(json.dumps({"task": "regressor"}))
     with pytest.raises(ValueError, match="not a detector run"):
         load_detector_run(tmp_path / "regressor")
+
+
+def test_an_earlier_run_record_describes_the_run_its_history_holds(tmp_path):
+    from spaceship_utils.pretrained import describe_earlier_run, earlier_run_history
+
+    history = earlier_run_history("first_detector")
+    best = int(np.argmax(history["val_ap07"]))
+    lines = describe_earlier_run("first_detector").splitlines()
+    assert lines[0].startswith("first_detector (detector): 480,000 training images (batch 32)")
+    assert lines[1] == (
+        f"weights kept: epoch {best + 1} of {len(history['val_ap07'])}, the best val_ap07 "
+        f"({history['val_ap07'][best]:.4f})"
+    )
+    with pytest.raises(WeightsError, match="earlier_run_that_never_was is missing"):
+        earlier_run_history("earlier_run_that_never_was", tmp_path)

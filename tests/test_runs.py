@@ -130,3 +130,12 @@ def test_an_unreadable_checkpoint_is_named(tmp_path):
         path.write_bytes(broken)
         with pytest.raises(RunDirectoryError, match=f"checkpoint {path} is unreadable"):
             load_checkpoint(path)
+
+
+def test_the_raw_weights_history_replaces_the_averaged_validation():
+    from spaceship_utils.runs import raw_weights_history
+
+    history = {"loss": [2.0], "val_ap07": [0.6], "raw_val_ap07": [0.5], "images": [32.0]}
+    assert raw_weights_history(history) == {"loss": [2.0], "images": [32.0], "val_ap07": [0.5]}
+    with pytest.raises(ValueError, match="did not average"):
+        raw_weights_history({"loss": [2.0], "val_ap07": [0.6]})
