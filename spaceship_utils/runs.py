@@ -81,9 +81,12 @@ def raw_weights_history(history: dict[str, list[float]]) -> dict[str, list[float
         raise ValueError(
             "the history has no raw_val_* columns: the run did not average its weights"
         )
-    kept = {name: values for name, values in history.items() if not name.startswith("val_")}
-    renamed = {name.removeprefix("raw_"): values for name, values in raw.items()}
-    return {name: values for name, values in kept.items() if name not in raw} | renamed
+    others = {
+        name: values
+        for name, values in history.items()
+        if not name.startswith(("val_", "raw_val_"))
+    }
+    return others | {name.removeprefix("raw_"): values for name, values in raw.items()}
 
 
 def history_table(history: dict[str, list[float]], rows: int = 6, mark: int | None = None) -> str:
