@@ -234,11 +234,13 @@ def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: s
     machine = record.get("machine", "machine not recorded")
     metric = MONITOR[role][0]
     kept = kept_epoch(history, role)
+    start = record.get("initial_weights")
+    started = f"started from {start['file']} (SHA-256 {start['sha256'][:12]}...), " if start else ""
     return (
         f"{title}: {record['training_images']:,} training images (batch "
         f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h, validation "
-        f"included; {record['images_per_second']:.0f} training images/s in a median epoch; "
-        f"{machine}, {record['runtime']}, {record['date']}\n"
+        f"included; {started}{record['images_per_second']:.0f} training images/s in a "
+        f"median epoch; {machine}, {record['runtime']}, {record['date']}\n"
         f"{kept_as}: epoch {kept} of {len(history[metric])}, the best {metric} "
         f"({history[metric][kept - 1]:.4f})"
     )

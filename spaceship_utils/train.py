@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import math
 import multiprocessing
@@ -159,6 +160,10 @@ class TrainingConfig:
     `ema_momentum` (e.g. 0.999) makes Adam keep an exponential moving average of the weights;
     validation, the best epoch's weights and so the shipped weights then use the average,
     and the history adds the raw weights' numbers as `raw_val_*`. None: no averaging.
+
+    `initial_weights` (a `.weights.h5` file of the same network, e.g. a finished run's
+    `final.weights.h5`) starts the run from those weights instead of random ones: a second
+    training cycle on fresh data (another `seed`), with a new optimizer and schedule.
     """
 
     task: str = "classifier"
@@ -173,6 +178,7 @@ class TrainingConfig:
     use_multiprocessing: bool = False
     detector_options: dict = field(default_factory=dict)
     ema_momentum: float | None = None
+    initial_weights: str | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -192,6 +198,10 @@ class TrainingConfig:
             raise ValueError(f"detector_options apply to the detector only, not the {self.task}")
         split_design(self.detector_options)  # names an unknown option now, not hours later
         design_loss(self.detector_options)
+        if self.initial_weights is not None:
+            self.initial_weights = str(Path(self.initial_weights).expanduser())
+            if not Path(self.initial_weights).is_file():
+                raise ValueError(f"initial_weights: no file {self.initial_weights}")
 
     @classmethod
     def recipe(cls, task: str, **changes) -> TrainingConfig:
@@ -249,7 +259,8 @@ class GeneratedBatches(keras.utils.PyDataset):
     `batch_at_step(step)` is what the training loop reads. `__getitem__` reads the batches
     of epoch `epoch`, which `on_epoch_begin` advances from the second epoch on, so
     `model.fit(batches, epochs=E)` trains on the images `train_model` trains on, in the
-    same epochs, none twice.
+    same epochs, none twice. The refiner's first `clean_windows` windows come from images
+    without noise or lines (its curriculum; 0 for a run that starts from trained weights).
     """
 
     def __init__(
@@ -259,6 +270,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         steps_per_epoch: int,
         seed: int,
         design: dict | None = None,
+        clean_windows: int = CLEAN_WINDOWS,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -269,6 +281,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         self.steps_per_epoch = check_count(steps_per_epoch, "steps_per_epoch", minimum=1)
         self.seed = seed
         self.design = design
+        self.clean_windows = clean_windows if task == "refiner" else 0
         self.epoch = 0
         self._begun = False
 
@@ -290,7 +303,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         """The batch of training step `step` (from 0): (inputs, targets) for the task."""
         epoch, index = divmod(step, self.steps_per_epoch)
         rng = np.random.default_rng([self.seed, epoch, index])
-        clean = self.task == "refiner" and step * self.batch_size < CLEAN_WINDOWS
+        clean = step * self.batch_size < self.clean_windows
         images, labels = generate_batch(
             self.batch_size,
             rng,
@@ -458,6 +471,18 @@ def save_weights_only(model: keras.Model, path: str | Path, config: TrainingConf
     bare.save_weights(path)
 
 
+def start_from_weights(model: keras.Model, path: str | Path) -> None:
+    """Load a `.weights.h5` file of the same network into `model` (weights only: the
+    optimizer starts afresh), or raise RunDirectoryError naming the file."""
+    try:
+        model.load_weights(path)
+    except Exception as error:  # h5py / Keras errors vary by version
+        raise RunDirectoryError(
+            f"initial weights {path} could not be loaded into the {model.name} network "
+            f"({error}); pass the weights file of a finished run of the same task and design"
+        ) from error
+
+
 @dataclass
 class LoopState:
     """Where a run is: saved in every checkpoint, so a resume continues at the next step."""
@@ -549,10 +574,18 @@ def train_model(
         for stale in (HISTORY, "best.weights.h5", "final.weights.h5", "provenance.json"):
             (run_dir / stale).unlink(missing_ok=True)
         config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
+        if config.initial_weights is not None:
+            start_from_weights(model, config.initial_weights)
+            say(f"starting from the weights in {config.initial_weights}")
 
     design = config.detector_options
     batches = GeneratedBatches(
-        config.task, config.batch_size, config.steps_per_epoch, config.seed, design
+        config.task,
+        config.batch_size,
+        config.steps_per_epoch,
+        config.seed,
+        design,
+        clean_windows=0 if config.initial_weights else CLEAN_WINDOWS,
     )
     validation = validation_data(config.task, config.validation_samples, config.seed, design)
     monitor, better = MONITOR[config.task]
@@ -728,11 +761,21 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "seed": config.seed,
         "validation_samples": config.validation_samples,
         "ema_momentum": config.ema_momentum,
+        **_initial_weights_record(config),
         "training_seconds": round(timing["seconds"], 1),
         "wall_hours": round(timing["seconds"] / 3600, 2),
         "images_per_second": round(timing["images_per_second"], 1),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def _initial_weights_record(config: TrainingConfig) -> dict:
+    """The file a run started from, by name and SHA-256 (its folder is machine-specific)."""
+    if config.initial_weights is None:
+        return {}
+    path = Path(config.initial_weights)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    return {"initial_weights": {"file": path.name, "sha256": digest}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -761,6 +804,12 @@ def main(argv: list[str] | None = None) -> None:
         "default: the task's recipe",
     )
     parser.add_argument("--schedule", choices=SCHEDULES, help="default: the task's recipe")
+    parser.add_argument(
+        "--initial-weights",
+        type=Path,
+        metavar="FILE",
+        help="start from this .weights.h5 file of the same network (a second training cycle)",
+    )
     parser.add_argument(
         "--processes", action="store_true", help="make data in worker processes, not threads"
     )
@@ -805,6 +854,7 @@ def main(argv: list[str] | None = None) -> None:
             use_multiprocessing=args.processes or None,
             detector_options=design,
             ema_momentum=args.ema_momentum or None,  # 0 is handled below
+            initial_weights=args.initial_weights,
         )
         if args.ema_momentum == 0:  # a recipe's averaging switched off
             config = replace(config, ema_momentum=None)

@@ -229,6 +229,7 @@ def test_the_command_line_answers_mistakes_in_one_line(capsys, tmp_path):
         (["detector", "--option", "widht=32"], "unknown detector design option"),
         (["detector", "--option", "width=wide"], "must be JSON"),
         (["classifier", "--option", "width=32"], "detector only"),
+        (["refiner", "--initial-weights", "gone.weights.h5"], "no file gone.weights.h5"),
     ]:
         with pytest.raises(SystemExit):
             main([*arguments, "--run-dir", str(tmp_path / "never")])
@@ -404,3 +405,42 @@ def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path):
     assert train_model(config, tmp_path, verbose=False).finished
     with pytest.raises(RunDirectoryError, match="different configuration"):
         train_model(_tiny(epochs=2, ema_momentum=0.9), tmp_path, verbose=False)
+
+
+def test_a_second_cycle_starts_from_the_first_runs_weights_and_records_them(tmp_path):
+    first = train_model(_tiny(epochs=1), tmp_path / "first", verbose=False)
+    assert first.finished
+    start = tmp_path / "first" / "final.weights.h5"
+    second = _tiny(epochs=1, seed=1, learning_rate=1e-9, initial_weights=start)
+    train_model(second, tmp_path / "second", verbose=False)
+    # At a vanishing learning rate the second cycle's trainable weights stay where the first
+    # cycle left them (batch-norm statistics still follow the new batches).
+    before, after = build_regressor(), build_regressor()
+    before.load_weights(start)
+    after.load_weights(tmp_path / "second" / "final.weights.h5")
+    for a, b in zip(before.trainable_weights, after.trainable_weights, strict=True):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6
+        )
+    provenance = json.loads((tmp_path / "second" / "provenance.json").read_text())
+    assert provenance["initial_weights"]["file"] == "final.weights.h5"
+    assert len(provenance["initial_weights"]["sha256"]) == 64
+    assert "initial_weights" not in json.loads((tmp_path / "first" / "provenance.json").read_text())
+
+
+def test_missing_or_unloadable_initial_weights_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="initial_weights: no file .*nowhere.weights.h5"):
+        _tiny(initial_weights=tmp_path / "nowhere.weights.h5")
+    classifier = tmp_path / "classifier"
+    train_model(_tiny("classifier", epochs=1), classifier, verbose=False)
+    wrong = _tiny(
+        initial_weights=classifier / "final.weights.h5"
+    )  # a classifier's, not a regressor's
+    with pytest.raises(RunDirectoryError, match="initial weights .*final.weights.h5 could not"):
+        train_model(wrong, tmp_path / "regressor", verbose=False)
+
+
+def test_a_refiner_started_from_trained_weights_skips_the_clean_curriculum():
+    batches = GeneratedBatches("refiner", 32, 1000, seed=0, clean_windows=0)
+    windows, _ = batches.batch_at_step(0)
+    assert np.mean(windows[..., 0] == 0) < 0.2  # noisy from the first step

@@ -132,6 +132,19 @@ def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, 
         assert cells[column] == f"{float(recorded[key]):.4f}", key
 
 
+def test_the_readme_quotes_chapter_6s_batch_statistics_refresh():
+    from spaceship_utils.book_results import recorded_values
+
+    recorded = recorded_values(NOTEBOOKS / "06_evaluation.ipynb")
+    readme = " ".join((NOTEBOOKS.parent / "README.md").read_text().split())
+    shipped = float(recorded["regressor_hit_rate_shipped"])
+    refreshed = float(recorded["regressor_hit_rate_refreshed"])
+    assert (
+        f"from {shipped:.1%} to {refreshed:.1%} of the validation ships".replace("%", " %")
+        in readme
+    )
+
+
 def test_recorded_values_read_back_what_record_stored(tmp_path):
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = KERNEL

@@ -234,3 +234,26 @@ def test_an_earlier_run_record_describes_the_run_its_history_holds(tmp_path):
     )
     with pytest.raises(WeightsError, match="earlier_run_that_never_was is missing"):
         earlier_run_history("earlier_run_that_never_was", tmp_path)
+
+
+def test_a_run_started_from_earlier_weights_says_which(tmp_path):
+    from spaceship_utils.pretrained import describe_earlier_run
+    from spaceship_utils.runs import append_history_row
+
+    run = tmp_path / "second_cycle"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "refiner"}))
+    record = {
+        "training_images": 64,
+        "batch_size": 32,
+        "training_seconds": 36.0,
+        "images_per_second": 900.0,
+        "machine": "a laptop, 2 cores",
+        "runtime": "Python",
+        "date": "2026-11-27",
+        "initial_weights": {"file": "first.weights.h5", "sha256": "ab" * 32},
+    }
+    (run / "provenance.json").write_text(json.dumps(record))
+    append_history_row(run / "history.csv", {"epoch": 0, "val_ap07": 0.5, "images": 64})
+    first_line = describe_earlier_run("second_cycle", tmp_path).splitlines()[0]
+    assert "started from first.weights.h5 (SHA-256 abababababab...)" in first_line
