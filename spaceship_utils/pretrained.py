@@ -11,7 +11,6 @@ missing or whose digest differs raises `WeightsError` naming the file and the fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -23,7 +22,7 @@ from .pipelines import (
     DetectorPipeline,
     RefinedDetectorPipeline,
 )
-from .runs import read_config, read_history
+from .runs import file_sha256, read_config, read_history
 from .train import MONITOR, TrainingConfig, kept_epoch
 from .validation import check_fraction
 
@@ -48,15 +47,6 @@ the book shipped before a longer run replaced them."""
 
 class WeightsError(RuntimeError):
     """A weights file is missing, unlisted or corrupt."""
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_manifest(manifest_path: Path = MANIFEST) -> dict:
@@ -210,7 +200,9 @@ def earlier_run_history(name: str, runs_dir: Path = EARLIER_RUNS_DIR) -> dict[st
 
 
 def describe_earlier_run(name: str, runs_dir: Path = EARLIER_RUNS_DIR) -> str:
-    """How `name`, a run whose weights the book shipped before, was trained, and where."""
+    """How `name`, a run whose weights the book shipped before, was trained, and where;
+    with the digest of those weights if its record keeps it (`weights_sha256`), so a later
+    run that started from them can be matched to it."""
     run = _earlier_run(name, runs_dir)
     record = json.loads((run / "provenance.json").read_text())
     role = read_config(run)["task"]
@@ -243,6 +235,7 @@ def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: s
         f"median epoch; {machine}, {record['runtime']}, {record['date']}\n"
         f"{kept_as}: epoch {kept} of {len(history[metric])}, the best {metric} "
         f"({history[metric][kept - 1]:.4f})"
+        + (f", SHA-256 {record['weights_sha256'][:12]}..." if "weights_sha256" in record else "")
     )
 
 

@@ -7,12 +7,15 @@ A run directory holds:
   few minutes (one file, replaced atomically, so a kill never leaves half of it),
 - `history.csv`: one row per epoch (training and validation metrics, images seen, seconds),
 - `best.weights.h5`: the weights of the best epoch so far,
+- `initial_weights.json`: for a run started from trained weights, that file's name and
+  SHA-256, taken when it was loaded,
 - `final.weights.h5` and `provenance.json` once the run is finished.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import zipfile
@@ -24,10 +27,20 @@ from .tables import format_table
 
 CHECKPOINT = "checkpoint.npz"
 HISTORY = "history.csv"
+INITIAL_WEIGHTS = "initial_weights.json"
 
 
 class RunDirectoryError(ValueError):
     """A run directory that cannot be resumed: unreadable checkpoint or other settings."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import hashlib
 import json
 import math
 import multiprocessing
@@ -51,9 +50,11 @@ from .refiner import (
 from .runs import (
     CHECKPOINT,
     HISTORY,
+    INITIAL_WEIGHTS,
     RunDirectoryError,
     append_history_row,
     best_epoch,
+    file_sha256,
     load_checkpoint,
     read_history,
     read_timing,
@@ -162,8 +163,10 @@ class TrainingConfig:
     and the history adds the raw weights' numbers as `raw_val_*`. None: no averaging.
 
     `initial_weights` (a `.weights.h5` file of the same network, e.g. a finished run's
-    `final.weights.h5`) starts the run from those weights instead of random ones: a second
-    training cycle on fresh data (another `seed`), with a new optimizer and schedule.
+    `final.weights.h5`; stored as an absolute path) starts the run from those weights
+    instead of random ones: a second training cycle on fresh data (another `seed`), with a
+    new optimizer and schedule. Only a fresh start reads the file; a resume reads its
+    checkpoint.
     """
 
     task: str = "classifier"
@@ -178,7 +181,7 @@ class TrainingConfig:
     use_multiprocessing: bool = False
     detector_options: dict = field(default_factory=dict)
     ema_momentum: float | None = None
-    initial_weights: str | None = None
+    initial_weights: str | Path | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -199,9 +202,7 @@ class TrainingConfig:
         split_design(self.detector_options)  # names an unknown option now, not hours later
         design_loss(self.detector_options)
         if self.initial_weights is not None:
-            self.initial_weights = str(Path(self.initial_weights).expanduser())
-            if not Path(self.initial_weights).is_file():
-                raise ValueError(f"initial_weights: no file {self.initial_weights}")
+            self.initial_weights = str(Path(self.initial_weights).expanduser().resolve())
 
     @classmethod
     def recipe(cls, task: str, **changes) -> TrainingConfig:
@@ -260,7 +261,8 @@ class GeneratedBatches(keras.utils.PyDataset):
     of epoch `epoch`, which `on_epoch_begin` advances from the second epoch on, so
     `model.fit(batches, epochs=E)` trains on the images `train_model` trains on, in the
     same epochs, none twice. The refiner's first `clean_windows` windows come from images
-    without noise or lines (its curriculum; 0 for a run that starts from trained weights).
+    without noise or lines (its curriculum; 0 for a run that starts from trained weights);
+    the other tasks have no curriculum and ignore it.
     """
 
     def __init__(
@@ -281,6 +283,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         self.steps_per_epoch = check_count(steps_per_epoch, "steps_per_epoch", minimum=1)
         self.seed = seed
         self.design = design
+        check_count(clean_windows, "clean_windows", minimum=0)
         self.clean_windows = clean_windows if task == "refiner" else 0
         self.epoch = 0
         self._begun = False
@@ -471,9 +474,14 @@ def save_weights_only(model: keras.Model, path: str | Path, config: TrainingConf
     bare.save_weights(path)
 
 
-def start_from_weights(model: keras.Model, path: str | Path) -> None:
+def start_from_weights(model: keras.Model, path: str | Path) -> dict:
     """Load a `.weights.h5` file of the same network into `model` (weights only: the
-    optimizer starts afresh), or raise RunDirectoryError naming the file."""
+    optimizer starts afresh), or raise RunDirectoryError naming the file. Returns the
+    record of what was loaded: {"file": name, "sha256": digest}."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirectoryError(f"initial weights: no file {path}")
+    digest = file_sha256(path)  # before loading: the record names exactly these bytes
     try:
         model.load_weights(path)
     except Exception as error:  # h5py / Keras errors vary by version
@@ -481,6 +489,7 @@ def start_from_weights(model: keras.Model, path: str | Path) -> None:
             f"initial weights {path} could not be loaded into the {model.name} network "
             f"({error}); pass the weights file of a finished run of the same task and design"
         ) from error
+    return {"file": path.name, "sha256": digest}
 
 
 @dataclass
@@ -571,12 +580,14 @@ def train_model(
             f"{config.training_images:,} ({state.step // config.steps_per_epoch} epochs done)"
         )
     else:  # a fresh start: old logs would mix two runs
-        for stale in (HISTORY, "best.weights.h5", "final.weights.h5", "provenance.json"):
+        stale_files = (HISTORY, "best.weights.h5", "final.weights.h5", "provenance.json")
+        for stale in (*stale_files, INITIAL_WEIGHTS):
             (run_dir / stale).unlink(missing_ok=True)
-        config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
         if config.initial_weights is not None:
-            start_from_weights(model, config.initial_weights)
+            record = start_from_weights(model, config.initial_weights)
+            (run_dir / INITIAL_WEIGHTS).write_text(json.dumps(record, indent=1) + "\n")
             say(f"starting from the weights in {config.initial_weights}")
+        config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
 
     design = config.detector_options
     batches = GeneratedBatches(
@@ -693,9 +704,11 @@ def _check_same_config(path: Path, config: TrainingConfig) -> None:
         if name not in saved and value == defaults[name]:
             saved[name] = value
     if saved != current:
+        differing = sorted(name for name in current if saved.get(name) != current[name])
         raise RunDirectoryError(
-            f"the run in {path.parent} was started with a different configuration ({path}); "
-            "resume it with the same settings, or choose another run directory"
+            f"the run in {path.parent} was started with a different configuration ({path}; "
+            f"differs in {', '.join(differing)}); resume it with the same settings, or "
+            "choose another run directory"
         )
 
 
@@ -761,7 +774,7 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "seed": config.seed,
         "validation_samples": config.validation_samples,
         "ema_momentum": config.ema_momentum,
-        **_initial_weights_record(config),
+        **_initial_weights_record(run_dir),
         "training_seconds": round(timing["seconds"], 1),
         "wall_hours": round(timing["seconds"] / 3600, 2),
         "images_per_second": round(timing["images_per_second"], 1),
@@ -769,13 +782,11 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
     }
 
 
-def _initial_weights_record(config: TrainingConfig) -> dict:
-    """The file a run started from, by name and SHA-256 (its folder is machine-specific)."""
-    if config.initial_weights is None:
-        return {}
-    path = Path(config.initial_weights)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-    return {"initial_weights": {"file": path.name, "sha256": digest}}
+def _initial_weights_record(run_dir: str | Path) -> dict:
+    """The weights file a run started from, by name and SHA-256 as it was loaded (its
+    folder is machine-specific); nothing for a run that started from random weights."""
+    path = Path(run_dir) / INITIAL_WEIGHTS
+    return {"initial_weights": json.loads(path.read_text())} if path.is_file() else {}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -861,6 +872,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     run_dir = args.run_dir or DEFAULT_RUNS / args.task
+    starting = not (run_dir.expanduser() / CHECKPOINT).is_file()
+    if starting and config.initial_weights and not Path(config.initial_weights).is_file():
+        parser.error(f"--initial-weights: no file {config.initial_weights}")
     print(f"{args.task}: {config.training_images:,} images into {run_dir}", flush=True)
     try:
         train_model(config, run_dir, hours=args.hours, log=lambda line: print(line, flush=True))

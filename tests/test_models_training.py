@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 
 import h5py
 import keras
@@ -229,7 +230,10 @@ def test_the_command_line_answers_mistakes_in_one_line(capsys, tmp_path):
         (["detector", "--option", "widht=32"], "unknown detector design option"),
         (["detector", "--option", "width=wide"], "must be JSON"),
         (["classifier", "--option", "width=32"], "detector only"),
-        (["refiner", "--initial-weights", "gone.weights.h5"], "no file gone.weights.h5"),
+        (
+            ["refiner", "--initial-weights", "gone.weights.h5"],
+            f"--initial-weights: no file {os.path.abspath('gone.weights.h5')}",
+        ),
     ]:
         with pytest.raises(SystemExit):
             main([*arguments, "--run-dir", str(tmp_path / "never")])
@@ -408,6 +412,8 @@ def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path):
 
 
 def test_a_second_cycle_starts_from_the_first_runs_weights_and_records_them(tmp_path):
+    from spaceship_utils.runs import file_sha256
+
     first = train_model(_tiny(epochs=1), tmp_path / "first", verbose=False)
     assert first.finished
     start = tmp_path / "first" / "final.weights.h5"
@@ -423,14 +429,33 @@ def test_a_second_cycle_starts_from_the_first_runs_weights_and_records_them(tmp_
             keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6
         )
     provenance = json.loads((tmp_path / "second" / "provenance.json").read_text())
-    assert provenance["initial_weights"]["file"] == "final.weights.h5"
-    assert len(provenance["initial_weights"]["sha256"]) == 64
+    assert provenance["initial_weights"] == {"file": start.name, "sha256": file_sha256(start)}
     assert "initial_weights" not in json.loads((tmp_path / "first" / "provenance.json").read_text())
 
 
+def test_a_second_cycle_resumes_from_its_checkpoint_without_its_start_file(tmp_path):
+    from spaceship_utils.runs import file_sha256
+
+    train_model(_tiny(epochs=1), tmp_path / "first", verbose=False)
+    start = tmp_path / "first" / "final.weights.h5"
+    digest = file_sha256(start)
+    config = _tiny(epochs=2, seed=1, initial_weights=start)
+    whole = train_model(config, tmp_path / "whole", verbose=False)
+    train_model(config, tmp_path / "split", verbose=False, max_steps=4)
+    start.rename(tmp_path / "moved.weights.h5")  # the first run's folder is gone
+    resumed = train_model(config, tmp_path / "split", verbose=False)
+    assert resumed.finished
+    np.testing.assert_allclose(resumed.history["val_loss"], whole.history["val_loss"], rtol=1e-4)
+    provenance = json.loads((tmp_path / "split" / "provenance.json").read_text())
+    assert provenance["initial_weights"]["sha256"] == digest  # the bytes it started from
+    with pytest.raises(RunDirectoryError, match="differs in initial_weights"):
+        train_model(_tiny(epochs=2, seed=1), tmp_path / "split", verbose=False)
+
+
 def test_missing_or_unloadable_initial_weights_name_the_file(tmp_path):
-    with pytest.raises(ValueError, match="initial_weights: no file .*nowhere.weights.h5"):
-        _tiny(initial_weights=tmp_path / "nowhere.weights.h5")
+    missing = _tiny(initial_weights=tmp_path / "nowhere.weights.h5")
+    with pytest.raises(RunDirectoryError, match="initial weights: no file .*nowhere.weights.h5"):
+        train_model(missing, tmp_path / "run", verbose=False)
     classifier = tmp_path / "classifier"
     train_model(_tiny("classifier", epochs=1), classifier, verbose=False)
     wrong = _tiny(
@@ -438,6 +463,7 @@ def test_missing_or_unloadable_initial_weights_name_the_file(tmp_path):
     )  # a classifier's, not a regressor's
     with pytest.raises(RunDirectoryError, match="initial weights .*final.weights.h5 could not"):
         train_model(wrong, tmp_path / "regressor", verbose=False)
+    assert not (tmp_path / "regressor" / "config.json").exists()  # nothing half-started
 
 
 def test_a_refiner_started_from_trained_weights_skips_the_clean_curriculum():
