@@ -86,9 +86,11 @@ RECIPES = {
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
 the seed's recipe for its two networks, chapter 7's shipped runs for the detector (1,280,000
-images) and the refiner (3,840,000 windows), both with a moving average of their weights. The
-regressor draws its images from seed 1, so the two networks of the seed never train on the
-same images (chapters 4 and 5)."""
+images) and the refiner's first cycle (3,840,000 windows), both with a moving average of
+their weights. The shipped refiner then trained a second cycle from those weights
+(`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The regressor draws its
+images from seed 1, so the two networks of the seed never train on the same images
+(chapters 4 and 5)."""
 
 TRAIN_SHIP_SHARE = {
     "classifier": SHIP_PROBABILITY,
