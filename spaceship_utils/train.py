@@ -582,8 +582,13 @@ def train_model(
             f"{config.training_images:,} ({state.step // config.steps_per_epoch} epochs done)"
         )
     else:  # a fresh start: old logs would mix two runs
-        stale_files = (HISTORY, "best.weights.h5", "final.weights.h5", "provenance.json")
-        for stale in (*stale_files, INITIAL_WEIGHTS):
+        for stale in (
+            HISTORY,
+            "best.weights.h5",
+            "final.weights.h5",
+            "provenance.json",
+            INITIAL_WEIGHTS,
+        ):
             (run_dir / stale).unlink(missing_ok=True)
         if config.initial_weights is not None:
             record = start_from_weights(model, config.initial_weights)
