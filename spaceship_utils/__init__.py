@@ -21,6 +21,7 @@ Modules, from the data up:
 - `detector`: chapter 7's one-network detector, its targets, loss and decoding.
 - `rotated_iou_loss`: the rotated IoU as a differentiable tensor function, for a box loss.
 - `refiner`: a second stage that corrects a detector's box from a turned window around it.
+- `verifier`: a judge of refined boxes, so the refined detector can restart the doubtful ones.
 - `models`: the seed's classifier and regressor, and `build_network` for every task.
 - `pipelines`: networks turned into boxes, and the presence gate they share.
 - `symmetry`: the generator's eight exact symmetries and test-time averaging.

@@ -32,8 +32,9 @@ from .metrics import (
 )
 from .pipelines import RefinedDetectorPipeline, gate_boxes, gated_presence, vote_presence
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
+from .refiner import WINDOW_VIEWS
 from .tables import format_table
-from .validation import IMAGE_SIZE, check_count, has_box
+from .validation import IMAGE_SIZE, check_count, check_images, has_box
 
 PUBLISHED_SCORE = 0.46879
 PUBLISHED_MEAN_IOU = 0.66012
@@ -396,6 +397,78 @@ def presence_vote_table(runs: RefinerRuns, labels: np.ndarray) -> str:
     rows.append(("the truth", "-", "1.0000", f"{bound:.4f}"))
     return format_table(
         ("presence from", "best threshold", "presence accuracy", "validation score"), rows
+    )
+
+
+@dataclass(frozen=True)
+class RestartRuns:
+    """A refined detector's boxes on validation images from every start, computed once for
+    `restart_table`: `boxes` (starts, N, 5) refined from the detector's proposal as it is
+    and then from it turned by each of `pipelines.RESTART_TURNS`; the verifier's `scores`
+    (starts, N) of them; the model's gated presence (N,) and threshold; and the refiner's
+    windows per box for the first start and for each restart (passes times views)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    presence: np.ndarray
+    threshold: float
+    first_windows: int
+    restart_windows: int
+
+
+def restart_runs(model: RefinedDetectorPipeline, images: np.ndarray) -> RestartRuns:
+    """Run a refined detector with a verifier on validation images (N, 200, 200) from
+    every start, whatever its verifier says."""
+    if model.verifier is None:
+        raise ValueError("this refined detector has no verifier: nothing picks among restarts")
+    images = check_images(images).astype(np.float32)
+    boxes_by_pass, detector_presence = model.boxes_by_pass(images, model.passes)
+    starts = [boxes_by_pass[-1], *model.restart_candidates(images, boxes_by_pass[0])]
+    return RestartRuns(
+        boxes=np.stack(starts),
+        scores=np.stack([model.verifier_scores(images, boxes) for boxes in starts]),
+        presence=model.presence(images, detector_presence),
+        threshold=model.presence_threshold,
+        first_windows=model.network_passes[1],
+        restart_windows=model.passes * (len(WINDOW_VIEWS) if model.restart_views else 1),
+    )
+
+
+def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a refined detector with this `restart_below` answers on the images of `runs`:
+    its boxes (N, 5) and whether each was restarted (N,): where the verifier scores the
+    first start's box below `restart_below`, the best-scored start's box (the first on a tie,
+    as `RefinedDetectorPipeline.restarted_boxes` keeps it)."""
+    restarted = runs.scores[0] < restart_below
+    pick = np.where(restarted, runs.scores.argmax(axis=0), 0)
+    return runs.boxes[pick, np.arange(runs.boxes.shape[1])], restarted
+
+
+def restart_table(
+    runs: RestartRuns,
+    labels: np.ndarray,
+    shown: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0),
+) -> str:
+    """The challenge score of `runs` against their labels (N, 5) for each `restart_below`
+    in `shown` (0: never restart), with the share of boxes restarted and the refiner's
+    windows per image; and, as the bound a perfect verifier would reach from these starts,
+    the score when the truth picks the start."""
+    restarts = len(runs.boxes) - 1
+    rows = []
+    for below in shown:
+        boxes, restarted = restarted_choice(runs, below)
+        windows = runs.first_windows + restarts * runs.restart_windows * restarted.mean()
+        score = ap_at_iou(gate_boxes(boxes, runs.presence, runs.threshold), labels)
+        rows.append((f"{below:.2f}", f"{restarted.mean():.3f}", f"{windows:.1f}", f"{score:.4f}"))
+    has_ship = has_box(labels)
+    ious = np.zeros(runs.boxes.shape[:2])
+    ious[:, has_ship] = [sample_ious(boxes[has_ship], labels[has_ship]) for boxes in runs.boxes]
+    best = runs.boxes[ious.argmax(axis=0), np.arange(runs.boxes.shape[1])]
+    bound = ap_at_iou(gate_boxes(best, runs.presence, runs.threshold), labels)
+    every_start = f"{runs.first_windows + restarts * runs.restart_windows:.1f}"
+    rows.append(("the truth picks", "1.000", every_start, f"{bound:.4f}"))
+    return format_table(
+        ("restart below", "boxes restarted", "refiner windows / image", "validation score"), rows
     )
 
 

@@ -11,6 +11,7 @@ from .detector import build_detector, split_design
 from .refiner import build_refiner
 from .runtime import import_keras
 from .validation import IMAGE_SIZE
+from .verifier import build_verifier
 
 keras = import_keras()
 layers = keras.layers
@@ -50,8 +51,9 @@ def build_regressor() -> keras.Model:
     return _conv_stack("regressor", REGRESSOR_BLOCKS, outputs=5)
 
 
-TASKS = ("classifier", "regressor", "detector", "refiner")
-"""The networks the book trains: the seed's two, chapter 7's detector and its refiner."""
+TASKS = ("classifier", "regressor", "detector", "refiner", "verifier")
+"""The networks the book trains: the seed's two, chapter 7's detector, its refiner and
+the verifier that judges the refiner's boxes."""
 
 
 def build_network(task: str, **options) -> keras.Model:
@@ -64,4 +66,6 @@ def build_network(task: str, **options) -> keras.Model:
         return build_detector(**split_design(options)[0])
     if task == "refiner":
         return build_refiner()
+    if task == "verifier":
+        return build_verifier()
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")

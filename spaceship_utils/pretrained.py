@@ -18,6 +18,7 @@ from pathlib import Path
 from .models import build_network
 from .pipelines import (
     PRESENCE_THRESHOLD,
+    RESTART_BELOW,
     BaselinePipeline,
     DetectorPipeline,
     RefinedDetectorPipeline,
@@ -31,11 +32,11 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 PRETRAINED_MODELS = {
     "baseline": ("classifier", "regressor"),
     "detector": ("detector",),
-    "refined_detector": ("detector", "refiner", "classifier"),
+    "refined_detector": ("detector", "refiner", "classifier", "verifier"),
 }
 """The models `load_pretrained` knows, and the networks (roles) each one is made of. The
 refined detector shares the detector's weights file and the baseline's classifier, and
-adds the refiner's."""
+adds the refiner's and the verifier's."""
 ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
 """Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
 REFERENCE_ABLATION = "final"
@@ -102,6 +103,7 @@ def install_run(
     run_dir: str | Path,
     weights_dir: Path = WEIGHTS_DIR,
     presence_threshold: float | None = None,
+    restart_below: float | None = None,
 ) -> Path:
     """Ship a finished training run: copy its weights and history into the package.
 
@@ -110,6 +112,8 @@ def install_run(
     the weights' SHA-256 and the provenance. `presence_threshold`, if given, is the
     threshold `load_pretrained` gives model `name` (chosen on validation data, see
     `pipelines.calibrated_presence_threshold`); without it the model keeps the seed's 0.5.
+    `restart_below`, if given, is the refined detector's verifier score under which it
+    restarts a box (`pipelines.RefinedDetectorPipeline`, also chosen on validation data).
     """
     if role not in PRETRAINED_MODELS.get(name, ()):
         raise ValueError(
@@ -117,6 +121,8 @@ def install_run(
         )
     if presence_threshold is not None:
         presence_threshold = check_fraction(presence_threshold, "presence_threshold")
+    if restart_below is not None:
+        restart_below = check_fraction(restart_below, "restart_below")
     run_dir = Path(run_dir).expanduser()
     task = read_config(run_dir).get("task") if (run_dir / "config.json").is_file() else role
     if task != role:
@@ -137,6 +143,8 @@ def install_run(
     entry = manifest.setdefault(name, {"files": {}})
     if presence_threshold is not None:
         entry["presence_threshold"] = presence_threshold
+    if restart_below is not None:
+        entry["restart_below"] = restart_below
     entry["files"][role] = {
         "file": target.name,
         "sha256": file_sha256(target),
@@ -244,18 +252,15 @@ def load_pretrained(
 ) -> BaselinePipeline | DetectorPipeline:
     """A ready-to-use model with shipped, verified weights: 'baseline', 'detector' or
     'refined_detector' (the detector, then the refiner on a window around each box, with
-    the baseline's classifier voting on presence).
+    the baseline's classifier voting on presence and the verifier restarting doubted boxes).
 
     All answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
     """
     if name not in PRETRAINED_MODELS:
         raise ValueError(f"unknown pretrained model {name!r}; available: {list(PRETRAINED_MODELS)}")
     networks = {}
-    threshold = (
-        read_manifest(weights_dir / "manifest.json")
-        .get(name, {})
-        .get("presence_threshold", PRESENCE_THRESHOLD)
-    )
+    settings = read_manifest(weights_dir / "manifest.json").get(name, {})
+    threshold = settings.get("presence_threshold", PRESENCE_THRESHOLD)
     for role in PRETRAINED_MODELS[name]:
         path = verified_weights_path(name, role, weights_dir)
         provenance = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
@@ -270,7 +275,12 @@ def load_pretrained(
         return DetectorPipeline(networks["detector"], threshold)
     if name == "refined_detector":
         return RefinedDetectorPipeline(
-            networks["detector"], networks["refiner"], threshold, classifier=networks["classifier"]
+            networks["detector"],
+            networks["refiner"],
+            threshold,
+            classifier=networks["classifier"],
+            verifier=networks["verifier"],
+            restart_below=settings.get("restart_below", RESTART_BELOW),
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
@@ -305,15 +315,19 @@ def load_refined_detector_run(
     refiner_run: str | Path,
     presence_threshold: float = PRESENCE_THRESHOLD,
     classifier_run: str | Path | None = None,
+    verifier_run: str | Path | None = None,
 ) -> RefinedDetectorPipeline:
-    """The detector of one run with the refiner of another, and the classifier of a third
-    voting on presence if given (each at its best epoch)."""
+    """The detector of one run with the refiner of another, the classifier of a third
+    voting on presence and the verifier of a fourth restarting doubted boxes, if given
+    (each at its best epoch)."""
     classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
+    verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
         _network_of_run(detector_run, "detector"),
         _network_of_run(refiner_run, "refiner"),
         presence_threshold,
         classifier=classifier,
+        verifier=verifier,
     )
 
 

@@ -288,14 +288,11 @@ def perturbed_proposals(
     )
 
 
-def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
-    """(N, size, size, 2) windows -> (N, 6) corrections (linear outputs, float32).
-
-    Four stride-2 3×3 convolutions (width, 2·width, 4·width, 4·width channels) bring the
-    window to 4×4 cells; a dense layer reads them all, since where a feature sits in the
-    window is the answer.
-    """
-    windows = keras.Input((size, size, 2), name="window")
+def window_features(windows, width: int = 32):
+    """The trunk the refiner and the verifier share: windows (N, size, size, 2) -> (N,
+    8·width) features. Four stride-2 3×3 convolutions (width, 2·width, 4·width, 4·width
+    channels) bring a 64-pixel window to 4×4 cells; a dense layer reads them all, since
+    where a feature sits in the window is the answer."""
     x = windows
     for index, filters in enumerate((width, 2 * width, 4 * width, 4 * width), start=1):
         x = layers.Conv2D(
@@ -304,8 +301,15 @@ def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
         x = layers.BatchNormalization(name=f"norm{index}")(x)
         x = layers.ReLU(name=f"relu{index}")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(8 * width, activation="relu", name="dense")(x)
-    outputs = layers.Dense(len(TARGET_COLUMNS), dtype="float32", name="corrections")(x)
+    return layers.Dense(8 * width, activation="relu", name="dense")(x)
+
+
+def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
+    """(N, size, size, 2) windows -> (N, 6) corrections (linear outputs, float32), read
+    off `window_features`."""
+    windows = keras.Input((size, size, 2), name="window")
+    features = window_features(windows, width)
+    outputs = layers.Dense(len(TARGET_COLUMNS), dtype="float32", name="corrections")(features)
     return keras.Model(windows, outputs, name="refiner")
 
 

@@ -62,6 +62,7 @@ from .runs import (
 )
 from .runtime import describe_machine, describe_runtime, import_keras
 from .validation import check_count, has_box
+from .verifier import copy_refiner_trunk, verification_targets, verifier_proposals
 
 keras = import_keras()
 ops = keras.ops
@@ -83,20 +84,29 @@ RECIPES = {
         "detector_options": DESIGNS["fast"],
     },
     "refiner": {"epochs": 120, "batch_size": 32, "schedule": "hold_cosine", "ema_momentum": 0.999},
+    "verifier": {
+        "epochs": 60,
+        "batch_size": 32,
+        "schedule": "hold_cosine",
+        "ema_momentum": 0.999,
+        "seed": 2,
+    },
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
 the seed's recipe for its two networks, chapter 7's shipped runs for the detector (1,280,000
 images) and the refiner's first cycle (3,840,000 windows), both with a moving average of
 their weights. The shipped refiner then trained a second cycle from those weights
-(`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The regressor draws its
-images from seed 1, so the two networks of the seed never train on the same images
-(chapters 4 and 5)."""
+(`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The verifier trains on
+seed 2 from the shipped refiner's trunk (pass the refiner's file as `initial_weights`).
+The regressor draws its images from seed 1, so the two networks of the seed never train on
+the same images (chapters 4 and 5)."""
 
 TRAIN_SHIP_SHARE = {
     "classifier": SHIP_PROBABILITY,
     "regressor": 1.0,
     "detector": SHIP_PROBABILITY,
     "refiner": 1.0,
+    "verifier": SHIP_PROBABILITY,
 }
 """Share of training images with a ship: the regressor and the refiner train on ships only."""
 
@@ -105,6 +115,7 @@ MONITOR = {
     "regressor": ("val_loss", min),
     "detector": ("val_ap07", max),
     "refiner": ("val_ap07", max),
+    "verifier": ("val_loss", min),
 }
 """The validation number that picks `best.weights.h5`, and whether lower or higher is better."""
 
@@ -167,7 +178,8 @@ class TrainingConfig:
     `initial_weights` (a `.weights.h5` file of the same network, e.g. a finished run's
     `final.weights.h5`; stored as an absolute path) starts the run from those weights
     instead of random ones: a second training cycle on fresh data (another `seed`), with a
-    new optimizer and schedule. Only a fresh start reads the file; a resume reads its
+    new optimizer and schedule; a verifier takes a refiner's file and copies its trunk
+    (`verifier.copy_refiner_trunk`). Only a fresh start reads the file; a resume reads its
     checkpoint.
     """
 
@@ -240,7 +252,8 @@ def task_inputs_and_targets(
     boxes scaled to [0, 1] (N, 5); detector: raw images and (N, G, G, 9) targets shaped by
     its `design` (its stride and regression radius; None: the defaults); refiner: windows
     (N, 64, 64, 2) around proposals drawn with `rng` (`refiner.perturbed_proposals`) and
-    their `refinement_targets` (N, 6).
+    their `refinement_targets` (N, 6); verifier: windows around boxes drawn with `rng`
+    (`verifier.verifier_proposals`) and whether each box scores (N, 1).
     """
     if task == "classifier":
         return threshold_images(images), has_box(labels).astype(np.float32)[:, None]
@@ -253,6 +266,11 @@ def task_inputs_and_targets(
             raise ValueError("the refiner's proposals are random: pass rng")
         proposals = perturbed_proposals(labels, rng)
         return crop_windows(images, proposals), refinement_targets(proposals, labels)
+    if task == "verifier":
+        if rng is None:
+            raise ValueError("the verifier's boxes are random: pass rng")
+        boxes = verifier_proposals(labels, rng)
+        return crop_windows(images, boxes), verification_targets(boxes, labels)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
@@ -398,12 +416,16 @@ def boxes_from_outputs(outputs: np.ndarray, task: str) -> np.ndarray:
 
 def task_loss(task: str, design: dict | None = None) -> Callable | str:
     """The training loss: the seed's BCE and MSE, the detector's own (its `design`'s), the
-    refiner's L1 plus 1 - IoU."""
+    refiner's L1 plus 1 - IoU, the verifier's BCE."""
     if task == "detector":
         return design_loss(design)
     if task == "refiner":
         return refiner_loss
-    return {"classifier": "binary_crossentropy", "regressor": "mse"}[task]
+    losses = {"classifier": "binary_crossentropy", "regressor": "mse"}
+    losses["verifier"] = "binary_crossentropy"
+    if task not in losses:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return losses[task]
 
 
 def validation_metrics(
@@ -419,7 +441,7 @@ def validation_metrics(
     loss_fn = keras.losses.get(task_loss(task, design))
     loss = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(targets, outputs))))
     metrics = {"val_loss": loss}
-    if task == "classifier":
+    if task in ("classifier", "verifier"):
         metrics["val_accuracy"] = float(np.mean((outputs >= 0.5) == (targets >= 0.5)))
     elif task == "refiner":  # every validation image holds a ship and a proposal
         metrics["val_ap07"] = float(np.mean(refined_ious(targets, outputs) > IOU_THRESHOLD))
@@ -443,7 +465,7 @@ def build_and_compile(config: TrainingConfig) -> keras.Model:
         )
     elif config.schedule == "hold_cosine":
         learning_rate = HoldThenCosine(config.learning_rate, config.total_steps)
-    metrics = ["accuracy"] if config.task == "classifier" else None
+    metrics = ["accuracy"] if config.task in ("classifier", "verifier") else None
     averaging = {"use_ema": True, "ema_momentum": config.ema_momentum}
     model.compile(
         keras.optimizers.Adam(learning_rate, **(averaging if config.ema_momentum else {})),
@@ -478,18 +500,23 @@ def save_weights_only(model: keras.Model, path: str | Path, config: TrainingConf
 
 def start_from_weights(model: keras.Model, path: str | Path) -> dict:
     """Load a `.weights.h5` file of the same network into `model` (weights only: the
-    optimizer starts afresh), or raise RunDirectoryError naming the file. Returns the
-    record of what was loaded: {"file": name, "sha256": digest}."""
+    optimizer starts afresh), or raise RunDirectoryError naming the file; a verifier
+    starts from a refiner's file instead, its trunk only (`verifier.copy_refiner_trunk`).
+    Returns the record of what was loaded: {"file": name, "sha256": digest}."""
     path = Path(path)
     if not path.is_file():
         raise RunDirectoryError(f"initial weights: no file {path}")
     digest = file_sha256(path)  # before loading: the record names exactly these bytes
     try:
-        model.load_weights(path)
+        if model.name == "verifier":
+            copy_refiner_trunk(model, path)
+        else:
+            model.load_weights(path)
     except Exception as error:  # h5py / Keras errors vary by version
+        wanted = "refiner run" if model.name == "verifier" else "run of the same task and design"
         raise RunDirectoryError(
             f"initial weights {path} could not be loaded into the {model.name} network "
-            f"({error}); pass the weights file of a finished run of the same task and design"
+            f"({error}); pass the weights file of a finished {wanted}"
         ) from error
     return {"file": path.name, "sha256": digest}
 
@@ -826,7 +853,8 @@ def main(argv: list[str] | None = None) -> None:
         "--initial-weights",
         type=Path,
         metavar="FILE",
-        help="start from this .weights.h5 file of the same network (a second training cycle)",
+        help="start from this .weights.h5 file of the same network (a second training "
+        "cycle); a verifier starts from a refiner's file (its trunk)",
     )
     parser.add_argument(
         "--processes", action="store_true", help="make data in worker processes, not threads"

@@ -119,6 +119,11 @@ def test_committed_figures_stay_under_300_kb(path):
             "| refined detector",
             {1: "refined_score", 2: "refined_mean_iou", 3: "refined_mean_iou_where_boxed"},
         ),
+        (
+            "07_beyond_the_baseline.ipynb",
+            "| with restarts",
+            {1: "restarted_score", 2: "restarted_mean_iou", 3: "restarted_mean_iou_where_boxed"},
+        ),
     ],
 )
 def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):

@@ -203,17 +203,22 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
         "refiner": TrainingConfig.recipe(
             "refiner", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
         ),
+        "verifier": TrainingConfig.recipe(
+            "verifier", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
+        ),
     }
     for role, config in runs.items():
         train_model(config, tmp_path / role, verbose=False)
     install_run("baseline", "classifier", tmp_path / "classifier", weights)
     install_run("detector", "detector", tmp_path / "detector", weights)
     install_run("refined_detector", "refiner", tmp_path / "refiner", weights, 0.3)
+    install_run("refined_detector", "verifier", tmp_path / "verifier", weights, restart_below=0.6)
     share_shipped_weights("refined_detector", "detector", "detector", weights)
     share_shipped_weights("refined_detector", "classifier", "baseline", weights)
     model = load_pretrained("refined_detector", weights)
     assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
-    assert model.classifier is not None and model.network_passes == (1, 4 * model.passes, 1)
+    assert model.classifier is not None and model.restart_below == 0.6
+    assert model.network_passes == (1, 4 * model.passes, 1, 1)
     manifest = json.loads((weights / "manifest.json").read_text())
     for role, source in (("detector", "detector"), ("classifier", "baseline")):
         shared = manifest["refined_detector"]["files"][role]

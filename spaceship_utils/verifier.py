@@ -1,0 +1,100 @@
+"""A judge for the refined detector's boxes: how likely is this box to score?
+
+The refiner (`refiner`) corrects a box, but it cannot say when its answer is wrong: on
+about one ship in twenty it settles on an axis 20° or more from the true one, as calmly as
+it settles on the right one. Started again from turned axes, it finds a scoring box for
+many of those ships; what is missing is a way to tell which start to keep. The verifier
+reads the window the refiner reads (`refiner.crop_windows`), around a finished box, and
+answers the probability that the box's IoU with the true ship exceeds 0.7 (no ship in the
+image: 0).
+
+It trains like the refiner, on fresh generated images without running the detector:
+boxes to judge come from the true ones with errors, half of them as small as the refined
+boxes' (`VERIFIER_NOISE`), half as large as the refiner's training proposals
+(`refiner.perturbed_proposals`), and images without a ship get the box of another ship of
+the batch somewhere else. Its trunk is the refiner's (`refiner.window_features`), and a
+verifier run starts from a trained refiner's trunk (`copy_refiner_trunk`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import rotated_iou
+from .metrics import IOU_THRESHOLD
+from .refiner import CROP_SIZE, build_refiner, perturbed_proposals, window_features
+from .runtime import import_keras
+from .validation import IMAGE_SIZE, check_boxes, check_same_length, has_box
+
+keras = import_keras()
+layers = keras.layers
+
+VERIFIER_NOISE = (1.0, 0.04, 0.05)
+"""Standard deviations of the small errors (centre px, axis rad, log size): about the
+refined boxes' median errors on chapter 7's validation ships (0.9 px, 0.9°, 4 %), a little
+wider."""
+SMALL_ERROR_SHARE = 0.5
+"""Share of ship boxes drawn with `VERIFIER_NOISE` (a tenth of them wild, as in
+`refiner.perturbed_proposals`); the rest are drawn like the refiner's training proposals."""
+
+
+def verifier_proposals(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Boxes (N, 5) to judge for images with labels (N, 5) (NaN rows: no ship).
+
+    Ships: `SMALL_ERROR_SHARE` of them with errors of `VERIFIER_NOISE`, the others drawn
+    like the refiner's training proposals. Images without a ship: the box of a ship drawn
+    from the batch, its centre moved anywhere in the image. The batch needs one ship.
+    """
+    labels = check_boxes(labels, "labels")
+    ships = has_box(labels)
+    if not ships.any():
+        raise ValueError("verifier_proposals needs at least one ship in the batch")
+    boxes = np.empty_like(labels)
+    small = ships & (rng.uniform(size=len(labels)) < SMALL_ERROR_SHARE)
+    large = ships & ~small
+    if small.any():
+        boxes[small] = perturbed_proposals(labels[small], rng, noise=VERIFIER_NOISE, wild_share=0.1)
+    if large.any():
+        boxes[large] = perturbed_proposals(labels[large], rng)
+    empty = ~ships
+    if empty.any():
+        borrowed = labels[rng.choice(np.flatnonzero(ships), size=empty.sum())]
+        borrowed[:, :2] = rng.uniform(0, IMAGE_SIZE - 1, size=(empty.sum(), 2))
+        boxes[empty] = borrowed
+    return boxes
+
+
+def verification_targets(boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Whether each box (N, 5) scores against its label (N, 5): (N, 1) float32, 1 where
+    the IoU exceeds `IOU_THRESHOLD`, 0 elsewhere and where there is no ship."""
+    boxes = check_boxes(boxes, "boxes")
+    labels = check_boxes(labels, "labels")
+    check_same_length(boxes=boxes, labels=labels)
+    if not has_box(boxes).all():
+        raise ValueError("every image needs a box to judge: no NaN rows in boxes")
+    scores = np.zeros(len(boxes), dtype=np.float32)
+    ships = has_box(labels)
+    scores[ships] = rotated_iou(boxes[ships], labels[ships]) > IOU_THRESHOLD
+    return scores[:, None]
+
+
+def build_verifier(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
+    """(N, size, size, 2) windows -> (N, 1) probability (float32) that the window's box
+    scores, read off the refiner's trunk (`window_features`)."""
+    windows = keras.Input((size, size, 2), name="window")
+    features = window_features(windows, width)
+    score = layers.Dense(1, activation="sigmoid", dtype="float32", name="score")(features)
+    return keras.Model(windows, score, name="verifier")
+
+
+TRUNK_LAYERS = ("conv1", "norm1", "conv2", "norm2", "conv3", "norm3", "conv4", "norm4", "dense")
+"""The layers a verifier shares with the refiner (`refiner.window_features`)."""
+
+
+def copy_refiner_trunk(verifier: keras.Model, refiner_weights: str) -> None:
+    """Load a refiner's `.weights.h5` file and copy its trunk (`TRUNK_LAYERS`) into
+    `verifier`; the verifier's own output layer keeps its fresh weights."""
+    refiner = build_refiner()
+    refiner.load_weights(refiner_weights)
+    for name in TRUNK_LAYERS:
+        verifier.get_layer(name).set_weights(refiner.get_layer(name).get_weights())

@@ -1,0 +1,205 @@
+import numpy as np
+import pytest
+
+from spaceship_utils.data import generate_batch
+from spaceship_utils.geometry import rotated_iou, wrap_angle
+from spaceship_utils.refiner import build_refiner
+from spaceship_utils.verifier import (
+    TRUNK_LAYERS,
+    build_verifier,
+    copy_refiner_trunk,
+    verification_targets,
+    verifier_proposals,
+)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    images, labels = generate_batch(64, np.random.default_rng(5))
+    return images, labels.astype(np.float64)
+
+
+def test_boxes_to_judge_sit_near_ships_and_on_empty_images(batch):
+    _, labels = batch
+    ships = ~np.isnan(labels[:, 0])
+    assert 0 < ships.sum() < len(labels)  # the batch has both kinds
+    boxes = verifier_proposals(labels, np.random.default_rng(0))
+    assert np.isfinite(boxes).all()
+    misses = np.hypot(*(boxes[ships, :2] - labels[ships, :2]).T)
+    assert np.median(misses) < 6  # near the ship: small and refiner-sized errors
+    # An empty image gets the size of a ship of the batch, anywhere in the image.
+    sizes = {tuple(size) for size in labels[ships, 3:]}
+    assert all(tuple(size) in sizes for size in boxes[~ships, 3:])
+    assert ((boxes[:, :2] >= 0) & (boxes[:, :2] <= 199)).all()
+    with pytest.raises(ValueError, match="at least one ship"):
+        verifier_proposals(np.full((3, 5), np.nan), np.random.default_rng(0))
+
+
+def test_about_half_the_ship_boxes_to_judge_score(batch):
+    _, labels = batch
+    rng = np.random.default_rng(1)
+    ships = labels[~np.isnan(labels[:, 0])]
+    boxes = verifier_proposals(np.repeat(ships, 20, axis=0), rng)
+    share = np.mean(rotated_iou(boxes, np.repeat(ships, 20, axis=0)) > 0.7)
+    assert 0.35 < share < 0.75  # both answers are common: the verifier learns both
+
+
+def test_a_box_scores_when_its_iou_with_a_ship_passes_0_7():
+    truth = np.array([[100.0, 100.0, 0.3, 20.0, 40.0]] * 3 + [[np.nan] * 5])
+    boxes = truth.copy()
+    boxes[1, 0] += 3.0  # a little off: IoU about 0.74
+    boxes[2, 2] += 0.6  # 34° off the axis
+    boxes[3] = [50.0, 50.0, 0.0, 20.0, 40.0]  # a box on an empty image
+    assert rotated_iou(boxes[1:2], truth[1:2])[0] > 0.7
+    targets = verification_targets(boxes, truth)
+    assert targets.shape == (4, 1) and targets.dtype == np.float32
+    assert targets[:, 0].tolist() == [1.0, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="no NaN rows in boxes"):
+        verification_targets(truth, truth)
+
+
+def test_a_verifier_starts_from_the_refiners_trunk(tmp_path):
+    refiner = build_refiner()
+    for variable in refiner.trainable_variables:
+        variable.assign(np.random.default_rng(2).normal(size=variable.shape))
+    refiner.save_weights(tmp_path / "refiner.weights.h5")
+    verifier = build_verifier()
+    head = verifier.get_layer("score").get_weights()
+    copy_refiner_trunk(verifier, tmp_path / "refiner.weights.h5")
+    for name in TRUNK_LAYERS:
+        for mine, its in zip(
+            verifier.get_layer(name).get_weights(),
+            refiner.get_layer(name).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(mine, its)
+    for mine, fresh in zip(verifier.get_layer("score").get_weights(), head, strict=True):
+        np.testing.assert_array_equal(mine, fresh)  # its own output layer
+    scores = verifier.predict(np.zeros((3, 64, 64, 2), np.float32), verbose=0)
+    assert scores.shape == (3, 1) and ((scores >= 0) & (scores <= 1)).all()
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # the wrong file, last
+def test_a_verifier_run_starts_from_a_refiner_run_and_joins_the_pipeline(tmp_path):
+    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.pretrained import load_refined_detector_run
+    from spaceship_utils.runs import RunDirectoryError
+    from spaceship_utils.train import TrainingConfig, train_model, validation_data
+
+    small = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "validation_samples": 8}
+    train_model(TrainingConfig.recipe("refiner", **small), tmp_path / "refiner", verbose=False)
+    start = str(tmp_path / "refiner" / "final.weights.h5")
+    config = TrainingConfig.recipe("verifier", initial_weights=start, **small)
+    outcome = train_model(config, tmp_path / "verifier", verbose=False)
+    assert outcome.finished and 0 <= outcome.history["val_accuracy"][0] <= 1
+    windows, targets, _ = validation_data("verifier", 8, config.seed)
+    assert windows.shape == (8, 64, 64, 2) and set(np.unique(targets)) <= {0.0, 1.0}
+
+    detector = TrainingConfig.recipe(
+        "detector", **small, detector_options={"width": 8, "dilations": [1]}
+    )
+    train_model(detector, tmp_path / "detector", verbose=False)
+    model = load_refined_detector_run(
+        tmp_path / "detector", tmp_path / "refiner", 0.0, verifier_run=tmp_path / "verifier"
+    )
+    assert isinstance(model, RefinedDetectorPipeline) and model.verifier is not None
+    assert model.network_passes == (1, 4 * model.passes, 1)
+    boxes = model.predict(generate_batch(2, np.random.default_rng(4))[0])
+    assert boxes.shape == (2, 5) and np.isfinite(boxes).all()  # threshold 0
+    wrong_start = TrainingConfig.recipe(
+        "verifier", initial_weights=str(tmp_path / "detector" / "final.weights.h5"), **small
+    )
+    with pytest.raises(RunDirectoryError, match="finished refiner run"):
+        train_model(wrong_start, tmp_path / "wrong", verbose=False)
+
+
+def test_a_quarter_turn_swaps_the_sides_and_an_eighth_does_not():
+    from spaceship_utils.pipelines import turned_boxes
+
+    box = np.array([[100.0, 100.0, 3.0, 20.0, 30.0]])
+    quarter = turned_boxes(box, np.pi / 2)
+    assert quarter[0, 2] == pytest.approx(wrap_angle(np.array(3.0 + np.pi / 2)))
+    assert quarter[0, 3:].tolist() == [30.0, 20.0]
+    assert rotated_iou(quarter, box)[0] == pytest.approx(1.0)  # the same rectangle
+    eighth = turned_boxes(box, np.pi / 4)
+    assert eighth[0, 3:].tolist() == [20.0, 30.0]
+    assert rotated_iou(eighth, box)[0] < 0.7
+
+
+@pytest.fixture
+def restart_model(monkeypatch):
+    """A refined detector whose refiner leaves boxes as they are and whose verifier likes
+    one axis per image: image 0 (x = 50) the proposal turned by 45°, image 1 (x = 150) the
+    proposal as it is, though it likes a 135° turn even more."""
+    from spaceship_utils import pipelines
+
+    proposals = np.array([[50.0, 100.0, 0.0, 20.0, 30.0], [150.0, 100.0, 0.0, 20.0, 30.0]])
+    liked = {50.0: {np.pi / 4: 0.95, 0.0: 0.3}, 150.0: {0.0: 0.8, 3 * np.pi / 4: 0.99}}
+
+    class Refiner:
+        def predict(self, windows, batch_size, verbose):
+            return np.zeros((len(windows), 6))
+
+    class Verifier:
+        calls = []  # windows per call
+
+        def predict(self, windows, batch_size, verbose):
+            Verifier.calls.append(len(windows))
+            boxes = windows[:, 0, 0, :]  # crop_windows is patched to pass the boxes on
+            return np.array(
+                [
+                    [max(s for yaw, s in liked[x].items() if np.isclose(np.cos(a - yaw), 1))]
+                    if any(np.isclose(np.cos(a - yaw), 1) for yaw in liked[x])
+                    else [0.1]
+                    for x, a in zip(boxes[:, 0], boxes[:, 2], strict=True)
+                ]
+            )
+
+    monkeypatch.setattr(
+        pipelines.DetectorPipeline,
+        "raw_predictions",
+        lambda self, batch, batch_size: (proposals.copy(), np.ones(len(batch))),
+    )
+    monkeypatch.setattr(pipelines, "crop_windows", lambda images, boxes: boxes[:, None, None, :])
+    monkeypatch.setattr(pipelines, "apply_refinement", lambda boxes, corrections: boxes)
+    model = pipelines.RefinedDetectorPipeline(
+        None, Refiner(), 0.5, passes=1, views=False, verifier=Verifier(), restart_below=0.5
+    )
+    return model, proposals, Verifier
+
+
+def test_a_doubted_box_is_restarted_and_the_best_scored_start_kept(restart_model, batch):
+    model, proposals, verifier = restart_model
+    images = batch[0][:2]
+    boxes = model.predict(images)
+    np.testing.assert_allclose(boxes[0], [50.0, 100.0, np.pi / 4, 20.0, 30.0])  # restarted
+    np.testing.assert_allclose(boxes[1], proposals[1])  # trusted: not restarted
+    assert verifier.calls == [2, 3]  # both refined boxes, then image 0's three restarts
+    model.restart_below = 1.0
+    np.testing.assert_allclose(model.predict(images)[1, 2], wrap_angle(np.array(3 * np.pi / 4)))
+
+
+def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch):
+    from spaceship_utils.evaluate import restart_runs, restart_table, restarted_choice
+
+    model, proposals, _ = restart_model
+    images = batch[0][:2]
+    runs = restart_runs(model, images)
+    assert runs.boxes.shape == (4, 2, 5) and runs.scores.shape == (4, 2)
+    for below in (0.0, 0.5, 1.0):
+        model.restart_below = below
+        chosen, restarted = restarted_choice(runs, below)
+        np.testing.assert_allclose(chosen, model.predict(images))
+        assert restarted.sum() == {0.0: 0, 0.5: 1, 1.0: 2}[below]
+    labels = np.array([[50.0, 100.0, np.pi / 4, 20.0, 30.0], proposals[1]])
+    rows = restart_table(runs, labels, shown=(0.0, 0.5, 1.0)).splitlines()[2:]
+    # restart below, boxes restarted, refiner windows per image, score
+    assert [row.split() for row in rows[:3]] == [
+        ["0.00", "0.000", "1.0", "0.5000"],
+        ["0.50", "0.500", "2.5", "1.0000"],
+        ["1.00", "1.000", "4.0", "0.5000"],  # image 1's favourite turn misses
+    ]
+    assert rows[3].split()[-1] == "1.0000"  # the truth picks: both hit
+    model.verifier = None
+    with pytest.raises(ValueError, match="no verifier"):
+        restart_runs(model, images)
