@@ -436,10 +436,11 @@ def restart_runs(model: RefinedDetectorPipeline, images: np.ndarray) -> RestartR
 
 def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarray, np.ndarray]:
     """What a refined detector with this `restart_below` answers on the images of `runs`:
-    its boxes (N, 5) and whether each was restarted (N,): where the verifier scores the
-    first start's box below `restart_below`, the best-scored start's box (the first on a tie,
-    as `RefinedDetectorPipeline.restarted_boxes` keeps it)."""
-    restarted = runs.scores[0] < restart_below
+    its boxes (N, 5) and whether each was restarted (N,): where the presence gate draws a
+    box and the verifier scores the first start's box below `restart_below`, the
+    best-scored start's box (the first on a tie, as `RefinedDetectorPipeline.restarted_boxes`
+    keeps it)."""
+    restarted = (runs.scores[0] < restart_below) & (runs.presence >= runs.threshold)
     pick = np.where(restarted, runs.scores.argmax(axis=0), 0)
     return runs.boxes[pick, np.arange(runs.boxes.shape[1])], restarted
 
@@ -450,9 +451,9 @@ def restart_table(
     shown: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0),
 ) -> str:
     """The challenge score of `runs` against their labels (N, 5) for each `restart_below`
-    in `shown` (0: never restart), with the share of boxes restarted and the refiner's
-    windows per image; and, as the bound a perfect verifier would reach from these starts,
-    the score when the truth picks the start."""
+    in `shown` (0: never restart), with the share of images whose box is restarted and the
+    refiner's windows per image; and, as the bound a perfect verifier would reach from these
+    starts, the score when the truth picks the start."""
     restarts = len(runs.boxes) - 1
     rows = []
     for below in shown:
@@ -465,10 +466,12 @@ def restart_table(
     ious[:, has_ship] = [sample_ious(boxes[has_ship], labels[has_ship]) for boxes in runs.boxes]
     best = runs.boxes[ious.argmax(axis=0), np.arange(runs.boxes.shape[1])]
     bound = ap_at_iou(gate_boxes(best, runs.presence, runs.threshold), labels)
-    every_start = f"{runs.first_windows + restarts * runs.restart_windows:.1f}"
-    rows.append(("the truth picks", "1.000", every_start, f"{bound:.4f}"))
+    boxed = np.mean(runs.presence >= runs.threshold)
+    every_start = f"{runs.first_windows + restarts * runs.restart_windows * boxed:.1f}"
+    rows.append(("the truth picks", f"{boxed:.3f}", every_start, f"{bound:.4f}"))
     return format_table(
-        ("restart below", "boxes restarted", "refiner windows / image", "validation score"), rows
+        ("restart below", "images restarted", "refiner windows / image", "validation score"),
+        rows,
     )
 
 

@@ -23,7 +23,7 @@ from .refiner import (
     crop_windows,
     window_views,
 )
-from .validation import LABEL_SIZE, check_count, check_fraction, check_images, has_box
+from .validation import LABEL_SIZE, check_count, check_fraction, check_images
 
 PRESENCE_THRESHOLD = 0.5
 """The seed's rule: the classifier's probability must reach this for a box to be reported."""
@@ -119,11 +119,12 @@ passes, for four times the refiner's (small) work."""
 
 RESTART_TURNS = (np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 """The axis turns (rad) from which the refined detector starts the refiner again on a box
-its verifier doubts: with the proposal as it is, four axes 45° apart."""
-RESTART_BELOW = 0.95
+its verifier doubts: with the proposal as it is, four axes 45° apart. Only the axis turns:
+the window of a box depends on its larger side, not on which side is which."""
+RESTART_BELOW = 0.99
 """The verifier's score under which the refined detector restarts a box from
-`RESTART_TURNS`: on chapter 7's validation images, a fifth of the boxes, for most of what
-restarting every box gains (chapter 7 shows the table)."""
+`RESTART_TURNS`: on chapter 7's validation images, one image in eight, for most of what
+restarting every boxed image gains, within the 20 ms budget (chapter 7 shows the table)."""
 RESTART_VIEWS = False
 """Whether the restarts average the refiner's answers over the four window views, as the
 first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as
@@ -131,13 +132,19 @@ well or better, for a quarter of the work."""
 
 
 def turned_boxes(boxes: np.ndarray, turn: float) -> np.ndarray:
-    """Boxes (N, 5) with the yaw turned by `turn` (rad); a turn nearer a right angle than a
-    straight one also swaps width and height, so the box keeps its shape on the image."""
+    """Boxes (N, 5) with the yaw turned by `turn` (rad), centre and sides unchanged."""
     turned = np.array(boxes, dtype=np.float64)
     turned[:, 2] = wrap_angle(turned[:, 2] + turn)
-    if abs(np.sin(turn)) > abs(np.cos(turn)):
-        turned[:, 3:] = turned[:, [4, 3]]
     return turned
+
+
+def nose_towards(boxes: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Boxes (N, 5), each turned by half a turn where that brings its yaw within a quarter
+    turn of the reference box's (N, 5): the same rectangles, with the reference's nose."""
+    boxes = np.array(boxes, dtype=np.float64)
+    backwards = np.cos(boxes[:, 2] - reference[:, 2]) < 0
+    boxes[backwards, 2] = wrap_angle(boxes[backwards, 2] + np.pi)
+    return boxes
 
 
 class RefinedDetectorPipeline(DetectorPipeline):
@@ -193,10 +200,12 @@ class RefinedDetectorPipeline(DetectorPipeline):
 
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         boxes_by_pass, detector_presence = self.boxes_by_pass(images, self.passes, batch_size)
+        presence = self.presence(images, detector_presence, batch_size)
         boxes = boxes_by_pass[-1]
-        if self.verifier is not None:
-            boxes = self.restarted_boxes(images, boxes_by_pass[0], boxes, batch_size)
-        return boxes, self.presence(images, detector_presence, batch_size)
+        if self.verifier is not None:  # no restarts where the gate will drop the box
+            boxed = presence >= self.presence_threshold
+            boxes = self.restarted_boxes(images, boxes_by_pass[0], boxes, batch_size, boxed)
+        return boxes, presence
 
     def boxes_by_pass(
         self, images: np.ndarray, passes: int, batch_size: int = 128
@@ -242,19 +251,29 @@ class RefinedDetectorPipeline(DetectorPipeline):
     ) -> list[np.ndarray]:
         """The refined boxes (N, 5) of images (N, 200, 200) started from the proposals
         (N, 5) turned by each of `RESTART_TURNS` (`passes` passes with `restart_views`):
-        one array per turn. All turns go through the refiner together, one call per pass."""
+        one array per turn, each box with the proposal's nose (the refiner turns an axis, so a
+        start turned by 90° or more would bring the nose back at random). All turns go
+        through the refiner together, one call per pass."""
         starts = np.concatenate([turned_boxes(proposals, turn) for turn in RESTART_TURNS])
         repeated = np.concatenate([images] * len(RESTART_TURNS))
         refined = self.refine(repeated, starts, self.passes, batch_size, self.restart_views)
-        return np.split(refined[-1], len(RESTART_TURNS))
+        per_turn = np.split(refined[-1], len(RESTART_TURNS))
+        return [nose_towards(boxes, proposals) for boxes in per_turn]
 
     def restarted_boxes(
-        self, images: np.ndarray, proposals: np.ndarray, boxes: np.ndarray, batch_size: int = 128
+        self,
+        images: np.ndarray,
+        proposals: np.ndarray,
+        boxes: np.ndarray,
+        batch_size: int = 128,
+        eligible: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Refined boxes (N, 5), where the verifier scores them below `restart_below`
-        replaced by the best-scored of them and their `restart_candidates`."""
+        """Refined boxes (N, 5), where the verifier scores them below `restart_below` (and,
+        given, where `eligible` (N,) is True) replaced by the best-scored of them and their
+        `restart_candidates` (the first on a tie)."""
         scores = self.verifier_scores(images, boxes, batch_size)
-        doubted = np.flatnonzero(has_box(boxes) & (scores < self.restart_below))
+        doubted = scores < self.restart_below
+        doubted = np.flatnonzero(doubted if eligible is None else doubted & eligible)
         best = np.array(boxes, dtype=np.float64)
         if doubted.size == 0:
             return best

@@ -122,6 +122,8 @@ def install_run(
     if presence_threshold is not None:
         presence_threshold = check_fraction(presence_threshold, "presence_threshold")
     if restart_below is not None:
+        if name != "refined_detector":
+            raise ValueError(f"only the refined detector restarts boxes, not {name!r}")
         restart_below = check_fraction(restart_below, "restart_below")
     run_dir = Path(run_dir).expanduser()
     task = read_config(run_dir).get("task") if (run_dir / "config.json").is_file() else role
@@ -316,10 +318,12 @@ def load_refined_detector_run(
     presence_threshold: float = PRESENCE_THRESHOLD,
     classifier_run: str | Path | None = None,
     verifier_run: str | Path | None = None,
+    restart_below: float = RESTART_BELOW,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another, the classifier of a third
-    voting on presence and the verifier of a fourth restarting doubted boxes, if given
-    (each at its best epoch)."""
+    voting on presence and the verifier of a fourth restarting the boxes it scores below
+    `restart_below`, if given (each at its best epoch). Choose both thresholds on
+    validation data (`evaluate.restart_table` for the second)."""
     classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
     verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
@@ -328,6 +332,7 @@ def load_refined_detector_run(
         presence_threshold,
         classifier=classifier,
         verifier=verifier,
+        restart_below=restart_below,
     )
 
 
