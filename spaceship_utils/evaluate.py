@@ -30,9 +30,14 @@ from .metrics import (
     sample_ious,
     scores_by_presence_threshold,
 )
-from .pipelines import RefinedDetectorPipeline, gate_boxes, gated_presence, vote_presence
+from .pipelines import (
+    RefinedDetectorPipeline,
+    best_scored_boxes,
+    gate_boxes,
+    gated_presence,
+    vote_presence,
+)
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
-from .refiner import WINDOW_VIEWS
 from .tables import format_table
 from .validation import IMAGE_SIZE, check_count, check_images, has_box
 
@@ -430,7 +435,7 @@ def restart_runs(model: RefinedDetectorPipeline, images: np.ndarray) -> RestartR
         presence=model.presence(images, detector_presence),
         threshold=model.presence_threshold,
         first_windows=model.network_passes[1],
-        restart_windows=model.passes * (len(WINDOW_VIEWS) if model.restart_views else 1),
+        restart_windows=model.refiner_windows(model.restart_views),
     )
 
 
@@ -441,8 +446,8 @@ def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarra
     best-scored start's box (the first on a tie, as `RefinedDetectorPipeline.restarted_boxes`
     keeps it)."""
     restarted = (runs.scores[0] < restart_below) & (runs.presence >= runs.threshold)
-    pick = np.where(restarted, runs.scores.argmax(axis=0), 0)
-    return runs.boxes[pick, np.arange(runs.boxes.shape[1])], restarted
+    best = best_scored_boxes(runs.boxes, runs.scores)
+    return np.where(restarted[:, None], best, runs.boxes[0]), restarted
 
 
 def restart_table(

@@ -147,6 +147,12 @@ def nose_towards(boxes: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return boxes
 
 
+def best_scored_boxes(boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Boxes (starts, N, 5) scored (starts, N): each image's best-scored box (N, 5), the
+    earliest start on a tie."""
+    return boxes[np.argmax(scores, axis=0), np.arange(boxes.shape[1])]
+
+
 class RefinedDetectorPipeline(DetectorPipeline):
     """The detector, then the refiner on a window around each of its boxes (`refiner`).
 
@@ -194,9 +200,13 @@ class RefinedDetectorPipeline(DetectorPipeline):
     def network_passes(self) -> tuple[int, ...]:
         """The detector (and the classifier) run once per image, the refiner once per pass
         and view, the verifier once per box (restarts, on doubted boxes only, not counted)."""
-        refiner = self.passes * (len(WINDOW_VIEWS) if self.views else 1)
+        refiner = self.refiner_windows(self.views)
         extra = tuple(1 for net in (self.classifier, self.verifier) if net is not None)
         return (1, refiner, *extra)
+
+    def refiner_windows(self, views: bool) -> int:
+        """The refiner's windows per box for one start: one per pass and view."""
+        return self.passes * (len(WINDOW_VIEWS) if views else 1)
 
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         boxes_by_pass, detector_presence = self.boxes_by_pass(images, self.passes, batch_size)
@@ -282,11 +292,9 @@ class RefinedDetectorPipeline(DetectorPipeline):
         candidate_scores = np.split(
             self.verifier_scores(repeated, np.concatenate(candidates), batch_size), len(candidates)
         )
-        best_scores = scores[doubted]
-        for candidate, candidate_score in zip(candidates, candidate_scores, strict=True):
-            better = candidate_score > best_scores
-            best[doubted[better]] = candidate[better]
-            best_scores = np.maximum(best_scores, candidate_score)
+        best[doubted] = best_scored_boxes(
+            np.stack([best[doubted], *candidates]), np.stack([scores[doubted], *candidate_scores])
+        )
         return best
 
     def corrections(

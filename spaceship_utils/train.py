@@ -421,8 +421,8 @@ def task_loss(task: str, design: dict | None = None) -> Callable | str:
         return design_loss(design)
     if task == "refiner":
         return refiner_loss
-    losses = {"classifier": "binary_crossentropy", "regressor": "mse"}
-    losses["verifier"] = "binary_crossentropy"
+    probability = "binary_crossentropy"  # the classifier and the verifier answer one
+    losses = {"classifier": probability, "regressor": "mse", "verifier": probability}
     if task not in losses:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     return losses[task]
