@@ -453,7 +453,7 @@ def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarra
 def restart_table(
     runs: RestartRuns,
     labels: np.ndarray,
-    shown: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 1.0),
+    shown: tuple[float, ...] = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99, 0.995, 1.0),
 ) -> str:
     """The challenge score of `runs` against their labels (N, 5) for each `restart_below`
     in `shown` (0: never restart), with the share of images whose box is restarted and the
@@ -465,7 +465,7 @@ def restart_table(
         boxes, restarted = restarted_choice(runs, below)
         windows = runs.first_windows + restarts * runs.restart_windows * restarted.mean()
         score = ap_at_iou(gate_boxes(boxes, runs.presence, runs.threshold), labels)
-        rows.append((f"{below:.2f}", f"{restarted.mean():.3f}", f"{windows:.1f}", f"{score:.4f}"))
+        rows.append((f"{below:.3f}", f"{restarted.mean():.3f}", f"{windows:.1f}", f"{score:.4f}"))
     has_ship = has_box(labels)
     ious = np.zeros(runs.boxes.shape[:2])
     ious[:, has_ship] = [sample_ious(boxes[has_ship], labels[has_ship]) for boxes in runs.boxes]

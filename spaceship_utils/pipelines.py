@@ -24,6 +24,7 @@ from .refiner import (
     window_views,
 )
 from .validation import LABEL_SIZE, check_count, check_fraction, check_images
+from .verifier import verifier_windows
 
 PRESENCE_THRESHOLD = 0.5
 """The seed's rule: the classifier's probability must reach this for a box to be reported."""
@@ -121,10 +122,11 @@ RESTART_TURNS = (np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 """The axis turns (rad) from which the refined detector starts the refiner again on a box
 its verifier doubts: with the proposal as it is, four axes 45° apart. Only the axis turns:
 the window of a box depends on its larger side, not on which side is which."""
-RESTART_BELOW = 0.99
+RESTART_BELOW = 0.995
 """The verifier's score under which the refined detector restarts a box from
-`RESTART_TURNS`: on chapter 7's validation images, one image in eight, for most of what
-restarting every boxed image gains, within the 20 ms budget (chapter 7 shows the table)."""
+`RESTART_TURNS`: on chapter 7's validation images, about one image in nine, for nearly all
+that restarting every boxed image gains, within the 20 ms budget (chapter 7 shows the
+table)."""
 RESTART_VIEWS = False
 """Whether the restarts average the refiner's answers over the four window views, as the
 first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as
@@ -253,7 +255,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
         scores (IoU above 0.7 with a ship)."""
         if self.verifier is None:
             raise ValueError("this refined detector has no verifier to score its boxes")
-        windows = crop_windows(images, boxes)
+        windows = verifier_windows(images, boxes)
         return self.verifier.predict(windows, batch_size=batch_size, verbose=0)[:, 0]
 
     def restart_candidates(

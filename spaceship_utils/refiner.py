@@ -74,13 +74,18 @@ def window_sides(boxes: np.ndarray) -> np.ndarray:
     return CROP_MARGIN * np.maximum(boxes[:, 3], boxes[:, 4])
 
 
-def crop_windows(images: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
+def crop_windows(
+    images: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE, fit_box: bool = False
+) -> np.ndarray:
     """Turned, scaled windows around proposals: images (N, 200, 200), boxes (N, 5) ->
     (N, size, size, 2) float32, the raw image and its `THRESHOLD` copy, sampled bilinearly.
 
     Window column j and row i sit at (u, v) = ((j + 0.5) / size - 0.5, (i + 0.5) / size - 0.5)
     times the window's side, u across the box and v along it (the nose towards the last
-    rows when the yaw is the nose's). Outside the image counts as 0.
+    rows when the yaw is the nose's). Outside the image counts as 0. The side is
+    `window_sides` on both axes or, with `fit_box`, `CROP_MARGIN` times the box's own side
+    on each (width across, height along): every box then fills the same square of its
+    window, and the ship inside shows whether the box is too wide or too narrow.
     """
     images = check_images(images)
     boxes = check_boxes(boxes, "boxes")
@@ -88,8 +93,12 @@ def crop_windows(images: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE) -
     if not has_box(boxes).all():
         raise ValueError("every proposal needs a box: drop the NaN rows (no ship) first")
     steps = (np.arange(size) + 0.5) / size - 0.5
-    side = window_sides(boxes)[:, None, None]
-    u, v = steps[None, None, :] * side, steps[None, :, None] * side  # (N, 1, S), (N, S, 1)
+    if fit_box:
+        across, along = CROP_MARGIN * boxes[:, 3], CROP_MARGIN * boxes[:, 4]
+    else:
+        across = along = window_sides(boxes)
+    u = steps[None, None, :] * across[:, None, None]  # (N, 1, S)
+    v = steps[None, :, None] * along[:, None, None]  # (N, S, 1)
     cos = np.cos(boxes[:, 2])[:, None, None]
     sin = np.sin(boxes[:, 2])[:, None, None]
     # Local (u, v) to image (x, y): the rotation `geometry.box_corners` uses.

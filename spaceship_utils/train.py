@@ -62,7 +62,12 @@ from .runs import (
 )
 from .runtime import describe_machine, describe_runtime, import_keras
 from .validation import check_count, has_box
-from .verifier import copy_refiner_trunk, verification_targets, verifier_proposals
+from .verifier import (
+    copy_refiner_trunk,
+    verification_targets,
+    verifier_proposals,
+    verifier_windows,
+)
 
 keras = import_keras()
 ops = keras.ops
@@ -270,7 +275,7 @@ def task_inputs_and_targets(
         if rng is None:
             raise ValueError("the verifier's boxes are random: pass rng")
         boxes = verifier_proposals(labels, rng)
-        return crop_windows(images, boxes), verification_targets(boxes, labels)
+        return verifier_windows(images, boxes), verification_targets(boxes, labels)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 

@@ -4,11 +4,12 @@ The refiner (`refiner`) corrects a box, but it cannot say when its answer is wro
 about one ship in twenty it settles on an axis 20° or more from the true one, as calmly as
 it settles on the right one. Started again from turned axes, it finds a scoring box for
 many of those ships; what is missing is a way to tell which start to keep. The verifier
-reads the window the refiner reads (`refiner.crop_windows`), around a finished box, and
-answers the probability that the box's IoU with the true ship exceeds 0.7 (no ship in the
-image: 0). The window is scaled by the box's larger side, so the verifier sees the box's
-centre, axis and length but not its width: it judges two boxes that differ only in width
-alike (a known limit, and a place to improve it).
+reads a window around a finished box and answers the probability that the box's IoU with
+the true ship exceeds 0.7 (no ship in the image: 0). Its window is fitted to the box
+(`verifier_windows`): each axis is scaled by the box's own side, so every box fills the
+same square and a box too wide, too narrow, too long or too short for its ship looks it.
+(The refiner's window, scaled by the larger side, shows the box's centre, axis and length
+but not its width: a verifier on it learned less, chapter 7.)
 
 It trains like the refiner, on fresh generated images without running the detector:
 boxes to judge come from the true ones with errors, half of them as small as the refined
@@ -25,7 +26,7 @@ import numpy as np
 from .data import LENGTH_TO_WIDTH, SIZE_RANGE
 from .geometry import rotated_iou
 from .metrics import IOU_THRESHOLD
-from .refiner import CROP_SIZE, build_refiner, perturbed_proposals, window_features
+from .refiner import CROP_SIZE, build_refiner, crop_windows, perturbed_proposals, window_features
 from .runtime import import_keras
 from .validation import IMAGE_SIZE, check_boxes, check_same_length, has_box
 
@@ -96,6 +97,13 @@ def verification_targets(boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     ships = has_box(labels)
     scores[ships] = rotated_iou(boxes[ships], labels[ships]) > IOU_THRESHOLD
     return scores[:, None]
+
+
+def verifier_windows(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """The windows (N, CROP_SIZE, CROP_SIZE, 2) the verifier judges boxes (N, 5) on images
+    (N, 200, 200) by: fitted to each box (`refiner.crop_windows` with `fit_box`), so a box
+    too wide or too narrow for its ship looks it."""
+    return crop_windows(images, boxes, fit_box=True)
 
 
 def build_verifier(width: int = 32, size: int = CROP_SIZE) -> keras.Model:

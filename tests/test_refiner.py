@@ -51,6 +51,37 @@ def test_a_window_turns_with_the_box():
     assert (columns * window).sum() == pytest.approx(14.5)
 
 
+def test_a_fitted_window_scales_each_axis_by_the_boxs_own_side():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 1, (1, 200, 200)).astype(np.float32)
+    box = np.array([[100.5, 80.5, 0.0, 20.0, 40.0]])  # 30 px across, 60 px along
+    window = crop_windows(image, box, size=30, fit_box=True)[0, ..., 0]
+    # Across (columns), one pixel per image pixel; along (rows), every other image row,
+    # sampled halfway between two of them.
+    rows = 0.5 * (image[0, 51:111:2] + image[0, 52:112:2])
+    np.testing.assert_allclose(window, rows[:, 86:116], atol=1e-6)
+
+
+def test_a_fitted_window_shows_a_box_too_wide_for_its_ship(ships):
+    images, labels = ships
+    wide = labels.copy()
+    wide[:, 3] *= 1.6
+
+    # Thresholded ship pixels per window column: in a fitted window the true box's ship
+    # reaches the box's sides (a third of the way in), the too-wide box's stays in the middle.
+    def share_in_middle(boxes):
+        columns = crop_windows(images, boxes, fit_box=True)[..., 1].sum(axis=(0, 1))
+        return columns[24:40].sum() / columns.sum()
+
+    assert share_in_middle(wide) > share_in_middle(labels) + 0.1
+    # The plain window is scaled by the larger side: the same width change barely shows.
+    plain = crop_windows(images, labels)[..., 1].sum(axis=(0, 1))
+    plain_wide = crop_windows(images, wide)[..., 1].sum(axis=(0, 1))
+    assert abs(plain[24:40].sum() / plain.sum() - plain_wide[24:40].sum() / plain_wide.sum()) < (
+        share_in_middle(wide) - share_in_middle(labels)
+    )
+
+
 def test_targets_and_corrections_are_inverses(ships):
     _, labels = ships
     proposals = perturbed_proposals(labels, np.random.default_rng(1))

@@ -169,7 +169,7 @@ def restart_model(monkeypatch):
 
         def predict(self, windows, batch_size, verbose):
             Verifier.calls.append(len(windows))
-            boxes = windows[:, 0, 0, :]  # crop_windows is patched to pass the boxes on
+            boxes = windows[:, 0, 0, :]  # the window functions are patched to pass the boxes on
             return np.array([[score(x, yaw)] for x, yaw in boxes[:, [0, 2]]])
 
     monkeypatch.setattr(
@@ -177,7 +177,8 @@ def restart_model(monkeypatch):
         "raw_predictions",
         lambda self, batch, batch_size: (proposals.copy(), presence.copy()),
     )
-    monkeypatch.setattr(pipelines, "crop_windows", lambda images, boxes: boxes[:, None, None, :])
+    for windows in ("crop_windows", "verifier_windows"):
+        monkeypatch.setattr(pipelines, windows, lambda images, boxes: boxes[:, None, None, :])
     monkeypatch.setattr(
         pipelines, "apply_refinement", lambda boxes, corrections: boxes + [0, 1, 0, 0, 0]
     )
@@ -224,11 +225,23 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
     rows = restart_table(runs, labels, shown=(0.0, 0.5, 1.0)).splitlines()[2:]
     # restart below, images restarted, refiner windows per image, score
     assert [row.split() for row in rows[:3]] == [
-        ["0.00", "0.000", "1.0", "0.5000"],
-        ["0.50", "0.333", "2.0", "1.0000"],
-        ["1.00", "0.667", "3.0", "0.5000"],  # image 1's favourite turn misses
+        ["0.000", "0.000", "1.0", "0.5000"],
+        ["0.500", "0.333", "2.0", "1.0000"],
+        ["1.000", "0.667", "3.0", "0.5000"],  # image 1's favourite turn misses
     ]
     assert rows[3].split()[-3:] == ["0.667", "3.0", "1.0000"]  # the truth picks: both hit
     model.verifier = None
     with pytest.raises(ValueError, match="no verifier"):
         restart_runs(model, images)
+
+
+def test_the_shipped_verifier_sees_a_box_too_wide_or_too_narrow():
+    from spaceship_utils import load_pretrained
+
+    images, labels = generate_batch(64, np.random.default_rng(7), ship_probability=1.0)
+    model = load_pretrained("refined_detector")
+    true_scores = model.verifier_scores(images, labels)
+    for factor in (1.5, 1 / 1.5):  # IoU 0.67 with the true box: it does not score
+        resized = labels.astype(np.float64)
+        resized[:, 3] *= factor
+        assert np.median(model.verifier_scores(images, resized)) < 0.5 < np.median(true_scores)
