@@ -221,7 +221,7 @@ def generate_batch(
     has_ship = rng.random(batch_size) < ship_probability
     ship_images = np.flatnonzero(has_ship)
     if ship_images.size:
-        label_rows = _draw_ship_labels(ship_images.size, rng, image_size)
+        label_rows = draw_ship_labels(ship_images.size, rng, image_size)
         labels[ship_images] = label_rows[:, :5]
         outline = ship_outline_local(label_rows[:, 3], label_rows[:, 4], label_rows[:, 5])
         outline = outline @ rotation_matrices(label_rows[:, 2]) + label_rows[:, None, :2]
@@ -238,7 +238,9 @@ def generate_batch(
     return images, labels
 
 
-def _draw_ship_labels(count: int, rng: np.random.Generator, image_size: int) -> np.ndarray:
+def draw_ship_labels(
+    count: int, rng: np.random.Generator, image_size: int = IMAGE_SIZE
+) -> np.ndarray:
     """(count, 6) float64 rows: x, y, yaw, width, height and the tail-to-length ratio."""
     centre = rng.integers(EDGE_MARGIN, image_size - EDGE_MARGIN, size=(count, 2))
     yaw = rng.random(count) * 2 * np.pi

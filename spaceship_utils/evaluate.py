@@ -469,7 +469,7 @@ def restart_table(
     has_ship = has_box(labels)
     ious = np.zeros(runs.boxes.shape[:2])
     ious[:, has_ship] = [sample_ious(boxes[has_ship], labels[has_ship]) for boxes in runs.boxes]
-    best = runs.boxes[ious.argmax(axis=0), np.arange(runs.boxes.shape[1])]
+    best = best_scored_boxes(runs.boxes, ious)
     bound = ap_at_iou(gate_boxes(best, runs.presence, runs.threshold), labels)
     boxed = np.mean(runs.presence >= runs.threshold)
     every_start = f"{runs.first_windows + restarts * runs.restart_windows * boxed:.1f}"

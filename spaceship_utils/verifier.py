@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import LENGTH_TO_WIDTH, SIZE_RANGE
+from .data import draw_ship_labels
 from .geometry import rotated_iou
 from .metrics import IOU_THRESHOLD
 from .refiner import CROP_SIZE, build_refiner, crop_windows, perturbed_proposals, window_features
@@ -71,18 +71,11 @@ def verifier_proposals(labels: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
 
 def _made_up_boxes(count: int, rng: np.random.Generator) -> np.ndarray:
-    """Boxes (count, 5) of ship-like sizes (`data.SIZE_RANGE`, `data.LENGTH_TO_WIDTH`),
-    anywhere in the image, at any yaw."""
-    width = rng.integers(*SIZE_RANGE, size=count).astype(np.float64)
-    height = width * np.abs(rng.normal(*LENGTH_TO_WIDTH, size=count))
-    return np.column_stack(
-        [
-            rng.uniform(0, IMAGE_SIZE - 1, size=(count, 2)),
-            rng.uniform(-np.pi, np.pi, size=count),
-            width,
-            height,
-        ]
-    )
+    """Boxes (count, 5) of ships drawn as the generator draws them (`data.draw_ship_labels`),
+    their centres anywhere in the image."""
+    boxes = draw_ship_labels(count, rng)[:, :5]
+    boxes[:, :2] = rng.uniform(0, IMAGE_SIZE - 1, size=(count, 2))
+    return boxes
 
 
 def verification_targets(boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
