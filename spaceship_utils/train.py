@@ -82,7 +82,7 @@ RECIPES = {
     "classifier": {"epochs": SEED_EPOCHS["classifier"]},
     "regressor": {"epochs": SEED_EPOCHS["regressor"], "seed": 1},
     "detector": {
-        "epochs": 40,
+        "epochs": 60,
         "batch_size": 32,
         "schedule": "hold_cosine",
         "ema_momentum": 0.999,
@@ -98,7 +98,7 @@ RECIPES = {
     },
 }
 """What each task trains with unless told otherwise, on top of `TrainingConfig`'s defaults:
-the seed's recipe for its two networks, chapter 7's shipped runs for the detector (1,280,000
+the seed's recipe for its two networks, chapter 7's shipped runs for the detector (1,920,000
 images) and the refiner's first cycle (3,840,000 windows), both with a moving average of
 their weights. The shipped refiner then trained a second cycle from those weights
 (`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The verifier trains on

@@ -264,7 +264,7 @@ def test_seed_recipe_is_the_default():
     # The regressor's recipe draws other images than the classifier's (chapter 5's SEED).
     assert TrainingConfig.recipe("regressor").seed == 1 and classifier.seed == 0
     detector = TrainingConfig.recipe("detector", seed=3, batch_size=None)
-    assert detector.training_images == 1_280_000 and detector.schedule == "hold_cosine"
+    assert detector.training_images == 1_920_000 and detector.schedule == "hold_cosine"
     assert detector.detector_options == DESIGNS["fast"] and detector.seed == 3
     detector.detector_options["width"] = 8  # a copy: the named design stays as it was
     assert DESIGNS["fast"]["width"] == 64
