@@ -13,7 +13,7 @@ import argparse
 import copy
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.metrics import classification_report
@@ -409,7 +409,7 @@ def presence_vote_table(runs: RefinerRuns, labels: np.ndarray) -> str:
 class RestartRuns:
     """A refined detector's boxes on validation images from every start, computed once for
     `restart_table`: `boxes` (starts, N, 5) refined from the detector's proposal as it is
-    and then from it turned by each of `pipelines.RESTART_TURNS`; the verifier's `scores`
+    and then from each of its `pipelines.restart_starts`; the verifier's `scores`
     (starts, N) of them; the model's gated presence (N,) and threshold; and the refiner's
     windows per box for the first start and for each restart (passes times views)."""
 
@@ -421,22 +421,41 @@ class RestartRuns:
     restart_windows: int
 
 
-def restart_runs(model: RefinedDetectorPipeline, images: np.ndarray) -> RestartRuns:
+def restart_runs(
+    model: RefinedDetectorPipeline, images: np.ndarray, chunk_size: int = 512
+) -> RestartRuns:
     """Run a refined detector with a verifier on validation images (N, 200, 200) from
-    every start, whatever its verifier says."""
+    every start, whatever its verifier says, `chunk_size` images at a time (the restarts
+    hold a copy of each image per start)."""
     if model.verifier is None:
         raise ValueError("this refined detector has no verifier: nothing picks among restarts")
     images = check_images(images).astype(np.float32)
-    boxes_by_pass, detector_presence = model.boxes_by_pass(images, model.passes)
-    starts = [boxes_by_pass[-1], *model.restart_candidates(images, boxes_by_pass[0])]
+    chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    boxes, scores, presence = [], [], []
+    for first in range(0, len(images), chunk_size):
+        chunk = images[first : first + chunk_size]
+        boxes_by_pass, detector_presence = model.boxes_by_pass(chunk, model.passes)
+        starts = [boxes_by_pass[-1], *model.restart_candidates(chunk, boxes_by_pass[0])]
+        boxes.append(np.stack(starts))
+        scores.append(np.stack([model.verifier_scores(chunk, start) for start in starts]))
+        presence.append(model.presence(chunk, detector_presence))
     return RestartRuns(
-        boxes=np.stack(starts),
-        scores=np.stack([model.verifier_scores(images, boxes) for boxes in starts]),
-        presence=model.presence(images, detector_presence),
+        boxes=np.concatenate(boxes, axis=1),
+        scores=np.concatenate(scores, axis=1),
+        presence=np.concatenate(presence),
         threshold=model.presence_threshold,
         first_windows=model.network_passes[1],
         restart_windows=model.refiner_windows(model.restart_views),
     )
+
+
+def first_starts(runs: RestartRuns, count: int) -> RestartRuns:
+    """`runs` as if the pipeline had only its first `count` starts (the first start
+    included), e.g. `1 + len(pipelines.RESTART_TURNS)` for the turns without the moves."""
+    count = check_count(count, "count", minimum=1)
+    if count > len(runs.boxes):
+        raise ValueError(f"count must be at most the {len(runs.boxes)} starts of runs, got {count}")
+    return replace(runs, boxes=runs.boxes[:count], scores=runs.scores[:count])
 
 
 def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarray, np.ndarray]:

@@ -122,9 +122,15 @@ RESTART_TURNS = (np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 """The axis turns (rad) from which the refined detector starts the refiner again on a box
 its verifier doubts: with the proposal as it is, four axes 45° apart. Only the axis turns:
 the window of a box depends on its larger side, not on which side is which."""
+RESTART_SHIFTS = ((14.0, 0.0), (-14.0, 0.0), (0.0, 14.0), (0.0, -14.0))
+"""The moves (px along the proposal's length, px across it) from which the refined detector
+also starts the refiner again on a box its verifier doubts: the proposal 14 px forward,
+back and to either side, its axis kept. A refiner can be lost in place, not only turned:
+started elsewhere on the ship, it may find the outline it missed. Chapter 7 chose the
+distance on validation images (6 to 22 px measured)."""
 RESTART_BELOW = 0.995
-"""The verifier's score under which the refined detector restarts a box from
-`RESTART_TURNS`: on chapter 7's validation images, about one image in nine, for nearly all
+"""The verifier's score under which the refined detector restarts a box from its
+`restart_starts`: on chapter 7's validation images, about one image in ten, for nearly all
 that restarting every boxed image gains, within the 20 ms budget (chapter 7 shows the
 table)."""
 RESTART_VIEWS = False
@@ -138,6 +144,25 @@ def turned_boxes(boxes: np.ndarray, turn: float) -> np.ndarray:
     turned = np.array(boxes, dtype=np.float64)
     turned[:, 2] = wrap_angle(turned[:, 2] + turn)
     return turned
+
+
+def shifted_boxes(boxes: np.ndarray, along: float, across: float) -> np.ndarray:
+    """Boxes (N, 5) moved `along` px in the direction of their height side (the ship's
+    length) and `across` px in that of their width side; yaw and sides unchanged."""
+    shifted = np.array(boxes, dtype=np.float64)
+    cos, sin = np.cos(shifted[:, 2]), np.sin(shifted[:, 2])
+    # The directions `geometry.box_corners` gives the height and the width sides.
+    shifted[:, 0] += along * sin + across * cos
+    shifted[:, 1] += along * cos - across * sin
+    return shifted
+
+
+def restart_starts(proposals: np.ndarray) -> list[np.ndarray]:
+    """The boxes (N, 5) from which the refined detector starts the refiner again on the
+    proposals (N, 5): one array per turn of `RESTART_TURNS`, then per move of
+    `RESTART_SHIFTS`."""
+    turned = [turned_boxes(proposals, turn) for turn in RESTART_TURNS]
+    return turned + [shifted_boxes(proposals, *move) for move in RESTART_SHIFTS]
 
 
 def nose_towards(boxes: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -165,8 +190,8 @@ class RefinedDetectorPipeline(DetectorPipeline):
     on thresholded images), the mean of the two probabilities: a second opinion on whether
     there is a ship at all. Given a `verifier`, each refined box it scores below
     `restart_below` is refined again from the proposal turned by each of `RESTART_TURNS`
-    (the same passes, with `restart_views`), and the box the verifier scores highest is
-    kept.
+    and moved by each of `RESTART_SHIFTS` (the same passes, with `restart_views`), and the
+    box the verifier scores highest is kept.
     """
 
     def __init__(
@@ -261,16 +286,18 @@ class RefinedDetectorPipeline(DetectorPipeline):
     def restart_candidates(
         self, images: np.ndarray, proposals: np.ndarray, batch_size: int = 128
     ) -> list[np.ndarray]:
-        """The refined boxes (N, 5) of images (N, 200, 200) started from the proposals
-        (N, 5) turned by each of `RESTART_TURNS` (`passes` passes with `restart_views`):
-        one array per turn, each box with the proposal's nose (the refiner turns an axis, so a
-        start turned by 90° or more would bring the nose back at random). All turns go
-        through the refiner together, one call per pass."""
-        starts = np.concatenate([turned_boxes(proposals, turn) for turn in RESTART_TURNS])
-        repeated = np.concatenate([images] * len(RESTART_TURNS))
-        refined = self.refine(repeated, starts, self.passes, batch_size, self.restart_views)
-        per_turn = np.split(refined[-1], len(RESTART_TURNS))
-        return [nose_towards(boxes, proposals) for boxes in per_turn]
+        """The refined boxes (N, 5) of images (N, 200, 200) started from each of the
+        `restart_starts` of the proposals (N, 5) (`passes` passes with `restart_views`):
+        one array per start, each box with the proposal's nose (the refiner turns an axis,
+        so a start turned by 90° or more would bring the nose back at random). All starts
+        go through the refiner together, one call per pass."""
+        starts = restart_starts(proposals)
+        repeated = np.concatenate([images] * len(starts))
+        refined = self.refine(
+            repeated, np.concatenate(starts), self.passes, batch_size, self.restart_views
+        )
+        per_start = np.split(refined[-1], len(starts))
+        return [nose_towards(boxes, proposals) for boxes in per_start]
 
     def restarted_boxes(
         self,

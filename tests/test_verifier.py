@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from spaceship_utils.data import generate_batch
-from spaceship_utils.geometry import rotated_iou, wrap_angle
+from spaceship_utils.geometry import box_corners, rotated_iou, wrap_angle
 from spaceship_utils.refiner import build_refiner
 from spaceship_utils.verifier import (
     TRUNK_LAYERS,
@@ -134,12 +134,30 @@ def test_a_restart_turns_the_axis_and_keeps_the_proposals_nose():
         np.testing.assert_allclose(nose_towards(near, box), near)
 
 
+def test_a_shifted_start_moves_along_the_boxs_own_sides():
+    from spaceship_utils.pipelines import RESTART_SHIFTS, restart_starts, shifted_boxes
+
+    box = np.array([[100.0, 80.0, 0.7, 20.0, 30.0]])
+    corners = box_corners(box)[0]  # local (-w, -h), (-w, h), (w, h), (w, -h) halves
+    forward = shifted_boxes(box, 15.0, 0.0)  # half the height: the middle of one end
+    np.testing.assert_allclose(forward[0, :2], corners[1:3].mean(axis=0))
+    aside = shifted_boxes(box, 0.0, 10.0)  # half the width: the middle of one side
+    np.testing.assert_allclose(aside[0, :2], corners[2:4].mean(axis=0))
+    np.testing.assert_allclose(aside[0, 2:], box[0, 2:])
+    starts = restart_starts(box)
+    assert len(starts) == 3 + len(RESTART_SHIFTS)
+    moves = [np.hypot(*(start[0, :2] - box[0, :2])) for start in starts]
+    assert moves[:3] == [0.0, 0.0, 0.0]  # the turns keep the centre
+    np.testing.assert_allclose(moves[3:], [np.hypot(*move) for move in RESTART_SHIFTS])
+
+
 @pytest.fixture
-def restart_model(monkeypatch):
+def restart_model(monkeypatch, batch):
     """A refined detector whose refiner moves every box 1 px down per pass and whose
     verifier likes one axis per image: image 0 (x = 50) the proposal turned by 45°, image 1
     (x = 150) the proposal as it is, though it likes a 135° turn even more, image 2
-    (x = 100) a 45° turn, but the presence gate drops it."""
+    (x = 100) a 45° turn, but the presence gate drops it. A start moved off the proposal
+    scores as the proposal's axis does (the verifier reads the nearest image's likes)."""
     from spaceship_utils import pipelines
 
     proposals = np.array(
@@ -157,7 +175,8 @@ def restart_model(monkeypatch):
     }
 
     def score(x, yaw):  # by axis: the nose does not matter
-        same_axis = [s for axis, s in liked[x].items() if np.isclose(np.cos(2 * (yaw - axis)), 1)]
+        likes = liked[min(liked, key=lambda centre: abs(centre - x))]
+        same_axis = [s for axis, s in likes.items() if np.isclose(np.cos(2 * (yaw - axis)), 1)]
         return max(same_axis, default=0.1)
 
     class Refiner:
@@ -172,11 +191,13 @@ def restart_model(monkeypatch):
             boxes = windows[:, 0, 0, :]  # the window functions are patched to pass the boxes on
             return np.array([[score(x, yaw)] for x, yaw in boxes[:, [0, 2]]])
 
-    monkeypatch.setattr(
-        pipelines.DetectorPipeline,
-        "raw_predictions",
-        lambda self, batch, batch_size: (proposals.copy(), presence.copy()),
-    )
+    images = batch[0][:3]
+
+    def raw_predictions(self, chunk, batch_size):  # the detector's answers for these images
+        rows = [np.flatnonzero((images == image).all(axis=(1, 2)))[0] for image in chunk]
+        return proposals[rows], presence[rows]
+
+    monkeypatch.setattr(pipelines.DetectorPipeline, "raw_predictions", raw_predictions)
     for windows in ("crop_windows", "verifier_windows"):
         monkeypatch.setattr(pipelines, windows, lambda images, boxes: boxes[:, None, None, :])
     monkeypatch.setattr(
@@ -196,19 +217,28 @@ def test_a_doubted_box_is_restarted_and_the_best_scored_start_kept(restart_model
     np.testing.assert_allclose(boxes[0], [50.0, 101.0, np.pi / 4, 20.0, 30.0])
     np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])  # trusted
     assert np.isnan(boxes[2]).all()  # no box drawn: not restarted either
-    assert verifier.calls == [3, 3]  # the refined boxes, then image 0's three restarts
+    assert verifier.calls == [3, 7]  # the refined boxes, then image 0's seven restarts
     model.restart_below = 1.0
     # Image 1's favourite axis, 135°, with the proposal's nose: yaw -45°.
     assert model.predict(images)[1, 2] == pytest.approx(wrap_angle(np.array(-np.pi / 4)))
 
 
 def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch):
-    from spaceship_utils.evaluate import restart_runs, restart_table, restarted_choice
+    from spaceship_utils.evaluate import (
+        first_starts,
+        restart_runs,
+        restart_table,
+        restarted_choice,
+    )
 
     model, proposals, _ = restart_model
     images = batch[0][:3]
     runs = restart_runs(model, images)
-    assert runs.boxes.shape == (4, 3, 5) and runs.scores.shape == (4, 3)
+    assert runs.boxes.shape == (8, 3, 5) and runs.scores.shape == (8, 3)
+    in_chunks = restart_runs(model, images, chunk_size=2)
+    np.testing.assert_array_equal(in_chunks.boxes, runs.boxes)
+    np.testing.assert_array_equal(in_chunks.scores, runs.scores)
+    np.testing.assert_array_equal(in_chunks.presence, runs.presence)
     for below in (0.0, 0.5, 1.0):
         model.restart_below = below
         chosen, restarted = restarted_choice(runs, below)
@@ -226,10 +256,17 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
     # restart below, images restarted, refiner windows per image, score
     assert [row.split() for row in rows[:3]] == [
         ["0.000", "0.000", "1.0", "0.5000"],
-        ["0.500", "0.333", "2.0", "1.0000"],
-        ["1.000", "0.667", "3.0", "0.5000"],  # image 1's favourite turn misses
+        ["0.500", "0.333", "3.3", "1.0000"],  # seven more windows on one image in three
+        ["1.000", "0.667", "5.7", "0.5000"],  # image 1's favourite turn misses
     ]
-    assert rows[3].split()[-3:] == ["0.667", "3.0", "1.0000"]  # the truth picks: both hit
+    assert rows[3].split()[-3:] == ["0.667", "5.7", "1.0000"]  # the truth picks: both hit
+    turns_only = first_starts(runs, 4)  # the first start and its three turns
+    np.testing.assert_array_equal(turns_only.boxes, runs.boxes[:4])
+    assert turns_only.scores.shape == (4, 3) and turns_only.first_windows == runs.first_windows
+    rows = restart_table(turns_only, labels, shown=(1.0,)).splitlines()[2:]
+    assert rows[0].split() == ["1.000", "0.667", "3.0", "0.5000"]
+    with pytest.raises(ValueError, match="at most the 8 starts"):
+        first_starts(runs, 9)
     model.verifier = None
     with pytest.raises(ValueError, match="no verifier"):
         restart_runs(model, images)
