@@ -127,12 +127,12 @@ RESTART_SHIFTS = ((14.0, 0.0), (-14.0, 0.0), (0.0, 14.0), (0.0, -14.0))
 also starts the refiner again on a box its verifier doubts: the proposal 14 px forward,
 back and to either side, its axis kept. A refiner can be lost in place, not only turned:
 started elsewhere on the ship, it may find the outline it missed. Chapter 7 chose the
-distance on validation images (6 to 22 px measured)."""
+distance (6 to 22 px measured) on its validation images and 4,096 fresh ones."""
 RESTART_BELOW = 0.995
 """The verifier's score under which the refined detector restarts a box from its
 `restart_starts`: on chapter 7's validation images, about one image in ten, for nearly all
-that restarting every boxed image gains, within the 20 ms budget (chapter 7 shows the
-table)."""
+that restarting every boxed image gains, just inside the 20 ms budget (chapter 7 shows
+the table)."""
 RESTART_VIEWS = False
 """Whether the restarts average the refiner's answers over the four window views, as the
 first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as
