@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .detector import decode_predictions
-from .geometry import wrap_angle
+from .geometry import rotation_matrices, wrap_angle
 from .metrics import best_presence_threshold
 from .preprocessing import denormalise_labels, threshold_images
 from .refiner import (
@@ -150,10 +150,8 @@ def shifted_boxes(boxes: np.ndarray, along: float, across: float) -> np.ndarray:
     """Boxes (N, 5) moved `along` px in the direction of their height side (the ship's
     length) and `across` px in that of their width side; yaw and sides unchanged."""
     shifted = np.array(boxes, dtype=np.float64)
-    cos, sin = np.cos(shifted[:, 2]), np.sin(shifted[:, 2])
-    # The directions `geometry.box_corners` gives the height and the width sides.
-    shifted[:, 0] += along * sin + across * cos
-    shifted[:, 1] += along * cos - across * sin
+    # The move in the box's own frame (width first, as `geometry.box_corners` lays it out).
+    shifted[:, :2] += np.array([across, along]) @ rotation_matrices(shifted[:, 2])
     return shifted
 
 
