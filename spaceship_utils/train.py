@@ -37,6 +37,12 @@ from .data import SHIP_PROBABILITY, generate_batch
 from .detector import DESIGNS, decode_predictions, design_loss, encode_targets, split_design
 from .metrics import IOU_THRESHOLD, ap_at_iou
 from .models import TASKS, build_network
+from .own_answers import (
+    OWN_ANSWER_SHARE,
+    describe_own_answers,
+    own_answer_batch,
+    read_own_answers,
+)
 from .pipelines import gate_boxes
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
 from .refiner import (
@@ -63,7 +69,7 @@ from .runs import (
 from .runtime import describe_machine, describe_runtime, import_keras
 from .validation import check_count, has_box
 from .verifier import (
-    copy_refiner_trunk,
+    start_verifier_from,
     verification_targets,
     verifier_proposals,
     verifier_windows,
@@ -102,7 +108,9 @@ the seed's recipe for its two networks, chapter 7's shipped runs for the detecto
 images) and the refiner's first cycle (3,840,000 windows), both with a moving average of
 their weights. The shipped refiner then trained a second cycle from those weights
 (`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The verifier trains on
-seed 2 from the shipped refiner's trunk (pass the refiner's file as `initial_weights`).
+seed 2 from the shipped refiner's trunk (pass the refiner's file as `initial_weights`);
+the shipped verifier then trained a second cycle from those weights with half of every
+batch the refined detector's own answers (`own_answers`, chapter 7).
 The regressor draws its images from seed 1, so the two networks of the seed never train on
 the same images (chapters 4 and 5)."""
 
@@ -184,8 +192,13 @@ class TrainingConfig:
     `final.weights.h5`; stored as an absolute path) starts the run from those weights
     instead of random ones: a second training cycle on fresh data (another `seed`), with a
     new optimizer and schedule; a verifier takes a refiner's file and copies its trunk
-    (`verifier.copy_refiner_trunk`). Only a fresh start reads the file; a resume reads its
-    checkpoint.
+    (`verifier.copy_refiner_trunk`), or a verifier's file whole. Only a fresh start reads
+    the file; a resume reads its checkpoint.
+
+    `own_answers` (verifier only: a folder written by `own_answers.write_own_answers`, stored
+    as an absolute path) makes `OWN_ANSWER_SHARE` of every batch the refined detector's own
+    answers instead of made-up boxes, and the run validates on `validation_samples` own
+    answers of the folder's first chunks, kept out of training (`own_answers.read_own_answers`).
     """
 
     task: str = "classifier"
@@ -201,6 +214,7 @@ class TrainingConfig:
     detector_options: dict = field(default_factory=dict)
     ema_momentum: float | None = None
     initial_weights: str | Path | None = None
+    own_answers: str | Path | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -222,6 +236,10 @@ class TrainingConfig:
         design_loss(self.detector_options)
         if self.initial_weights is not None:
             self.initial_weights = str(Path(self.initial_weights).expanduser().resolve())
+        if self.own_answers is not None:
+            if self.task != "verifier":
+                raise ValueError(f"own_answers train the verifier only, not the {self.task}")
+            self.own_answers = str(Path(self.own_answers).expanduser().resolve())
 
     @classmethod
     def recipe(cls, task: str, **changes) -> TrainingConfig:
@@ -287,7 +305,9 @@ class GeneratedBatches(keras.utils.PyDataset):
     `model.fit(batches, epochs=E)` trains on the images `train_model` trains on, in the
     same epochs, none twice. The refiner's first `clean_windows` windows come from images
     without noise or lines (its curriculum; 0 for a run that starts from trained weights);
-    the other tasks have no curriculum and ignore it.
+    the other tasks have no curriculum and ignore it. Given `own_answers` (windows, targets
+    from `own_answers.read_own_answers`), a verifier's batches take `OWN_ANSWER_SHARE` of
+    their windows from them, drawn with the same step's generator.
     """
 
     def __init__(
@@ -298,6 +318,7 @@ class GeneratedBatches(keras.utils.PyDataset):
         seed: int,
         design: dict | None = None,
         clean_windows: int = CLEAN_WINDOWS,
+        own_answers: tuple[np.ndarray, np.ndarray] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -310,6 +331,10 @@ class GeneratedBatches(keras.utils.PyDataset):
         self.design = design
         check_count(clean_windows, "clean_windows", minimum=0)
         self.clean_windows = clean_windows if task == "refiner" else 0
+        if own_answers is not None and task != "verifier":
+            raise ValueError(f"own_answers train the verifier only, not the {task}")
+        self.own_answers = own_answers
+        self.own_count = 0 if own_answers is None else round(OWN_ANSWER_SHARE * batch_size)
         self.epoch = 0
         self._begun = False
 
@@ -333,12 +358,16 @@ class GeneratedBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, epoch, index])
         clean = step * self.batch_size < self.clean_windows
         images, labels = generate_batch(
-            self.batch_size,
+            self.batch_size - self.own_count,
             rng,
             ship_probability=TRAIN_SHIP_SHARE[self.task],
             **({"noise_level": 0.0, "no_lines": 0} if clean else {}),
         )
-        return task_inputs_and_targets(self.task, images, labels, self.design, rng)
+        inputs, targets = task_inputs_and_targets(self.task, images, labels, self.design, rng)
+        if not self.own_count:
+            return inputs, targets
+        own_inputs, own_targets = own_answer_batch(*self.own_answers, self.own_count, rng)
+        return np.concatenate([own_inputs, inputs]), np.concatenate([own_targets, targets])
 
 
 def first_step_with_empty_images(
@@ -438,10 +467,11 @@ def validation_metrics(
     task: str,
     inputs: np.ndarray,
     targets: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     design: dict | None = None,
 ) -> dict[str, float]:
-    """val_loss (the training loss on the validation set), val_accuracy or val_ap07."""
+    """val_loss (the training loss on the validation set), val_accuracy or val_ap07 (the
+    classifier and the verifier need no raw `labels`)."""
     outputs = np.asarray(model.predict(inputs, batch_size=128, verbose=0))
     loss_fn = keras.losses.get(task_loss(task, design))
     loss = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(targets, outputs))))
@@ -506,7 +536,7 @@ def save_weights_only(model: keras.Model, path: str | Path, config: TrainingConf
 def start_from_weights(model: keras.Model, path: str | Path) -> dict:
     """Load a `.weights.h5` file of the same network into `model` (weights only: the
     optimizer starts afresh), or raise RunDirectoryError naming the file; a verifier
-    starts from a refiner's file instead, its trunk only (`verifier.copy_refiner_trunk`).
+    also starts from a refiner's file, its trunk only (`verifier.start_verifier_from`).
     Returns the record of what was loaded: {"file": name, "sha256": digest}."""
     path = Path(path)
     if not path.is_file():
@@ -514,11 +544,15 @@ def start_from_weights(model: keras.Model, path: str | Path) -> dict:
     digest = file_sha256(path)  # before loading: the record names exactly these bytes
     try:
         if model.name == "verifier":
-            copy_refiner_trunk(model, path)
+            start_verifier_from(model, path)
         else:
             model.load_weights(path)
     except Exception as error:  # h5py / Keras errors vary by version
-        wanted = "refiner run" if model.name == "verifier" else "run of the same task and design"
+        wanted = (
+            "verifier or refiner run"
+            if model.name == "verifier"
+            else "run of the same task and design"
+        )
         raise RunDirectoryError(
             f"initial weights {path} could not be loaded into the {model.name} network "
             f"({error}); pass the weights file of a finished {wanted}"
@@ -629,6 +663,9 @@ def train_model(
         config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
 
     design = config.detector_options
+    own = None
+    if config.own_answers is not None:
+        own = read_own_answers(config.own_answers, config.validation_samples)
     batches = GeneratedBatches(
         config.task,
         config.batch_size,
@@ -636,8 +673,12 @@ def train_model(
         config.seed,
         design,
         clean_windows=0 if config.initial_weights else CLEAN_WINDOWS,
+        own_answers=None if own is None else own[0],
     )
-    validation = validation_data(config.task, config.validation_samples, config.seed, design)
+    if own is None:
+        validation = validation_data(config.task, config.validation_samples, config.seed, design)
+    else:  # the verifier's labels are its targets: no raw labels needed
+        validation = (*own[1], None)
     monitor, better = MONITOR[config.task]
     last_stop = (
         config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
@@ -814,6 +855,11 @@ def run_provenance(config: TrainingConfig, run_dir: str | Path) -> dict:
         "validation_samples": config.validation_samples,
         "ema_momentum": config.ema_momentum,
         **_initial_weights_record(run_dir),
+        **(
+            {}
+            if config.own_answers is None
+            else {"own_answers": describe_own_answers(config.own_answers)}
+        ),
         "training_seconds": round(timing["seconds"], 1),
         "wall_hours": round(timing["seconds"] / 3600, 2),
         "images_per_second": round(timing["images_per_second"], 1),
@@ -859,7 +905,14 @@ def main(argv: list[str] | None = None) -> None:
         type=Path,
         metavar="FILE",
         help="start from this .weights.h5 file of the same network (a second training "
-        "cycle); a verifier starts from a refiner's file (its trunk)",
+        "cycle); a verifier also starts from a refiner's file (its trunk)",
+    )
+    parser.add_argument(
+        "--own-answers",
+        type=Path,
+        metavar="DIR",
+        help="verifier only: a folder of the refined detector's own answers "
+        "(python -m spaceship_utils.own_answers DIR) for half of every batch",
     )
     parser.add_argument(
         "--processes", action="store_true", help="make data in worker processes, not threads"
@@ -906,6 +959,7 @@ def main(argv: list[str] | None = None) -> None:
             detector_options=design,
             ema_momentum=args.ema_momentum or None,  # 0 is handled below
             initial_weights=args.initial_weights,
+            own_answers=args.own_answers,
         )
         if args.ema_momentum == 0:  # a recipe's averaging switched off
             config = replace(config, ema_momentum=None)
@@ -915,6 +969,8 @@ def main(argv: list[str] | None = None) -> None:
     starting = not (run_dir.expanduser() / CHECKPOINT).is_file()
     if starting and config.initial_weights and not Path(config.initial_weights).is_file():
         parser.error(f"--initial-weights: no file {config.initial_weights}")
+    if starting and config.own_answers and not Path(config.own_answers).is_dir():
+        parser.error(f"--own-answers: no folder {config.own_answers}")
     print(f"{args.task}: {config.training_images:,} images into {run_dir}", flush=True)
     try:
         train_model(config, run_dir, hours=args.hours, log=lambda line: print(line, flush=True))

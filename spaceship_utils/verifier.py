@@ -21,6 +21,8 @@ verifier run starts from a trained refiner's trunk (`copy_refiner_trunk`).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .data import draw_ship_labels
@@ -110,6 +112,20 @@ def build_verifier(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
 
 TRUNK_LAYERS = ("conv1", "norm1", "conv2", "norm2", "conv3", "norm3", "conv4", "norm4", "dense")
 """The layers a verifier shares with the refiner (`refiner.window_features`)."""
+
+
+def start_verifier_from(verifier: keras.Model, weights: str) -> None:
+    """Load a `.weights.h5` file into `verifier`: a verifier's file whole (a second training
+    cycle), or a refiner's file, its trunk only (`copy_refiner_trunk`)."""
+    candidate = build_verifier()
+    with warnings.catch_warnings():  # Keras warns about a refiner's file before it fails
+        warnings.simplefilter("ignore")
+        try:
+            candidate.load_weights(weights)
+        except ValueError:
+            copy_refiner_trunk(verifier, weights)
+            return
+    verifier.set_weights(candidate.get_weights())
 
 
 def copy_refiner_trunk(verifier: keras.Model, refiner_weights: str) -> None:

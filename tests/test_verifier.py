@@ -110,7 +110,7 @@ def test_a_verifier_run_starts_from_a_refiner_run_and_joins_the_pipeline(tmp_pat
     wrong_start = TrainingConfig.recipe(
         "verifier", initial_weights=str(tmp_path / "detector" / "final.weights.h5"), **small
     )
-    with pytest.raises(RunDirectoryError, match="finished refiner run"):
+    with pytest.raises(RunDirectoryError, match="finished verifier or refiner run"):
         train_model(wrong_start, tmp_path / "wrong", verbose=False)
 
 
