@@ -24,6 +24,7 @@ Modules, from the data up:
 - `verifier`: a judge of refined boxes, so the refined detector can restart the doubtful ones.
 - `models`: the seed's classifier and regressor, and `build_network` for every task.
 - `pipelines`: networks turned into boxes, and the presence gate they share.
+- `own_answers`: the boxes the refined detector asks its verifier about, to train it on.
 - `symmetry`: the generator's eight exact symmetries and test-time averaging.
 - `runs`: what a training run writes to its run directory, and reading it back.
 - `pretrained`: the shipped, verified weights and `load_pretrained`.
