@@ -44,7 +44,9 @@ CHUNK_IMAGES = 512
 """Fresh images per stored chunk: one chunk takes about 8 s on two CPU cores."""
 OWN_ANSWERS_SEED = 2718
 """Chunk k's images come from `default_rng([OWN_ANSWERS_SEED, k])`: no other run of the
-book draws from this seed, so the answers are of images no network trained or chose on."""
+book draws from this seed, so the answers are of images no network trained or chose on.
+The shipped verifier's second cycle learnt from these images; collect a later cycle's
+answers from another seed (`--seed`), so that it learns from images it has not seen."""
 OWN_ANSWER_SHARE = 0.5
 """Share of each verifier training batch drawn from the own answers (the rest is the
 verifier's usual made-up boxes, which keep it calibrated on boxes the pipeline rarely
