@@ -63,8 +63,8 @@ def own_answer_windows(
     """The verifier windows (M, 64, 64, 2) float32 of the boxes the pipeline asks its
     verifier about on images (N, 200, 200) with labels (N, 5), and whether each box
     scores (M, 1) float32: first the refined box of every image the presence gate boxes,
-    then, for the images whose box the verifier scores below `model.restart_below`, the
-    box from each restart start (`RefinedDetectorPipeline.restart_candidates`)."""
+    then, for the images whose box the verifier doubts (`RefinedDetectorPipeline.doubted_boxes`),
+    the box from each restart start (`RefinedDetectorPipeline.restart_candidates`)."""
     if model.verifier is None:
         raise ValueError("this refined detector has no verifier: it asks nothing to judge")
     images = check_images(images).astype(np.float32)
@@ -73,8 +73,7 @@ def own_answer_windows(
     boxes_by_pass, detector_presence = model.boxes_by_pass(images, model.passes)
     boxed = np.flatnonzero(model.presence(images, detector_presence) >= model.presence_threshold)
     refined = boxes_by_pass[-1][boxed]
-    scores = model.verifier_scores(images[boxed], refined)
-    doubted = boxed[scores < model.restart_below]
+    doubted = boxed[model.doubted_boxes(images[boxed], refined)[1]]
     answers = [(boxed, refined)]
     if doubted.size:
         starts = model.restart_candidates(images[doubted], boxes_by_pass[0][doubted])

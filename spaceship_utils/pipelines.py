@@ -298,6 +298,20 @@ class RefinedDetectorPipeline(DetectorPipeline):
         per_start = np.split(refined[-1], len(starts))
         return [nose_towards(boxes, proposals) for boxes in per_start]
 
+    def doubted_boxes(
+        self,
+        images: np.ndarray,
+        boxes: np.ndarray,
+        batch_size: int = 128,
+        eligible: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The verifier's scores (N,) of boxes (N, 5) on images (N, 200, 200), and the
+        indices of the boxes it doubts, the ones the pipeline restarts: scored below
+        `restart_below` (and, given, where `eligible` (N,) is True)."""
+        scores = self.verifier_scores(images, boxes, batch_size)
+        doubted = scores < self.restart_below
+        return scores, np.flatnonzero(doubted if eligible is None else doubted & eligible)
+
     def restarted_boxes(
         self,
         images: np.ndarray,
@@ -309,9 +323,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
         """Refined boxes (N, 5), where the verifier scores them below `restart_below` (and,
         given, where `eligible` (N,) is True) replaced by the best-scored of them and their
         `restart_candidates` (the first on a tie)."""
-        scores = self.verifier_scores(images, boxes, batch_size)
-        doubted = scores < self.restart_below
-        doubted = np.flatnonzero(doubted if eligible is None else doubted & eligible)
+        scores, doubted = self.doubted_boxes(images, boxes, batch_size, eligible)
         best = np.array(boxes, dtype=np.float64)
         if doubted.size == 0:
             return best

@@ -663,9 +663,11 @@ def train_model(
         config_path.write_text(json.dumps(asdict(config), indent=1) + "\n")
 
     design = config.detector_options
-    own = None
+    own_training = own_validation = None
     if config.own_answers is not None:
-        own = read_own_answers(config.own_answers, config.validation_samples)
+        own_training, own_validation = read_own_answers(
+            config.own_answers, config.validation_samples
+        )
     batches = GeneratedBatches(
         config.task,
         config.batch_size,
@@ -673,12 +675,12 @@ def train_model(
         config.seed,
         design,
         clean_windows=0 if config.initial_weights else CLEAN_WINDOWS,
-        own_answers=None if own is None else own[0],
+        own_answers=own_training,
     )
-    if own is None:
+    if own_validation is None:
         validation = validation_data(config.task, config.validation_samples, config.seed, design)
     else:  # the verifier's labels are its targets: no raw labels needed
-        validation = (*own[1], None)
+        validation = (*own_validation, None)
     monitor, better = MONITOR[config.task]
     last_stop = (
         config.total_steps if max_steps is None else min(config.total_steps, state.step + max_steps)
