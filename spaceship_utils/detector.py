@@ -362,6 +362,30 @@ def decode_predictions(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return boxes, presence
 
 
+def second_peak_predictions(outputs: np.ndarray, clearance: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, G, G, 8) network outputs -> the boxes (N, 5) and presence probabilities (N,)
+    that `decode_predictions` reads at the best heatmap cell more than `clearance` cells
+    from the peak along x or y: the detector's second guess, somewhere else in the image."""
+    outputs = np.array(outputs, dtype=np.float64)  # a copy: the peak's square is masked
+    _check_grid_tensor(outputs, "outputs", OUTPUT_CHANNELS)
+    clearance = check_count(clearance, "clearance", minimum=0)
+    grid = outputs.shape[1]
+    if 2 * clearance + 1 >= grid:
+        raise ValueError(
+            f"clearance must leave cells outside the peak's square on a {grid}x{grid} grid, "
+            f"got {clearance}"
+        )
+    if len(outputs) == 0:
+        return decode_predictions(outputs)
+    gy, gx = np.divmod(outputs[..., 0].reshape(len(outputs), -1).argmax(axis=1), grid)
+    cells = np.arange(grid)
+    near_y = np.abs(cells[None, :] - gy[:, None]) <= clearance  # (N, G)
+    near_x = np.abs(cells[None, :] - gx[:, None]) <= clearance
+    heatmap = outputs[..., 0]  # a view: masking it masks the outputs
+    heatmap[near_y[:, :, None] & near_x[:, None, :]] = -np.inf
+    return decode_predictions(outputs)
+
+
 def detector_loss(y_true, y_pred):
     """Penalty-reduced focal loss on the heatmap plus L1 / BCE at the cells that learn the box.
 

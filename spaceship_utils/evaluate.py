@@ -409,9 +409,10 @@ def presence_vote_table(runs: RefinerRuns, labels: np.ndarray) -> str:
 class RestartRuns:
     """A refined detector's boxes on validation images from every start, computed once for
     `restart_table`: `boxes` (starts, N, 5) refined from the detector's proposal as it is
-    and then from each of its `pipelines.restart_starts`; the verifier's `scores`
-    (starts, N) of them; the model's gated presence (N,) and threshold; and the refiner's
-    windows per box for the first start and for each restart (passes times views)."""
+    and then from each restart start (`RefinedDetectorPipeline.restart_candidates`); the
+    verifier's `scores` (starts, N) of them; the model's gated presence (N,) and threshold;
+    and the refiner's windows per box for the first start and for each restart (passes
+    times views)."""
 
     boxes: np.ndarray
     scores: np.ndarray

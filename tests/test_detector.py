@@ -14,6 +14,7 @@ from spaceship_utils.detector import (
     encode_targets,
     memorise_batch,
     outputs_from_targets,
+    second_peak_predictions,
     split_design,
 )
 from spaceship_utils.geometry import rotated_iou
@@ -138,6 +139,23 @@ def test_decode_rejects_wrong_shapes():
         decode_predictions(np.zeros((1, 10, 10, 8)))
     with pytest.raises(ValueError, match="targets must have 9 channels"):
         outputs_from_targets(np.zeros((1, GRID, GRID, 8)))
+
+
+def test_the_second_peak_is_read_outside_the_peaks_square():
+    outputs = np.zeros((1, GRID, GRID, OUTPUT_CHANNELS))
+    outputs[..., 0] = -10.0  # heatmap logits: nothing here...
+    outputs[0, 10, 10, 0] = 5.0  # ...but the peak (row 10, column 10),
+    outputs[0, 10, 12, 0] = 4.0  # a neighbour within 2 cells of it,
+    outputs[0, 18, 10, 0] = 3.0  # and a lower bump farther away,
+    outputs[0, 18, 10, 1:3] = 0.5  # half a cell into it
+    boxes, presence = second_peak_predictions(outputs, clearance=2)
+    np.testing.assert_allclose(boxes[0, :2], [10.5 * 8, 18.5 * 8])  # (x, y) px, 8 px cells
+    assert presence[0] == pytest.approx(1 / (1 + np.exp(-3.0)))
+    np.testing.assert_allclose(decode_predictions(outputs)[0][0, :2], [80.0, 80.0])  # untouched
+    boxes, _ = second_peak_predictions(outputs, clearance=1)
+    np.testing.assert_allclose(boxes[0, :2], [12 * 8, 10 * 8])  # the neighbour is outside now
+    with pytest.raises(ValueError, match="clearance must leave cells"):
+        second_peak_predictions(outputs, clearance=12)
 
 
 def test_memorising_a_fixed_batch_reduces_the_loss(batch):

@@ -37,7 +37,7 @@ def test_own_answers_are_the_boxes_the_verifier_is_asked_about(refined_detector)
     refined = boxes_by_pass[-1][boxed]
     doubted = model.verifier_scores(images[boxed], refined) < 0.9999
     assert doubted.any()
-    starts = len(RESTART_TURNS) + len(RESTART_SHIFTS)
+    starts = len(RESTART_TURNS) + len(RESTART_SHIFTS) + 1  # and the second guess
     assert windows.shape == (boxed.sum() + starts * doubted.sum(), 64, 64, 2)
     assert targets.shape == (len(windows), 1) and set(np.unique(targets)) <= {0.0, 1.0}
     # The first windows judge the refined boxes as the pipeline would, in image order.

@@ -294,6 +294,20 @@ def test_boxes_around_the_truth_show_each_box_in_the_true_boxs_window(ships):
     plt.close(fig)
 
 
+def test_network_outputs_are_predicts_numbers_batch_by_batch():
+    from spaceship_utils.pipelines import network_outputs
+
+    model = build_refiner(width=8)
+    windows = np.random.default_rng(0).random((5, 64, 64, 2)).astype(np.float32)
+    np.testing.assert_array_equal(
+        network_outputs(model, windows, batch_size=2),
+        model.predict(windows, batch_size=2, verbose=0),
+    )
+    assert network_outputs(model, windows[:0]).shape == (0, 6)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        network_outputs(model, windows, batch_size=0)
+
+
 def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
     from spaceship_utils import pipelines
 
@@ -302,7 +316,7 @@ def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
     step = np.array([[0.01, 0.0, np.log(20 / 45), np.log(30 / 45), 1.0, 0.0]])  # 1 % of the side
 
     class Refiner:
-        def predict(self, windows, batch_size, verbose):
+        def predict_on_batch(self, windows):
             return np.repeat(step, len(windows), axis=0)
 
     # The detector proposes `box` for every image.
@@ -327,7 +341,7 @@ def test_a_classifier_votes_on_presence_with_the_detector(ships, monkeypatch):
     box = np.array([[100.0, 100.0, 0.3, 20.0, 30.0]])
 
     class Classifier:
-        def predict(self, inputs, batch_size, verbose):
+        def predict_on_batch(self, inputs):
             assert inputs.max() <= 1 and np.mean(inputs == 0) > 0.9  # thresholded images
             return np.full((len(inputs), 1), 0.2)
 
@@ -357,11 +371,11 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
     presence = np.array([0.9, 0.9, 0.9, 0.2, 0.9, 0.6])
 
     class Refiner:  # its one pass puts every ship's box on the ship (apply_refinement below)
-        def predict(self, windows, batch_size, verbose):
+        def predict_on_batch(self, windows):
             return np.zeros((len(windows), 6))
 
     class Classifier:  # sure of the ships, unsure of the empty image
-        def predict(self, inputs, batch_size, verbose):
+        def predict_on_batch(self, inputs):
             return np.array([[1.0]] * 5 + [[0.5]])
 
     monkeypatch.setattr(
@@ -452,7 +466,7 @@ def test_the_refined_detector_averages_its_refiner_over_the_views(ships, monkeyp
     calls = []
 
     class Refiner:  # answers "move across by 0.1 of the window", whatever the view
-        def predict(self, windows, batch_size, verbose):
+        def predict_on_batch(self, windows):
             calls.append(len(windows))
             answers = np.zeros((len(windows), len(TARGET_COLUMNS)))
             answers[:, 0], answers[:, 2:5] = 0.1, (np.log(0.5), np.log(0.6), 1.0)

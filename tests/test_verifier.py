@@ -157,7 +157,9 @@ def restart_model(monkeypatch, batch):
     verifier likes one axis per image: image 0 (x = 50) the proposal turned by 45°, image 1
     (x = 150) the proposal as it is, though it likes a 135° turn even more, image 2
     (x = 100) a 45° turn, but the presence gate drops it. A start moved off the proposal
-    scores as the proposal's axis does (the verifier reads the nearest image's likes)."""
+    scores as the proposal's axis does (the verifier reads the nearest image's likes). The
+    detector's second guess lies 70 px below the proposal, nose back at 240°; the verifier
+    scores any box that low `Verifier.second_guess` (0.1 on every image)."""
     from spaceship_utils import pipelines
 
     proposals = np.array(
@@ -174,22 +176,26 @@ def restart_model(monkeypatch, batch):
         100.0: {np.pi / 4: 0.9, 0.0: 0.1},
     }
 
-    def score(x, yaw):  # by axis: the nose does not matter
-        likes = liked[min(liked, key=lambda centre: abs(centre - x))]
+    def score(x, y, yaw):  # by axis: the nose does not matter
+        image = min(liked, key=lambda centre: abs(centre - x))
+        if y > 150:
+            return Verifier.second_guess[image]
+        likes = liked[image]
         same_axis = [s for axis, s in likes.items() if np.isclose(np.cos(2 * (yaw - axis)), 1)]
         return max(same_axis, default=0.1)
 
     class Refiner:
-        def predict(self, windows, batch_size, verbose):
+        def predict_on_batch(self, windows):
             return np.zeros((len(windows), 6))
 
     class Verifier:
         calls = []  # windows per call
+        second_guess = dict.fromkeys(liked, 0.1)
 
-        def predict(self, windows, batch_size, verbose):
+        def predict_on_batch(self, windows):
             Verifier.calls.append(len(windows))
             boxes = windows[:, 0, 0, :]  # the window functions are patched to pass the boxes on
-            return np.array([[score(x, yaw)] for x, yaw in boxes[:, [0, 2]]])
+            return np.array([[score(x, y, yaw)] for x, y, yaw in boxes[:, :3]])
 
     images = batch[0][:3]
 
@@ -197,7 +203,14 @@ def restart_model(monkeypatch, batch):
         rows = [np.flatnonzero((images == image).all(axis=(1, 2)))[0] for image in chunk]
         return proposals[rows], presence[rows]
 
+    def second_peak_proposals(self, chunk, batch_size):
+        first, _ = raw_predictions(self, chunk, batch_size)
+        return first + [0.0, 70.0, 4 * np.pi / 3, 0.0, 0.0]
+
     monkeypatch.setattr(pipelines.DetectorPipeline, "raw_predictions", raw_predictions)
+    monkeypatch.setattr(
+        pipelines.RefinedDetectorPipeline, "second_peak_proposals", second_peak_proposals
+    )
     for windows in ("crop_windows", "verifier_windows"):
         monkeypatch.setattr(pipelines, windows, lambda images, boxes: boxes[:, None, None, :])
     monkeypatch.setattr(
@@ -217,10 +230,20 @@ def test_a_doubted_box_is_restarted_and_the_best_scored_start_kept(restart_model
     np.testing.assert_allclose(boxes[0], [50.0, 101.0, np.pi / 4, 20.0, 30.0])
     np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])  # trusted
     assert np.isnan(boxes[2]).all()  # no box drawn: not restarted either
-    assert verifier.calls == [3, 7]  # the refined boxes, then image 0's seven restarts
+    assert verifier.calls == [3, 8]  # the refined boxes, then image 0's eight restarts
     model.restart_below = 1.0
     # Image 1's favourite axis, 135°, with the proposal's nose: yaw -45°.
     assert model.predict(images)[1, 2] == pytest.approx(wrap_angle(np.array(-np.pi / 4)))
+
+
+def test_the_detectors_second_guess_wins_with_its_own_nose(restart_model, batch):
+    model, proposals, verifier = restart_model
+    verifier.second_guess[50.0] = 0.99  # image 0: better than its favourite turn (0.95)
+    boxes = model.predict(batch[0][:3])
+    # 70 px below the proposal, one pass 1 px down, and its nose still back: not turned
+    # towards the proposal's, as the proposal's own starts are.
+    np.testing.assert_allclose(boxes[0], [50.0, 171.0, 4 * np.pi / 3, 20.0, 30.0])
+    np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])  # still trusted
 
 
 def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch):
@@ -234,7 +257,7 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
     model, proposals, _ = restart_model
     images = batch[0][:3]
     runs = restart_runs(model, images)
-    assert runs.boxes.shape == (8, 3, 5) and runs.scores.shape == (8, 3)
+    assert runs.boxes.shape == (9, 3, 5) and runs.scores.shape == (9, 3)
     in_chunks = restart_runs(model, images, chunk_size=2)
     np.testing.assert_array_equal(in_chunks.boxes, runs.boxes)
     np.testing.assert_array_equal(in_chunks.scores, runs.scores)
@@ -256,17 +279,17 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
     # restart below, images restarted, refiner windows per image, score
     assert [row.split() for row in rows[:3]] == [
         ["0.000", "0.000", "1.0", "0.5000"],
-        ["0.500", "0.333", "3.3", "1.0000"],  # seven more windows on one image in three
-        ["1.000", "0.667", "5.7", "0.5000"],  # image 1's favourite turn misses
+        ["0.500", "0.333", "3.7", "1.0000"],  # eight more windows on one image in three
+        ["1.000", "0.667", "6.3", "0.5000"],  # image 1's favourite turn misses
     ]
-    assert rows[3].split()[-3:] == ["0.667", "5.7", "1.0000"]  # the truth picks: both hit
+    assert rows[3].split()[-3:] == ["0.667", "6.3", "1.0000"]  # the truth picks: both hit
     turns_only = first_starts(runs, 4)  # the first start and its three turns
     np.testing.assert_array_equal(turns_only.boxes, runs.boxes[:4])
     assert turns_only.scores.shape == (4, 3) and turns_only.first_windows == runs.first_windows
     rows = restart_table(turns_only, labels, shown=(1.0,)).splitlines()[2:]
     assert rows[0].split() == ["1.000", "0.667", "3.0", "0.5000"]
-    with pytest.raises(ValueError, match="at most the 8 starts"):
-        first_starts(runs, 9)
+    with pytest.raises(ValueError, match="at most the 9 starts"):
+        first_starts(runs, 10)
     model.verifier = None
     with pytest.raises(ValueError, match="no verifier"):
         restart_runs(model, images)
