@@ -13,6 +13,9 @@ QUICK_DIR := _build/quick-notebooks
 BOOK_HTML := book/_build/html
 MATHJAX_DIR := book/_mathjax
 MATHJAX := $(MATHJAX_DIR)/node_modules/.installed-stamp
+# pytest processes for the unit tests and the chapters (pytest-xdist): two, as many as the
+# CI machine's cores. Chapter 7 takes most of the chapters' time; the others run beside it.
+WORKERS ?= 2
 
 .PHONY: book test lint format unit notebooks book-strict browser mathjax benchmark clean
 
@@ -46,15 +49,15 @@ format: $(STAMP)  # also tidies the parameters cell papermill injects into a re-
 	$(BIN)/ruff format .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not built_book"
+	$(BIN)/python -m pytest tests -m "not built_book" -n $(WORKERS)
 
 # Every chapter twice: headlessly through papermill with its quick parameters (executed
 # copies kept in _build/quick-notebooks), then the committed chapters at their defaults,
-# strict, exactly as readers type it.
+# strict, as readers type it (`pytest --nbval notebooks/`), a chapter per process.
 notebooks: $(STAMP)
 	rm -rf $(QUICK_DIR)
 	$(BIN)/python -m spaceship_utils.quick_mode notebooks $(QUICK_DIR)
-	$(BIN)/pytest --nbval notebooks/
+	$(BIN)/pytest --nbval notebooks/ -n $(WORKERS) --dist loadfile
 
 book-strict: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build book -W -n --keep-going

@@ -309,8 +309,8 @@ class RefinedDetectorPipeline(DetectorPipeline):
     def second_peak_proposals(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """The detector's boxes (N, 5) on images (N, 200, 200) at its heatmap's best cell
         more than `SECOND_PEAK_CLEARANCE` cells from the peak. The detector runs again on
-        these images: the restarts need it on one image in ten, cheaper than keeping every
-        image's heatmap."""
+        these images: the restarts need it only on the images whose box the verifier
+        doubts, so that is cheaper than keeping every image's heatmap."""
         outputs = network_outputs(self.network, images, batch_size)
         return second_peak_predictions(outputs, SECOND_PEAK_CLEARANCE)[0]
 

@@ -109,8 +109,9 @@ images) and the refiner's first cycle (3,840,000 windows), both with a moving av
 their weights. The shipped refiner then trained a second cycle from those weights
 (`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The verifier trains on
 seed 2 from the shipped refiner's trunk (pass the refiner's file as `initial_weights`);
-the shipped verifier then trained a second cycle from those weights with half of every
-batch the refined detector's own answers (`own_answers`, chapter 7).
+the shipped verifier then trained a second cycle from those weights, and a third from the
+second's, with half of every batch the refined detector's own answers (`own_answers`,
+chapter 7).
 The regressor draws its images from seed 1, so the two networks of the seed never train on
 the same images (chapters 4 and 5)."""
 

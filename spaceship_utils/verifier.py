@@ -17,8 +17,8 @@ boxes' (`VERIFIER_NOISE`), half as large as the refiner's training proposals
 (`refiner.perturbed_proposals`), and images without a ship get the box of another ship of
 the batch somewhere else. Its trunk is the refiner's (`refiner.window_features`), and a
 verifier run starts from a trained refiner's trunk (`copy_refiner_trunk`). The shipped
-verifier then trained a second cycle with half of every batch the refined detector's own
-answers, the boxes it is asked about in use (`own_answers`, chapter 7).
+verifier then trained a second and a third cycle with half of every batch the refined
+detector's own answers, the boxes it is asked about in use (`own_answers`, chapter 7).
 """
 
 from __future__ import annotations
