@@ -34,9 +34,10 @@ def network_outputs(network, inputs: np.ndarray, batch_size: int = 128) -> np.nd
     """A Keras network's outputs (N, ...) on inputs (N, ...), `batch_size` at a time.
 
     The same numbers as `network.predict(inputs, batch_size=batch_size)`, without the data
-    pipeline `predict` builds at every call (50 to 100 ms on the book's 2-core machine,
-    more than the refiner's work on a few dozen windows): a refined detector calls its
-    networks a dozen times per batch of images. Empty inputs give (0, ...) outputs."""
+    pipeline `predict` builds at every call (some 45 to 90 ms of setting up on the book's
+    2-core machine, more than the refiner's work on a few dozen windows): a refined
+    detector calls its networks a dozen times per batch of images. Empty inputs give
+    (0, ...) outputs."""
     batch_size = check_count(batch_size, "batch_size", minimum=1)
     if len(inputs) == 0:
         return np.zeros((0, *network.output_shape[1:]), np.float32)
