@@ -43,7 +43,7 @@ from .own_answers import (
     own_answer_batch,
     read_own_answers,
 )
-from .pipelines import gate_boxes
+from .pipelines import gate_boxes, network_outputs
 from .preprocessing import denormalise_labels, normalise_labels, threshold_images
 from .refiner import (
     CLEAN_WINDOWS,
@@ -473,7 +473,7 @@ def validation_metrics(
 ) -> dict[str, float]:
     """val_loss (the training loss on the validation set), val_accuracy or val_ap07 (the
     classifier and the verifier need no raw `labels`)."""
-    outputs = np.asarray(model.predict(inputs, batch_size=128, verbose=0))
+    outputs = network_outputs(model, inputs, batch_size=128)
     loss_fn = keras.losses.get(task_loss(task, design))
     loss = float(keras.ops.convert_to_numpy(keras.ops.mean(loss_fn(targets, outputs))))
     metrics = {"val_loss": loss}
