@@ -35,7 +35,9 @@ from .pipelines import (
     best_scored_boxes,
     gate_boxes,
     gated_presence,
+    vote_can_reach,
     vote_presence,
+    with_one_more_vote,
 )
 from .pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
 from .tables import format_table
@@ -408,16 +410,19 @@ def presence_vote_table(runs: RefinerRuns, labels: np.ndarray) -> str:
 @dataclass(frozen=True)
 class RestartRuns:
     """A refined detector's boxes on validation images from every start, computed once for
-    `restart_table`: `boxes` (starts, N, 5) refined from the detector's proposal as it is
-    and then from each restart start (`RefinedDetectorPipeline.restart_candidates`); the
-    verifier's `scores` (starts, N) of them; the model's gated presence (N,) and threshold;
-    and the refiner's windows per box for the first start and for each restart (passes
-    times views)."""
+    `restart_table` and `verifier_vote_table`: `boxes` (starts, N, 5) refined from the
+    detector's proposal as it is and then from each restart start
+    (`RefinedDetectorPipeline.restart_candidates`); the
+    verifier's `scores` (starts, N) of them; the model's presence (N,) before the verifier
+    votes, the mean of that many `voters` (the detector, and the classifier if any), and
+    its threshold; and the refiner's windows per box for the first start and for each
+    restart (passes times views)."""
 
     boxes: np.ndarray
     scores: np.ndarray
     presence: np.ndarray
     threshold: float
+    voters: int
     first_windows: int
     restart_windows: int
 
@@ -445,6 +450,7 @@ def restart_runs(
         scores=np.concatenate(scores, axis=1),
         presence=np.concatenate(presence),
         threshold=model.presence_threshold,
+        voters=model.presence_voters,
         first_windows=model.network_passes[1],
         restart_windows=model.refiner_windows(model.restart_views),
     )
@@ -460,7 +466,8 @@ def first_starts(runs: RestartRuns, count: int) -> RestartRuns:
 
 
 def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarray, np.ndarray]:
-    """What a refined detector with this `restart_below` answers on the images of `runs`:
+    """What a refined detector with this `restart_below`, its verifier not voting on
+    presence, answers on the images of `runs` (see `voted_choice` for one that votes):
     its boxes (N, 5) and whether each was restarted (N,): where the presence gate draws a
     box and the verifier scores the first start's box below `restart_below`, the
     best-scored start's box (the first on a tie, as `RefinedDetectorPipeline.restarted_boxes`
@@ -468,6 +475,91 @@ def restarted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarra
     restarted = (runs.scores[0] < restart_below) & (runs.presence >= runs.threshold)
     best = best_scored_boxes(runs.boxes, runs.scores)
     return np.where(restarted[:, None], best, runs.boxes[0]), restarted
+
+
+def voted_choice(runs: RestartRuns, restart_below: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a refined detector whose verifier votes on presence answers on the images of
+    `runs` with this `restart_below`, before its gate: its boxes (N, 5), each image's
+    best-scored start where the verifier scores the first start's box below
+    `restart_below`, and the presence (N,), the verifier's score of the box kept joining
+    the vote. (The pipeline skips the restarts where no score could lift the vote to its
+    threshold, so there its boxes and presence may differ from these; the gate drops
+    those boxes either way.)"""
+    restarted = runs.scores[0] < restart_below
+    best = best_scored_boxes(runs.boxes, runs.scores)
+    boxes = np.where(restarted[:, None], best, runs.boxes[0])
+    scores = np.where(restarted, runs.scores.max(axis=0), runs.scores[0])
+    return boxes, with_one_more_vote(runs.presence, runs.voters, scores)
+
+
+def verifier_vote_table(runs: RestartRuns, labels: np.ndarray, restart_below: float) -> str:
+    """Whether the verifier should vote on presence, for `runs` against their labels (N, 5)
+    with this `restart_below`: the vote without it (the detector's and the classifier's
+    presence at the model's threshold, restarts where that gate draws a box, as in
+    `restart_table`) and with its score of the box kept (at its best threshold, restarts
+    where that score could lift the vote to it), with the share of images restarted, the
+    empty images that get a box, the ships that do not, and the challenge score; and, as
+    the bound any presence decision can reach with the voted boxes, the truth."""
+    has_ship = has_box(labels)
+    doubted = runs.scores[0] < restart_below
+    without_boxes, _ = restarted_choice(runs, restart_below)
+    with_boxes, with_presence = voted_choice(runs, restart_below)
+    without = gate_boxes(without_boxes, runs.presence, runs.threshold)
+    rows = [
+        vote_row(
+            "two-way vote" if runs.voters == 2 else "detector alone",
+            runs.threshold,
+            doubted & (runs.presence >= runs.threshold),
+            runs.presence >= runs.threshold,
+            has_ship,
+            ap_at_iou(without, labels),
+        )
+    ]
+    threshold, score = best_presence_threshold(with_presence, with_boxes, labels)
+    reachable = vote_can_reach(runs.presence, runs.voters, threshold)
+    rows.append(
+        vote_row(
+            "with the verifier",
+            threshold,
+            doubted & reachable,
+            with_presence >= threshold,
+            has_ship,
+            score,
+        )
+    )
+    bound = ap_at_iou(gate_boxes(with_boxes, has_ship.astype(float), 0.5), labels)
+    rows.append(("the truth", "-", "-", "0", "0", f"{bound:.4f}"))
+    return format_table(
+        (
+            "presence from",
+            "threshold",
+            "restarted",
+            "empty images boxed",
+            "ships unboxed",
+            "validation score",
+        ),
+        rows,
+    )
+
+
+def vote_row(
+    name: str,
+    threshold: float,
+    restarted: np.ndarray,
+    boxed: np.ndarray,
+    has_ship: np.ndarray,
+    score: float,
+) -> tuple[str, ...]:
+    """One row of `verifier_vote_table`: the vote's name, threshold, share of images
+    restarted, empty images boxed, ships without a box and score (masks (N,))."""
+    return (
+        name,
+        f"{threshold:.2f}",
+        f"{np.mean(restarted):.3f}",
+        f"{np.sum(boxed & ~has_ship)}",
+        f"{np.sum(~boxed & has_ship)}",
+        f"{score:.4f}",
+    )
 
 
 def restart_table(

@@ -64,7 +64,10 @@ def own_answer_windows(
     verifier about on images (N, 200, 200) with labels (N, 5), and whether each box
     scores (M, 1) float32: first the refined box of every image the presence gate boxes,
     then, for the images whose box the verifier doubts (`RefinedDetectorPipeline.doubted_boxes`),
-    the box from each restart start (`RefinedDetectorPipeline.restart_candidates`)."""
+    the box from each restart start (`RefinedDetectorPipeline.restart_candidates`). The gate
+    is the vote before the verifier's (`presence_threshold`): where the verifier votes too,
+    the pipeline also judges and restarts the boxes of the few images its vote might still
+    lift over its threshold, and these answers leave them out."""
     if model.verifier is None:
         raise ValueError("this refined detector has no verifier: it asks nothing to judge")
     images = check_images(images).astype(np.float32)

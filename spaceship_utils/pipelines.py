@@ -72,6 +72,11 @@ class Pipeline:
         """The Keras models this pipeline runs, in order."""
         raise NotImplementedError
 
+    @property
+    def gate_threshold(self) -> float:
+        """The presence a box needs to be drawn: `presence_threshold`."""
+        return self.presence_threshold
+
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """A box (N, 5) for every checked image (N, 200, 200) and the presence probability (N,)."""
         raise NotImplementedError
@@ -85,7 +90,7 @@ class Pipeline:
             return Predictions(boxes=empty, presence=np.zeros(0), raw_boxes=empty.copy())
         raw_boxes, presence = self.raw_predictions(images.astype(np.float32), batch_size)
         presence = np.asarray(presence, dtype=np.float64)
-        boxes = gate_boxes(raw_boxes, presence, self.presence_threshold)
+        boxes = gate_boxes(raw_boxes, presence, self.gate_threshold)
         return Predictions(boxes=boxes, presence=presence, raw_boxes=raw_boxes)
 
     def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
@@ -154,10 +159,14 @@ square, its second guess of where the ship is. On chapter 7's validation images 
 fresh ones, 2 cells did better than 4."""
 RESTART_BELOW = 0.9
 """The verifier's score under which the refined detector restarts a box from its
-`restart_candidates`: on chapter 7's validation images, about 15 % of them, and the
+`restart_candidates`: on chapter 7's validation images, about 15 % of them (17 % once the
+verifier votes on presence, `VERIFIED_PRESENCE_THRESHOLD`), and the
 best of the thresholds chapter 7 tried there and on 4,096 fresh images within the 20 ms
 budget (its restart table shows them). Each cycle of the verifier changes how much it
 doubts, so each gets its own threshold (the first one's was 0.995, the second's 0.8)."""
+VERIFIED_PRESENCE_THRESHOLD = None
+"""The presence a refined detector's box needs once the verifier votes on presence too
+(None: it does not vote); `load_pretrained` sets the value chapter 7 chose."""
 RESTART_VIEWS = False
 """Whether the restarts average the refiner's answers over the four window views, as the
 first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as
@@ -215,7 +224,10 @@ class RefinedDetectorPipeline(DetectorPipeline):
     `restart_below` is refined again from the proposal turned by each of `RESTART_TURNS`,
     moved by each of `RESTART_SHIFTS`, and from the detector's second guess
     (`second_peak_proposals`), the same passes with `restart_views`; the box the verifier
-    scores highest is kept.
+    scores highest is kept. Given `verified_presence_threshold` too, the verifier also
+    votes on presence: the presence is then the mean of the detector's, the classifier's
+    and the verifier's score of the kept box, and a box needs `verified_presence_threshold`
+    of it (`presence_threshold` is the threshold of the vote without the verifier).
     """
 
     def __init__(
@@ -229,6 +241,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
         verifier=None,
         restart_below: float = RESTART_BELOW,
         restart_views: bool = RESTART_VIEWS,
+        verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
     ):
         super().__init__(detector, presence_threshold)
         self.refiner = refiner
@@ -241,6 +254,28 @@ class RefinedDetectorPipeline(DetectorPipeline):
         self.restart_views = restart_views
         self.verifier = verifier
         self.restart_below = check_fraction(restart_below, "restart_below")
+        self.verified_presence_threshold = (
+            None
+            if verified_presence_threshold is None
+            else check_fraction(verified_presence_threshold, "verified_presence_threshold")
+        )
+
+    @property
+    def verifier_votes(self) -> bool:
+        """Whether the verifier's score of each kept box votes on presence."""
+        return self.verifier is not None and self.verified_presence_threshold is not None
+
+    @property
+    def presence_voters(self) -> int:
+        """How many probabilities `presence` averages: the detector's, and the classifier's
+        if there is one."""
+        return 1 if self.classifier is None else 2
+
+    @property
+    def gate_threshold(self) -> float:
+        """The presence a box needs to be drawn: `verified_presence_threshold` when the
+        verifier votes, else `presence_threshold`."""
+        return self.verified_presence_threshold if self.verifier_votes else self.presence_threshold
 
     @property
     def networks(self) -> tuple:
@@ -260,12 +295,21 @@ class RefinedDetectorPipeline(DetectorPipeline):
         return self.passes * (len(WINDOW_VIEWS) if views else 1)
 
     def raw_predictions(self, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The refined (and, with a verifier, restarted) box (N, 5) of every image
+        (N, 200, 200), and the presence (N,) the gate reads (`gate_threshold`)."""
         boxes_by_pass, detector_presence = self.boxes_by_pass(images, self.passes, batch_size)
         presence = self.presence(images, detector_presence, batch_size)
         boxes = boxes_by_pass[-1]
-        if self.verifier is not None:  # no restarts where the gate will drop the box
-            boxed = presence >= self.presence_threshold
-            boxes = self.restarted_boxes(images, boxes_by_pass[0], boxes, batch_size, boxed)
+        if self.verifier is None:
+            return boxes, presence
+        voters = self.presence_voters
+        if self.verifier_votes:  # no restarts where even a score of 1 cannot lift the vote
+            eligible = vote_can_reach(presence, voters, self.verified_presence_threshold)
+        else:  # no restarts where the gate will drop the box
+            eligible = presence >= self.presence_threshold
+        boxes, scores = self.restarted_boxes(images, boxes_by_pass[0], boxes, batch_size, eligible)
+        if self.verifier_votes:
+            presence = with_one_more_vote(presence, voters, scores)
         return boxes, presence
 
     def boxes_by_pass(
@@ -353,23 +397,26 @@ class RefinedDetectorPipeline(DetectorPipeline):
         boxes: np.ndarray,
         batch_size: int = 128,
         eligible: np.ndarray | None = None,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Refined boxes (N, 5), where the verifier scores them below `restart_below` (and,
         given, where `eligible` (N,) is True) replaced by the best-scored of them and their
-        `restart_candidates` (the first on a tie)."""
+        `restart_candidates` (the first on a tie); and the verifier's scores (N,) of the
+        boxes kept."""
         scores, doubted = self.doubted_boxes(images, boxes, batch_size, eligible)
         best = np.array(boxes, dtype=np.float64)
+        scores = np.asarray(scores, dtype=np.float64)
         if doubted.size == 0:
-            return best
+            return best, scores
         candidates = self.restart_candidates(images[doubted], proposals[doubted], batch_size)
         repeated = np.concatenate([images[doubted]] * len(candidates))
         candidate_scores = np.split(
             self.verifier_scores(repeated, np.concatenate(candidates), batch_size), len(candidates)
         )
-        best[doubted] = best_scored_boxes(
-            np.stack([best[doubted], *candidates]), np.stack([scores[doubted], *candidate_scores])
-        )
-        return best
+        all_boxes = np.stack([best[doubted], *candidates])
+        all_scores = np.stack([scores[doubted], *candidate_scores])
+        best[doubted] = best_scored_boxes(all_boxes, all_scores)
+        scores[doubted] = all_scores.max(axis=0)
+        return best, scores
 
     def corrections(
         self, windows: np.ndarray, batch_size: int = 128, views: bool | None = None
@@ -405,6 +452,21 @@ def vote_presence(detector_presence: np.ndarray, classifier_presence: np.ndarray
     return (np.asarray(detector_presence, dtype=np.float64) + classifier_presence) / 2
 
 
+def with_one_more_vote(presence: np.ndarray, voters: int, vote: np.ndarray) -> np.ndarray:
+    """The mean (N,) of `voters` probabilities, whose mean is `presence` (N,), and one more
+    probability `vote` (N,): the presence once the verifier votes."""
+    voters = check_count(voters, "voters", minimum=1)
+    return (voters * np.asarray(presence, dtype=np.float64) + vote) / (voters + 1)
+
+
+def vote_can_reach(presence: np.ndarray, voters: int, threshold: float) -> np.ndarray:
+    """Where (N,) one more vote of at most 1 can lift the mean `presence` (N,) of `voters`
+    probabilities to `threshold`: the images worth the verifier's restarts when it votes."""
+    voters = check_count(voters, "voters", minimum=1)
+    reachable = voters * np.asarray(presence, dtype=np.float64) + 1 - (voters + 1) * threshold
+    return reachable >= -1e-9  # rounding must not skip an image the vote lifts
+
+
 def gated_presence(
     detector_presence: np.ndarray, classifier_presence: np.ndarray | None
 ) -> np.ndarray:
@@ -419,7 +481,9 @@ def calibrated_presence_threshold(
     pipeline: Pipeline, images: np.ndarray, labels: np.ndarray
 ) -> tuple[float, float]:
     """The presence threshold that maximises the challenge score of `pipeline` on validation
-    images (N, 200, 200) with labels (N, 5), and that score. Never choose it on test data."""
+    images (N, 200, 200) with labels (N, 5), and that score. Never choose it on test data.
+    For a refined detector whose verifier votes, use `evaluate.verifier_vote_table`: its
+    restarts depend on the threshold being chosen."""
     details = pipeline.predict_details(images)
     return best_presence_threshold(details.presence, details.raw_boxes, labels)
 

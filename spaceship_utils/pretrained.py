@@ -19,6 +19,7 @@ from .models import build_network
 from .pipelines import (
     PRESENCE_THRESHOLD,
     RESTART_BELOW,
+    VERIFIED_PRESENCE_THRESHOLD,
     BaselinePipeline,
     DetectorPipeline,
     RefinedDetectorPipeline,
@@ -104,6 +105,7 @@ def install_run(
     weights_dir: Path = WEIGHTS_DIR,
     presence_threshold: float | None = None,
     restart_below: float | None = None,
+    verified_presence_threshold: float | None = None,
 ) -> Path:
     """Ship a finished training run: copy its weights and history into the package.
 
@@ -113,7 +115,9 @@ def install_run(
     threshold `load_pretrained` gives model `name` (chosen on validation data, see
     `pipelines.calibrated_presence_threshold`); without it the model keeps the seed's 0.5.
     `restart_below`, if given, is the refined detector's verifier score under which it
-    restarts a box (`pipelines.RefinedDetectorPipeline`, also chosen on validation data).
+    restarts a box (`pipelines.RefinedDetectorPipeline`, also chosen on validation data),
+    and `verified_presence_threshold` the presence its box needs once the verifier votes
+    (`evaluate.verifier_vote_table`).
     """
     if role not in PRETRAINED_MODELS.get(name, ()):
         raise ValueError(
@@ -121,10 +125,15 @@ def install_run(
         )
     if presence_threshold is not None:
         presence_threshold = check_fraction(presence_threshold, "presence_threshold")
-    if restart_below is not None:
-        if name != "refined_detector":
-            raise ValueError(f"only the refined detector restarts boxes, not {name!r}")
-        restart_below = check_fraction(restart_below, "restart_below")
+    verifier_settings = {
+        "restart_below": restart_below,
+        "verified_presence_threshold": verified_presence_threshold,
+    }
+    for setting, value in verifier_settings.items():
+        if value is not None:
+            if name != "refined_detector":
+                raise ValueError(f"only the refined detector has a {setting}, not {name!r}")
+            verifier_settings[setting] = check_fraction(value, setting)
     run_dir = Path(run_dir).expanduser()
     task = read_config(run_dir).get("task") if (run_dir / "config.json").is_file() else role
     if task != role:
@@ -145,8 +154,7 @@ def install_run(
     entry = manifest.setdefault(name, {"files": {}})
     if presence_threshold is not None:
         entry["presence_threshold"] = presence_threshold
-    if restart_below is not None:
-        entry["restart_below"] = restart_below
+    entry.update({key: value for key, value in verifier_settings.items() if value is not None})
     entry["files"][role] = {
         "file": target.name,
         "sha256": file_sha256(target),
@@ -254,7 +262,8 @@ def load_pretrained(
 ) -> BaselinePipeline | DetectorPipeline:
     """A ready-to-use model with shipped, verified weights: 'baseline', 'detector' or
     'refined_detector' (the detector, then the refiner on a window around each box, with
-    the baseline's classifier voting on presence and the verifier restarting doubted boxes).
+    the baseline's classifier voting on presence and the verifier restarting doubted boxes
+    and voting too).
 
     All answer `.predict(images)`: raw (N, 200, 200) images -> (N, 5) boxes, NaN row = no ship.
     """
@@ -283,6 +292,9 @@ def load_pretrained(
             classifier=networks["classifier"],
             verifier=networks["verifier"],
             restart_below=settings.get("restart_below", RESTART_BELOW),
+            verified_presence_threshold=settings.get(
+                "verified_presence_threshold", VERIFIED_PRESENCE_THRESHOLD
+            ),
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
@@ -319,11 +331,13 @@ def load_refined_detector_run(
     classifier_run: str | Path | None = None,
     verifier_run: str | Path | None = None,
     restart_below: float = RESTART_BELOW,
+    verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another, the classifier of a third
     voting on presence and the verifier of a fourth restarting the boxes it scores below
-    `restart_below`, if given (each at its best epoch). Choose both thresholds on
-    validation data (`evaluate.restart_table` for the second)."""
+    `restart_below`, if given (each at its best epoch), and voting on presence with
+    `verified_presence_threshold`, if given. Choose the thresholds on validation data
+    (`evaluate.restart_table` and `evaluate.verifier_vote_table` for the last two)."""
     classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
     verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
@@ -333,6 +347,7 @@ def load_refined_detector_run(
         classifier=classifier,
         verifier=verifier,
         restart_below=restart_below,
+        verified_presence_threshold=verified_presence_threshold,
     )
 
 

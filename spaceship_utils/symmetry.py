@@ -145,7 +145,8 @@ class SymmetryAveraged:
 
     It answers `predict_details` and `predict` like the pipeline it wraps (so
     `evaluate.evaluate_model` scores it and `cost.compare_costs` times it), at one forward
-    pass per view. The presence threshold is the wrapped pipeline's own unless given.
+    pass per view. The presence threshold is the wrapped pipeline's own (its
+    `gate_threshold`) unless given.
     """
 
     def __init__(
@@ -156,7 +157,8 @@ class SymmetryAveraged:
     ):
         self.model = model
         if presence_threshold is None:
-            presence_threshold = getattr(model, "presence_threshold", PRESENCE_THRESHOLD)
+            own = getattr(model, "presence_threshold", PRESENCE_THRESHOLD)
+            presence_threshold = getattr(model, "gate_threshold", own)
         self.presence_threshold = check_fraction(presence_threshold, "presence_threshold")
         self.symmetries = _check_symmetry_set(symmetries)
 

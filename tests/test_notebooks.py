@@ -124,6 +124,11 @@ def test_committed_figures_stay_under_300_kb(path):
             "| with restarts",
             {1: "restarted_score", 2: "restarted_mean_iou", 3: "restarted_mean_iou_where_boxed"},
         ),
+        (
+            "07_beyond_the_baseline.ipynb",
+            "| with the verifier's vote",
+            {1: "voted_score", 2: "voted_mean_iou", 3: "voted_mean_iou_where_boxed"},
+        ),
     ],
 )
 def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):

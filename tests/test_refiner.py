@@ -240,12 +240,20 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
     install_run("baseline", "classifier", tmp_path / "classifier", weights)
     install_run("detector", "detector", tmp_path / "detector", weights)
     install_run("refined_detector", "refiner", tmp_path / "refiner", weights, 0.3)
-    install_run("refined_detector", "verifier", tmp_path / "verifier", weights, restart_below=0.6)
+    install_run(
+        "refined_detector",
+        "verifier",
+        tmp_path / "verifier",
+        weights,
+        restart_below=0.6,
+        verified_presence_threshold=0.55,
+    )
     share_shipped_weights("refined_detector", "detector", "detector", weights)
     share_shipped_weights("refined_detector", "classifier", "baseline", weights)
     model = load_pretrained("refined_detector", weights)
     assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
     assert model.classifier is not None and model.restart_below == 0.6
+    assert model.verifier_votes and model.gate_threshold == 0.55
     assert model.network_passes == (1, 4 * model.passes, 1, 1)
     manifest = json.loads((weights / "manifest.json").read_text())
     for role, source in (("detector", "detector"), ("classifier", "baseline")):
@@ -253,6 +261,18 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
         assert shared == manifest[source]["files"][role]  # one file, one digest
     with pytest.raises(ValueError, match="must have a 'refiner' network"):
         share_shipped_weights("detector", "refiner", "refined_detector", weights)
+    with pytest.raises(ValueError, match="only the refined detector has a verified_presence"):
+        install_run(
+            "detector", "detector", tmp_path / "detector", weights, verified_presence_threshold=0.5
+        )
+    with pytest.raises(ValueError, match="verified_presence_threshold"):
+        install_run(
+            "refined_detector",
+            "verifier",
+            tmp_path / "verifier",
+            weights,
+            verified_presence_threshold=1.5,
+        )
 
 
 def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):

@@ -3,6 +3,7 @@ import pytest
 
 from spaceship_utils.data import generate_batch
 from spaceship_utils.geometry import box_corners, rotated_iou, wrap_angle
+from spaceship_utils.pipelines import vote_can_reach
 from spaceship_utils.refiner import build_refiner
 from spaceship_utils.verifier import (
     TRUNK_LAYERS,
@@ -293,6 +294,63 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
     model.verifier = None
     with pytest.raises(ValueError, match="no verifier"):
         restart_runs(model, images)
+
+
+def test_the_verifier_votes_on_presence_with_its_score_of_the_box_kept(restart_model, batch):
+    from spaceship_utils.evaluate import restart_runs, verifier_vote_table, voted_choice
+    from spaceship_utils.pipelines import gate_boxes
+
+    model, proposals, verifier = restart_model
+    images = batch[0][:3]
+    runs = restart_runs(model, images)
+    assert runs.voters == 1  # no classifier: the detector alone votes before the verifier
+    model.verified_presence_threshold = 0.5
+    details = model.predict_details(images)
+    # Image 0 restarted (0.3 -> 0.95), image 1 trusted (0.8); image 2's presence, 0.2, can
+    # still reach 0.5 with a score of 1: restarted too (0.1 -> 0.9), and its box drawn.
+    np.testing.assert_allclose(details.presence, [(1 + 0.95) / 2, (1 + 0.8) / 2, (0.2 + 0.9) / 2])
+    np.testing.assert_allclose(details.boxes[2], [100.0, 101.0, np.pi / 4, 20.0, 30.0])
+    assert verifier.calls[-2:] == [3, 16]  # two images restarted, eight starts each
+    boxes, presence = voted_choice(runs, model.restart_below)
+    np.testing.assert_allclose(presence, details.presence)
+    np.testing.assert_allclose(gate_boxes(boxes, presence, 0.5), details.boxes)
+    model.verified_presence_threshold = 0.65  # 0.2 + 1 < 2 x 0.65: no restart, no box
+    details = model.predict_details(images)
+    assert verifier.calls[-2:] == [3, 8] and np.isnan(details.boxes[2]).all()
+    assert details.presence[2] == pytest.approx((0.2 + 0.1) / 2)
+    assert model.gate_threshold == 0.65
+    model.verified_presence_threshold = None  # no vote: the detector's gate at 0.5 again
+    assert model.gate_threshold == 0.5 and np.isnan(model.predict(images)[2]).all()
+    labels = np.array([[50.0, 101.0, np.pi / 4, 20.0, 30.0], proposals[1], [np.nan] * 5])
+    rows = [row.split() for row in verifier_vote_table(runs, labels, 0.5).splitlines()[2:]]
+    # threshold, images restarted, empty images boxed, ships without a box, score. Without
+    # the verifier, at the model's 0.5, image 2 gets no box and only image 0 is restarted;
+    # with it, the best threshold (0.56) keeps image 2's box off but restarts it too.
+    assert rows[0] == ["detector", "alone", "0.50", "0.333", "0", "0", "1.0000"]
+    assert rows[1][-5:] == ["0.56", "0.667", "0", "0", "1.0000"]
+    assert rows[2][-1] == "1.0000"
+
+
+def test_with_a_classifier_three_probabilities_vote(restart_model, batch):
+    model, _, _ = restart_model
+
+    class Classifier:  # 0.6 on every image
+        def predict_on_batch(self, inputs):
+            return np.full((len(inputs), 1), 0.6)
+
+    model.classifier = Classifier()
+    model.verified_presence_threshold = 0.52
+    assert model.presence_voters == 2
+    details = model.predict_details(batch[0][:3])
+    # Detector 1, 1, 0.2; classifier 0.6; the verifier's scores of the boxes kept.
+    expected = [(1 + 0.6 + 0.95) / 3, (1 + 0.6 + 0.8) / 3, (0.2 + 0.6 + 0.9) / 3]
+    np.testing.assert_allclose(details.presence, expected)
+    assert not np.isnan(details.boxes).any()  # image 2: (0.2 + 0.6) / 2 = 0.4, restarted
+    # A score of 1 lifts a two-way mean of 0.28 to (2 x 0.28 + 1) / 3 = 0.52 exactly.
+    reach = vote_can_reach(np.array([0.28, 0.279]), 2, 0.52)
+    assert reach.tolist() == [True, False]
+    with pytest.raises(ValueError, match="voters"):
+        vote_can_reach(np.ones(2), 0, 0.5)
 
 
 def test_the_shipped_verifier_sees_a_box_too_wide_or_too_narrow():
