@@ -501,27 +501,26 @@ def verifier_vote_table(runs: RestartRuns, labels: np.ndarray, restart_below: fl
     empty images that get a box, the ships that do not, and the challenge score; and, as
     the bound any presence decision can reach with the voted boxes, the truth."""
     has_ship = has_box(labels)
-    doubted = runs.scores[0] < restart_below
-    without_boxes, _ = restarted_choice(runs, restart_below)
-    with_boxes, with_presence = voted_choice(runs, restart_below)
-    without = gate_boxes(without_boxes, runs.presence, runs.threshold)
+    without_boxes, restarted = restarted_choice(runs, restart_below)
+    boxed = runs.presence >= runs.threshold
     rows = [
         vote_row(
             "two-way vote" if runs.voters == 2 else "detector alone",
             runs.threshold,
-            doubted & (runs.presence >= runs.threshold),
-            runs.presence >= runs.threshold,
+            restarted,
+            boxed,
             has_ship,
-            ap_at_iou(without, labels),
+            ap_at_iou(gate_boxes(without_boxes, runs.presence, runs.threshold), labels),
         )
     ]
+    with_boxes, with_presence = voted_choice(runs, restart_below)
     threshold, score = best_presence_threshold(with_presence, with_boxes, labels)
-    reachable = vote_can_reach(runs.presence, runs.voters, threshold)
+    doubted = runs.scores[0] < restart_below
     rows.append(
         vote_row(
             "with the verifier",
             threshold,
-            doubted & reachable,
+            doubted & vote_can_reach(runs.presence, runs.voters, threshold),
             with_presence >= threshold,
             has_ship,
             score,

@@ -449,7 +449,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
 
 def vote_presence(detector_presence: np.ndarray, classifier_presence: np.ndarray) -> np.ndarray:
     """The mean (N,) of two presence probabilities (N,): the refined detector's vote."""
-    return (np.asarray(detector_presence, dtype=np.float64) + classifier_presence) / 2
+    return with_one_more_vote(detector_presence, 1, classifier_presence)
 
 
 def with_one_more_vote(presence: np.ndarray, voters: int, vote: np.ndarray) -> np.ndarray:
