@@ -22,6 +22,7 @@ Modules, from the data up:
 - `rotated_iou_loss`: the rotated IoU as a differentiable tensor function, for a box loss.
 - `refiner`: a second stage that corrects a detector's box from a turned window around it.
 - `verifier`: a judge of refined boxes, so the refined detector can restart the doubtful ones.
+- `outline_fit`: the generator's own outline fitted to the pixels, one more candidate box.
 - `models`: the seed's classifier and regressor, and `build_network` for every task.
 - `pipelines`: networks turned into boxes, and the presence gate they share.
 - `own_answers`: the boxes the refined detector asks its verifier about, to train it on.

@@ -25,6 +25,7 @@ from .metrics import (
     ap_at_iou,
     axis_errors_degrees,
     best_presence_threshold,
+    counts_by_iou_band,
     heading_accuracy,
     ranked_average_precision,
     sample_ious,
@@ -33,8 +34,10 @@ from .metrics import (
 from .pipelines import (
     RefinedDetectorPipeline,
     best_scored_boxes,
+    fitted_outline_boxes,
     gate_boxes,
     gated_presence,
+    judged_scores,
     vote_can_reach,
     vote_presence,
     with_one_more_vote,
@@ -559,6 +562,121 @@ def vote_row(
         f"{np.sum(~boxed & has_ship)}",
         f"{score:.4f}",
     )
+
+
+@dataclass(frozen=True)
+class OutlineRuns:
+    """The outlines fitted from every start of a `RestartRuns` (`outline_fit`), on the
+    images whose first box the verifier scores below `restart_below` (the images a refined
+    detector restarts; elsewhere NaN boxes, scores 0): the fitted `boxes` (starts, N, 5),
+    the verifier's `scores` (starts, N) of them and their `log_ratios` (starts, N)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    log_ratios: np.ndarray
+    restart_below: float
+
+    @property
+    def restarted(self) -> np.ndarray:
+        """(N,) whether the images were restarted, so that their outlines were fitted."""
+        return has_box(self.boxes[0])
+
+
+def outline_runs(
+    model: RefinedDetectorPipeline, images: np.ndarray, runs: RestartRuns, chunk_size: int = 512
+) -> OutlineRuns:
+    """Fit the generator's outline from every start of `runs` on the images (N, 200, 200)
+    whose first box `model`'s verifier scores below its `restart_below`, and score the
+    fitted boxes with that verifier, `chunk_size` images at a time."""
+    images = check_images(images).astype(np.float32)
+    chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    restarted = np.flatnonzero(runs.scores[0] < model.restart_below)
+    boxes = np.full(runs.boxes.shape, np.nan)
+    scores = np.zeros(runs.scores.shape)
+    log_ratios = np.zeros(runs.scores.shape)
+    for first in range(0, len(restarted), chunk_size):
+        chunk = restarted[first : first + chunk_size]
+        fitted, ratios = fitted_outline_boxes(images[chunk], runs.boxes[:, chunk])
+        boxes[:, chunk], log_ratios[:, chunk] = fitted, ratios
+        scores[:, chunk] = model.verifier_scores_of_sets(images[chunk], fitted)
+    return OutlineRuns(boxes, scores, log_ratios, model.restart_below)
+
+
+def outline_choice(
+    runs: RestartRuns, outlines: OutlineRuns, weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a refined detector whose fitted outlines join its restarts, with this outline
+    `weight`, answers on the images of `runs`, before its gate: its boxes (N, 5), each
+    restarted image's best candidate by `pipelines.judged_scores` (a start's box or the
+    outline fitted from it), and the presence (N,), the verifier's score of the box kept
+    joining the vote (see `voted_choice` for the images the pipeline skips)."""
+    restarted = outlines.restarted
+    candidates = np.concatenate([runs.boxes, np.where(restarted[:, None], outlines.boxes, 0.0)])
+    scores = np.concatenate([runs.scores, outlines.scores])
+    log_ratios = np.concatenate([outlines.log_ratios, outlines.log_ratios])
+    chosen = np.argmax(judged_scores(scores, log_ratios, weight), axis=0)
+    chosen = np.where(restarted, chosen, 0)
+    picked = np.arange(len(chosen))
+    boxes, kept_scores = candidates[chosen, picked], scores[chosen, picked]
+    return boxes, with_one_more_vote(runs.presence, runs.voters, kept_scores)
+
+
+def outline_judge_table(
+    runs: RestartRuns,
+    outlines: OutlineRuns,
+    labels: np.ndarray,
+    weights: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1),
+) -> str:
+    """Whether fitted outlines should join the restarts, for `runs` against their labels
+    (N, 5): the restarts alone (the verifier voting, `voted_choice`), then the fitted
+    outlines joining them with each outline weight in `weights`, each at its best presence
+    threshold, with the empty images that get a box, the ships that do not and the
+    challenge score; and, as the bound of these candidates, the truth picking the
+    candidate and deciding presence."""
+    has_ship = has_box(labels)
+    rows = []
+    choices = {"restarts alone": voted_choice(runs, outlines.restart_below)}
+    for weight in weights:
+        choices[f"with outlines, weight {weight:g}"] = outline_choice(runs, outlines, weight)
+    for name, (boxes, presence) in choices.items():
+        threshold, score = best_presence_threshold(presence, boxes, labels)
+        boxed = presence >= threshold
+        rows.append(
+            (
+                name,
+                f"{threshold:.2f}",
+                f"{np.sum(boxed & ~has_ship)}",
+                f"{np.sum(~boxed & has_ship)}",
+                f"{score:.4f}",
+            )
+        )
+    candidates = np.concatenate([runs.boxes, np.nan_to_num(outlines.boxes)])
+    ious = np.zeros(candidates.shape[:2])
+    ious[:, has_ship] = [sample_ious(c[has_ship], labels[has_ship]) for c in candidates]
+    ious[1:, ~outlines.restarted] = -1.0  # an image not restarted keeps its first box
+    best = best_scored_boxes(candidates, ious)
+    bound = ap_at_iou(np.where(has_ship[:, None], best, np.nan), labels)
+    rows.append(("the truth picks", "-", "0", "0", f"{bound:.4f}"))
+    return format_table(
+        ("candidates", "threshold", "empty images boxed", "ships unboxed", "validation score"),
+        rows,
+    )
+
+
+def ship_iou_table(boxes: dict[str, np.ndarray], labels: np.ndarray) -> str:
+    """How tight each set of boxes (N, 5) is on the ships of labels (N, 5), every box
+    counted (no presence gate): the median IoU and how many ships fall in each IoU band of
+    `metrics.counts_by_iou_band` (the last one, above 0.7, counts the hits)."""
+    has_ship = has_box(labels)
+    rows = []
+    for name, values in boxes.items():
+        ious = np.zeros(int(has_ship.sum()))
+        drawn = has_box(values[has_ship])
+        ious[drawn] = sample_ious(values[has_ship][drawn], labels[has_ship][drawn])
+        bands = counts_by_iou_band(ious)
+        rows.append((name, f"{np.median(ious):.3f}", *(f"{count:,}" for count in bands.values())))
+    bands = [f"IoU {band}" for band in counts_by_iou_band(np.zeros(1))]
+    return format_table(("boxes", "median IoU", *bands), rows)
 
 
 def restart_table(

@@ -15,6 +15,7 @@ import numpy as np
 from .detector import decode_predictions, second_peak_predictions
 from .geometry import rotation_matrices, wrap_angle
 from .metrics import best_presence_threshold
+from .outline_fit import fit_outlines
 from .preprocessing import denormalise_labels, threshold_images
 from .refiner import (
     WINDOW_VIEWS,
@@ -161,8 +162,8 @@ RESTART_BELOW = 0.9
 """The verifier's score under which the refined detector restarts a box from its
 `restart_candidates`: on chapter 7's validation images, about 15 % of them (17 % once the
 verifier votes on presence, `VERIFIED_PRESENCE_THRESHOLD`), and the
-best of the thresholds chapter 7 tried there and on 4,096 fresh images within the 20 ms
-budget (its restart table shows them). Each cycle of the verifier changes how much it
+best of the thresholds chapter 7 tried there and on 4,096 fresh images (its restart table
+shows them; its cost table, what they cost). Each cycle of the verifier changes how much it
 doubts, so each gets its own threshold (the first one's was 0.995, the second's 0.8)."""
 VERIFIED_PRESENCE_THRESHOLD = None
 """The presence a refined detector's box needs once the verifier votes on presence too
@@ -171,6 +172,10 @@ RESTART_VIEWS = False
 """Whether the restarts average the refiner's answers over the four window views, as the
 first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as
 well or better, for a quarter of the work."""
+OUTLINE_WEIGHT = None
+"""How much the log-likelihood ratio of a candidate's fitted outline (`outline_fit`) adds
+to the verifier's log-odds when the refined detector picks among its restart candidates;
+None: no outlines are fitted. `load_pretrained` sets the value chapter 7 chose."""
 
 
 def turned_boxes(boxes: np.ndarray, turn: float) -> np.ndarray:
@@ -224,10 +229,14 @@ class RefinedDetectorPipeline(DetectorPipeline):
     `restart_below` is refined again from the proposal turned by each of `RESTART_TURNS`,
     moved by each of `RESTART_SHIFTS`, and from the detector's second guess
     (`second_peak_proposals`), the same passes with `restart_views`; the box the verifier
-    scores highest is kept. Given `verified_presence_threshold` too, the verifier also
-    votes on presence: the presence is then the mean of the detector's, the classifier's
-    and the verifier's score of the kept box, and a box needs `verified_presence_threshold`
-    of it (`presence_threshold` is the threshold of the vote without the verifier).
+    scores highest is kept. Given an `outline_weight` too, the generator's outline is
+    fitted to each of those boxes (`outline_fit.fit_outlines`), the fitted boxes join the
+    candidates, and the one kept is the best by `judged_scores`: the verifier's log-odds
+    plus `outline_weight` times the log-likelihood ratio of the candidate's fitted outline.
+    Given `verified_presence_threshold`, the verifier also votes on presence: the presence
+    is then the mean of the detector's, the classifier's and the verifier's score of the
+    kept box, and a box needs `verified_presence_threshold` of it (`presence_threshold` is
+    the threshold of the vote without the verifier).
     """
 
     def __init__(
@@ -242,6 +251,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
         restart_below: float = RESTART_BELOW,
         restart_views: bool = RESTART_VIEWS,
         verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
+        outline_weight: float | None = OUTLINE_WEIGHT,
     ):
         super().__init__(detector, presence_threshold)
         self.refiner = refiner
@@ -259,6 +269,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
             if verified_presence_threshold is None
             else check_fraction(verified_presence_threshold, "verified_presence_threshold")
         )
+        self.outline_weight = None if outline_weight is None else check_weight(outline_weight)
 
     @property
     def verifier_votes(self) -> bool:
@@ -399,24 +410,65 @@ class RefinedDetectorPipeline(DetectorPipeline):
         eligible: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Refined boxes (N, 5), where the verifier scores them below `restart_below` (and,
-        given, where `eligible` (N,) is True) replaced by the best-scored of them and their
-        `restart_candidates` (the first on a tie); and the verifier's scores (N,) of the
+        given, where `eligible` (N,) is True) replaced by the best of them, their
+        `restart_candidates` and, with an `outline_weight`, the outlines fitted to these
+        (`judged_candidates`; the first on a tie); and the verifier's scores (N,) of the
         boxes kept."""
         scores, doubted = self.doubted_boxes(images, boxes, batch_size, eligible)
         best = np.array(boxes, dtype=np.float64)
         scores = np.asarray(scores, dtype=np.float64)
         if doubted.size == 0:
             return best, scores
-        candidates = self.restart_candidates(images[doubted], proposals[doubted], batch_size)
-        repeated = np.concatenate([images[doubted]] * len(candidates))
-        candidate_scores = np.split(
-            self.verifier_scores(repeated, np.concatenate(candidates), batch_size), len(candidates)
+        doubted_images = images[doubted]
+        restarts = np.stack(self.restart_candidates(doubted_images, proposals[doubted], batch_size))
+        starts = np.concatenate([best[doubted][None], restarts])
+        start_scores = np.concatenate(
+            [
+                scores[doubted][None],
+                self.verifier_scores_of_sets(doubted_images, restarts, batch_size),
+            ]
         )
-        all_boxes = np.stack([best[doubted], *candidates])
-        all_scores = np.stack([scores[doubted], *candidate_scores])
-        best[doubted] = best_scored_boxes(all_boxes, all_scores)
-        scores[doubted] = all_scores.max(axis=0)
+        candidates, candidate_scores, judged = self.judged_candidates(
+            doubted_images, starts, start_scores, batch_size
+        )
+        chosen = np.argmax(judged, axis=0)
+        best[doubted] = candidates[chosen, np.arange(doubted.size)]
+        scores[doubted] = candidate_scores[chosen, np.arange(doubted.size)]
         return best, scores
+
+    def verifier_scores_of_sets(
+        self, images: np.ndarray, boxes: np.ndarray, batch_size: int = 128
+    ) -> np.ndarray:
+        """The verifier's scores (S, N) of S sets of boxes (S, N, 5) on images (N, 200,
+        200), all in one pass of the verifier."""
+        repeated = np.concatenate([images] * len(boxes))
+        flat = self.verifier_scores(repeated, np.concatenate(boxes), batch_size)
+        return flat.reshape(len(boxes), len(images)).astype(np.float64)
+
+    def judged_candidates(
+        self,
+        images: np.ndarray,
+        starts: np.ndarray,
+        start_scores: np.ndarray,
+        batch_size: int = 128,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """From the refined boxes (S, N, 5) of S starts on images (N, 200, 200) and their
+        verifier scores (S, N): the candidates (C, N, 5) to choose from, their verifier
+        scores (C, N) and what the choice maximises (C, N). Without an `outline_weight` the
+        candidates are the starts' boxes, chosen by their scores; with one, the outlines
+        fitted to them follow (C = 2·S), and each candidate is judged by `judged_scores`,
+        a start's box with its own fitted outline's log-likelihood ratio."""
+        if self.outline_weight is None:
+            return starts, start_scores, start_scores
+        fitted, log_ratios = fitted_outline_boxes(images, starts)
+        candidates = np.concatenate([starts, fitted])
+        scores = np.concatenate(
+            [start_scores, self.verifier_scores_of_sets(images, fitted, batch_size)]
+        )
+        judged = judged_scores(
+            scores, np.concatenate([log_ratios, log_ratios]), self.outline_weight
+        )
+        return candidates, scores, judged
 
     def corrections(
         self, windows: np.ndarray, batch_size: int = 128, views: bool | None = None
@@ -445,6 +497,37 @@ class RefinedDetectorPipeline(DetectorPipeline):
             None if self.classifier is None else self.classifier_presence(images, batch_size)
         )
         return gated_presence(detector_presence, classifier)
+
+
+def fitted_outline_boxes(images: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's outline fitted from each of S sets of boxes (S, N, 5) on images
+    (N, 200, 200): the fitted boxes (S, N, 5) and their log-likelihood ratios (S, N)."""
+    count, images_count = starts.shape[:2]
+    owners = np.tile(np.arange(images_count), count)
+    fits = fit_outlines(images, starts.reshape(-1, LABEL_SIZE), owners)
+    return fits.boxes.reshape(starts.shape), fits.log_ratios.reshape(count, images_count)
+
+
+SCORE_CLIP = 1e-7
+"""How close to 0 or 1 `judged_scores` lets a verifier score come before its log-odds: a
+float32 sigmoid rounds to exactly 1 above a log-odds of about 17."""
+
+
+def judged_scores(scores: np.ndarray, log_ratios: np.ndarray, weight: float) -> np.ndarray:
+    """What the refined detector maximises when it picks a candidate: the verifier's
+    log-odds of its score (any shape) plus `weight` times the log-likelihood ratio of its
+    fitted outline (same shape)."""
+    clipped = np.clip(np.asarray(scores, dtype=np.float64), SCORE_CLIP, 1 - SCORE_CLIP)
+    return np.log(clipped / (1 - clipped)) + weight * np.asarray(log_ratios, dtype=np.float64)
+
+
+def check_weight(weight: float, name: str = "outline_weight") -> float:
+    """`weight` as a float if it is a finite number >= 0, else a ValueError naming it."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float | np.floating | np.integer):
+        raise ValueError(f"{name} must be a number >= 0, got {weight!r}")
+    if not np.isfinite(weight) or weight < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {weight}")
+    return float(weight)
 
 
 def vote_presence(detector_presence: np.ndarray, classifier_presence: np.ndarray) -> np.ndarray:

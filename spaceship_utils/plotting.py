@@ -758,3 +758,58 @@ def plot_boxes_around_truth(
     truth = refinement_targets(labels, labels)
     corrections = refinement_targets(labels, boxes)
     return plot_refinements(windows, truth, corrections, None, columns, channel=1)
+
+
+OUTLINE_COLOUR = "gold"
+
+
+def plot_outline_fits(
+    images: np.ndarray,
+    ratio_maps: np.ndarray,
+    labels: np.ndarray,
+    starts: np.ndarray,
+    fitted: np.ndarray,
+    corners: np.ndarray,
+    margin_px: float = 10.0,
+) -> plt.Figure:
+    """What `outline_fit.fit_outlines` does, one column per ship: above, the image
+    (K, 200, 200) around the true box (K, 5, red) with the box the fit started from
+    (K, 5, dashed), the fitted box (K, 5, cyan) and the fitted outline (corners (K, 4, 2),
+    gold); below, the pixels' log ratios (K, 200, 200) with the same outline. Titles give
+    the IoU with the truth before and after."""
+    images = check_images(images)
+    count = len(images)
+    if count == 0:
+        raise ValueError("plot_outline_fits needs at least one image")
+    fig, axes = plt.subplots(2, count, figsize=(2.5 * count + 0.6, 5.2), squeeze=False)
+    before, after = rotated_iou(starts, labels), rotated_iou(fitted, labels)
+    styles = (
+        {"cmap": "gray", "vmin": 0.0, "vmax": 1.0},
+        {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3},
+    )
+    for index in range(count):
+        outline = np.asarray(corners[index], dtype=np.float64)
+        outline = np.vstack([outline, outline[:1]])
+        half = max(labels[index, 3], labels[index, 4]) / 2 + margin_px
+        centre = labels[index, :2]
+        for row, picture in enumerate((images[index], ratio_maps[index])):
+            ax = axes[row, index]
+            shown = ax.imshow(picture, interpolation="nearest", **styles[row])
+            if row == 0:
+                start = box_corners(starts[index : index + 1])[0]
+                start = np.vstack([start, start[:1]])
+                ax.plot(start[:, 0], start[:, 1], "--", color="0.85", linewidth=1.0)
+                draw_box(ax, labels[index], TRUE_COLOUR, show_nose=False)
+                draw_box(ax, fitted[index], PREDICTED_COLOUR, show_nose=False)
+                ax.set_title(f"IoU {before[index]:.2f} -> {after[index]:.2f}", fontsize=9)
+            ax.plot(outline[:, 0], outline[:, 1], color=OUTLINE_COLOUR, linewidth=1.0)
+            ax.set_xlim(centre[0] - half, centre[0] + half)
+            ax.set_ylim(centre[1] + half, centre[1] - half)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+    fig.subplots_adjust(left=0.02, right=0.88, top=0.93, bottom=0.03, wspace=0.08, hspace=0.12)
+    colour_bar = fig.add_axes((0.9, 0.08, 0.015, 0.36))
+    fig.colorbar(shown, cax=colour_bar, label="log ratio")
+    return fig

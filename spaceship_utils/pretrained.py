@@ -17,12 +17,14 @@ from pathlib import Path
 
 from .models import build_network
 from .pipelines import (
+    OUTLINE_WEIGHT,
     PRESENCE_THRESHOLD,
     RESTART_BELOW,
     VERIFIED_PRESENCE_THRESHOLD,
     BaselinePipeline,
     DetectorPipeline,
     RefinedDetectorPipeline,
+    check_weight,
 )
 from .runs import file_sha256, read_config, read_history
 from .train import MONITOR, TrainingConfig, kept_epoch
@@ -106,6 +108,7 @@ def install_run(
     presence_threshold: float | None = None,
     restart_below: float | None = None,
     verified_presence_threshold: float | None = None,
+    outline_weight: float | None = None,
 ) -> Path:
     """Ship a finished training run: copy its weights and history into the package.
 
@@ -117,7 +120,8 @@ def install_run(
     `restart_below`, if given, is the refined detector's verifier score under which it
     restarts a box (`pipelines.RefinedDetectorPipeline`, also chosen on validation data),
     and `verified_presence_threshold` the presence its box needs once the verifier votes
-    (`evaluate.verifier_vote_table`).
+    (`evaluate.verifier_vote_table`), and `outline_weight` the weight of the fitted
+    outlines in its choice among restarts (`evaluate.outline_judge_table`).
     """
     if role not in PRETRAINED_MODELS.get(name, ()):
         raise ValueError(
@@ -129,11 +133,13 @@ def install_run(
         "restart_below": restart_below,
         "verified_presence_threshold": verified_presence_threshold,
     }
+    verifier_settings["outline_weight"] = outline_weight
     for setting, value in verifier_settings.items():
         if value is not None:
             if name != "refined_detector":
                 raise ValueError(f"only the refined detector has a {setting}, not {name!r}")
-            verifier_settings[setting] = check_fraction(value, setting)
+            check = check_weight if setting == "outline_weight" else check_fraction
+            verifier_settings[setting] = check(value, setting)
     run_dir = Path(run_dir).expanduser()
     task = read_config(run_dir).get("task") if (run_dir / "config.json").is_file() else role
     if task != role:
@@ -295,6 +301,7 @@ def load_pretrained(
             verified_presence_threshold=settings.get(
                 "verified_presence_threshold", VERIFIED_PRESENCE_THRESHOLD
             ),
+            outline_weight=settings.get("outline_weight", OUTLINE_WEIGHT),
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
@@ -332,12 +339,15 @@ def load_refined_detector_run(
     verifier_run: str | Path | None = None,
     restart_below: float = RESTART_BELOW,
     verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
+    outline_weight: float | None = OUTLINE_WEIGHT,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another, the classifier of a third
     voting on presence and the verifier of a fourth restarting the boxes it scores below
     `restart_below`, if given (each at its best epoch), and voting on presence with
-    `verified_presence_threshold`, if given. Choose the thresholds on validation data
-    (`evaluate.restart_table` and `evaluate.verifier_vote_table` for the last two)."""
+    `verified_presence_threshold`, if given; with `outline_weight`, fitted outlines join
+    its restarts (`pipelines.RefinedDetectorPipeline`). Choose the thresholds and the
+    weight on validation data (`evaluate.restart_table`, `evaluate.verifier_vote_table`
+    and `evaluate.outline_judge_table`)."""
     classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
     verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
@@ -348,6 +358,7 @@ def load_refined_detector_run(
         verifier=verifier,
         restart_below=restart_below,
         verified_presence_threshold=verified_presence_threshold,
+        outline_weight=outline_weight,
     )
 
 

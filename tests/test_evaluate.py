@@ -161,3 +161,17 @@ def test_far_off_axes_are_grouped_by_the_ships_shape():
     assert rows[0] == ["below", "1.3", "1", "40.0", "39.8", "51.3"]
     assert rows[1][-1] == "0" and rows[2][-1] == "0"  # "1.3 to 1.5", "1.5 to 1.7": empty
     assert rows[3] == ["1.7", "and", "above", "2", "32.0", "26.6", "36.9"]
+
+
+def test_the_ship_iou_table_counts_every_ship_by_band():
+    from spaceship_utils.evaluate import ship_iou_table
+
+    labels = np.array(
+        [[100.0, 100.0, 0.3, 20.0, 30.0], [50.0, 50.0, 1.0, 25.0, 40.0], [np.nan] * 5]
+    )
+    boxes = {"exact": labels, "moved": labels + [6.0, 0, 0, 0, 0], "none": np.full((3, 5), np.nan)}
+    rows = [row.split() for row in ship_iou_table(boxes, labels).splitlines()[2:]]
+    # median IoU, then ships at 0, in (0, 0.5], (0.5, 0.7] and above 0.7
+    assert rows[0] == ["exact", "1.000", "0", "0", "0", "2"]
+    assert rows[1][0] == "moved" and rows[1][2:] == ["0", "0", "2", "0"]  # 6 px: 0.51, 0.61
+    assert rows[2] == ["none", "0.000", "2", "0", "0", "0"]  # no box counts 0

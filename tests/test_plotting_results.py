@@ -82,3 +82,24 @@ def test_training_history_can_be_drawn_against_training_images():
     assert "thousands" in ax.get_xlabel()
     with pytest.raises(ValueError, match="images"):
         plot_training_history({"loss": [1.0]}, x_axis="images")
+
+
+def test_the_outline_figure_shows_image_and_log_ratios_for_each_ship(ships):
+    from spaceship_utils.outline_fit import fit_outlines, log_ratio_maps
+    from spaceship_utils.plotting import plot_outline_fits
+
+    images, labels = ships
+    starts = labels[:3] + [2.0, -1.0, 0.05, 1.0, -2.0]
+    fits = fit_outlines(images[:3], starts)
+    fig = plot_outline_fits(
+        images[:3], log_ratio_maps(images[:3]), labels[:3], starts, fits.boxes, fits.corners
+    )
+    panels = [ax for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(panels) == 6  # image and log ratios, three ships
+    assert all(ax.get_title().startswith("IoU ") for ax in panels[:3])
+    # every panel draws the fitted outline, closed: five points for four corners
+    assert all(any(len(line.get_xdata()) == 5 for line in ax.lines) for ax in panels)
+    with pytest.raises(ValueError, match="at least one image"):
+        plot_outline_fits(
+            images[:0], images[:0], labels[:0], labels[:0], labels[:0], np.zeros((0, 4, 2))
+        )

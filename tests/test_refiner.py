@@ -247,6 +247,7 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
         weights,
         restart_below=0.6,
         verified_presence_threshold=0.55,
+        outline_weight=0.05,
     )
     share_shipped_weights("refined_detector", "detector", "detector", weights)
     share_shipped_weights("refined_detector", "classifier", "baseline", weights)
@@ -254,6 +255,7 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
     assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
     assert model.classifier is not None and model.restart_below == 0.6
     assert model.verifier_votes and model.gate_threshold == 0.55
+    assert model.outline_weight == 0.05
     assert model.network_passes == (1, 4 * model.passes, 1, 1)
     manifest = json.loads((weights / "manifest.json").read_text())
     for role, source in (("detector", "detector"), ("classifier", "baseline")):
@@ -272,6 +274,10 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
             tmp_path / "verifier",
             weights,
             verified_presence_threshold=1.5,
+        )
+    with pytest.raises(ValueError, match="outline_weight"):
+        install_run(
+            "refined_detector", "verifier", tmp_path / "verifier", weights, outline_weight=-1
         )
 
 

@@ -3,7 +3,7 @@ import pytest
 
 from spaceship_utils.data import generate_batch
 from spaceship_utils.geometry import box_corners, rotated_iou, wrap_angle
-from spaceship_utils.pipelines import vote_can_reach
+from spaceship_utils.pipelines import judged_scores, vote_can_reach
 from spaceship_utils.refiner import build_refiner
 from spaceship_utils.verifier import (
     TRUNK_LAYERS,
@@ -363,3 +363,80 @@ def test_the_shipped_verifier_sees_a_box_too_wide_or_too_narrow():
         resized = labels.astype(np.float64)
         resized[:, 3] *= factor
         assert np.median(model.verifier_scores(images, resized)) < 0.5 < np.median(true_scores)
+
+
+@pytest.fixture
+def outline_model(restart_model, monkeypatch):
+    """The restart model with fitted outlines joining its candidates: the fake fit moves
+    every box 8 px right, and its log ratio is 10 for a box near x = 50, 0 elsewhere; the
+    verifier scores the fit of image 0's favourite axis (45°, at x = 58) 0.97, above the
+    restarts' best 0.95."""
+    from spaceship_utils import pipelines
+
+    model, proposals, _ = restart_model
+    fits = []
+
+    def fitted_outline_boxes(images, starts):
+        fits.append(starts.shape)
+        moved = starts + [8.0, 0, 0, 0, 0]
+        return moved, np.where(np.abs(starts[..., 0] - 50) < 5, 10.0, 0.0)
+
+    monkeypatch.setattr(pipelines, "fitted_outline_boxes", fitted_outline_boxes)
+    import spaceship_utils.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "fitted_outline_boxes", fitted_outline_boxes)
+    scores_of = model.verifier.predict_on_batch
+
+    def predict_on_batch(windows):
+        scores = scores_of(windows)
+        boxes = windows[:, 0, 0, :]
+        liked = np.isclose(boxes[:, 0], 58.0) & np.isclose(np.cos(2 * boxes[:, 2] - np.pi / 2), 1)
+        scores[liked, 0] = 0.97
+        return scores
+
+    model.verifier.predict_on_batch = predict_on_batch
+    model.outline_weight = 0.05
+    return model, proposals, fits
+
+
+def test_fitted_outlines_join_the_restarts_and_the_judge_picks_among_all(outline_model, batch):
+    model, proposals, fits = outline_model
+    images = batch[0][:3]
+    boxes = model.predict(images)
+    # Image 0 restarted: nine starts and their nine fits; the fit of the proposal's 45°
+    # turn, 8 px right, scores 0.97 and wins. Image 1 is trusted, image 2 never boxed.
+    assert fits == [(9, 1, 5)]
+    np.testing.assert_allclose(boxes[0], [58.0, 101.0, np.pi / 4, 20.0, 30.0])
+    np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])
+    candidates, scores, judged = model.judged_candidates(
+        images[:1], np.zeros((2, 1, 5)) + [50.0, 0, 0, 20, 30], np.array([[0.5], [0.5]])
+    )
+    assert candidates.shape == (4, 1, 5) and scores.shape == judged.shape == (4, 1)
+    np.testing.assert_allclose(judged[:, 0], judged_scores(scores[:, 0], np.full(4, 10.0), 0.05))
+    model.outline_weight = None  # no fits: the verifier alone picks among the starts
+    np.testing.assert_allclose(model.predict(images)[0], [50.0, 101.0, np.pi / 4, 20.0, 30.0])
+    assert len(fits) == 2  # the two calls above, none since
+
+
+def test_the_outline_table_scores_what_the_pipeline_answers(outline_model, batch):
+    from spaceship_utils.evaluate import (
+        outline_choice,
+        outline_judge_table,
+        outline_runs,
+        restart_runs,
+    )
+    from spaceship_utils.pipelines import gate_boxes
+
+    model, proposals, _ = outline_model
+    images = batch[0][:3]
+    runs = restart_runs(model, images)
+    outlines = outline_runs(model, images, runs)
+    assert outlines.restarted.tolist() == [True, False, True]  # scored below 0.5 first
+    assert np.isnan(outlines.boxes[:, 1]).all() and (outlines.scores[:, 1] == 0).all()
+    boxes, presence = outline_choice(runs, outlines, model.outline_weight)
+    np.testing.assert_allclose(gate_boxes(boxes, presence, 0.5)[:2], model.predict(images)[:2])
+    labels = np.array([[58.0, 101.0, np.pi / 4, 20.0, 30.0], proposals[1], [np.nan] * 5])
+    rows = [row.split() for row in outline_judge_table(runs, outlines, labels).splitlines()[2:]]
+    assert [row[0] for row in rows] == ["restarts", "with", "with", "with", "with", "the"]
+    assert rows[0][-1] == "0.5000"  # the best start, 8 px off, misses image 0's ship
+    assert [row[-1] for row in rows[1:]] == ["1.0000"] * 5  # its fit hits, whatever the weight
