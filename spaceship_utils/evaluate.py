@@ -13,6 +13,7 @@ import argparse
 import copy
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -32,12 +33,14 @@ from .metrics import (
     scores_by_presence_threshold,
 )
 from .pipelines import (
+    Predictions,
     RefinedDetectorPipeline,
     best_scored_boxes,
     fitted_outline_boxes,
     gate_boxes,
     gated_presence,
     judged_scores,
+    variant_predictions,
     vote_can_reach,
     vote_presence,
     with_one_more_vote,
@@ -168,48 +171,78 @@ def evaluate_model(
     model, samples: int = 10_000, seed: int = 0, chunk_size: int = 500, gallery_size: int = 8
 ) -> Evaluation:
     """Score `model.predict_details` on `samples` official samples after np.random.seed(seed)."""
+    evaluations = evaluate_predictions(
+        lambda images: {"model": model.predict_details(images)},
+        samples,
+        seed,
+        chunk_size,
+        gallery_size,
+    )
+    return evaluations["model"]
+
+
+def evaluate_variants(
+    variants: dict[str, RefinedDetectorPipeline],
+    samples: int = 10_000,
+    seed: int = 0,
+    chunk_size: int = 500,
+    gallery_size: int = 8,
+) -> dict[str, Evaluation]:
+    """`evaluate_model` of refined detectors that differ only in their verifier, presence
+    thresholds and outline weight, on the same official samples, through
+    `pipelines.variant_predictions`: their shared work is done once (their inference
+    seconds are those of all of them together)."""
+    return evaluate_predictions(
+        lambda images: variant_predictions(variants, images),
+        samples,
+        seed,
+        chunk_size,
+        gallery_size,
+    )
+
+
+def evaluate_predictions(
+    predict: Callable[[np.ndarray], dict[str, Predictions]],
+    samples: int,
+    seed: int,
+    chunk_size: int,
+    gallery_size: int,
+) -> dict[str, Evaluation]:
+    """Score the predictions `predict` returns, by name, for raw images (N, 200, 200), on
+    `samples` official samples after np.random.seed(seed), `chunk_size` at a time."""
     samples = check_count(samples, "samples", minimum=1)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    # One untimed call first: building the predict functions is not inference time.
+    names = list(predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)))
     np.random.seed(seed)
     seconds = {"generation": 0.0, "inference": 0.0, "scoring": 0.0}
-    parts: dict[str, list[np.ndarray]] = {
-        "labels": [],
-        "boxes": [],
-        "raw": [],
-        "presence": [],
-        "ious": [],
-    }
-    galleries = {name: Gallery() for name in GALLERY_RANGES}
-    # One untimed call first: building the predict function is not inference time.
-    model.predict_details(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32))
+    fields = ("labels", "boxes", "raw_boxes", "presence", "ious")
+    parts = {name: {key: [] for key in fields} for name in names}
+    galleries = {name: {kind: Gallery() for kind in GALLERY_RANGES} for name in names}
     for start in range(0, samples, chunk_size):
         began = time.perf_counter()
         images, labels = official_samples(min(chunk_size, samples - start))
         generated = time.perf_counter()
-        predictions = model.predict_details(images)
+        predictions = predict(images)
         predicted = time.perf_counter()
-        ious = sample_ious(predictions.boxes, labels)
+        ious = {name: sample_ious(predictions[name].boxes, labels) for name in names}
         seconds["generation"] += generated - began
         seconds["inference"] += predicted - generated
         seconds["scoring"] += time.perf_counter() - predicted
-        for key, value in (
-            ("labels", labels),
-            ("boxes", predictions.boxes),
-            ("raw", predictions.raw_boxes),
-            ("presence", predictions.presence),
-            ("ious", ious),
-        ):
-            parts[key].append(value)
-        _fill_galleries(galleries, gallery_size, images, labels, predictions.boxes, ious)
-    return Evaluation(
-        labels=np.concatenate(parts["labels"]),
-        boxes=np.concatenate(parts["boxes"]),
-        raw_boxes=np.concatenate(parts["raw"]),
-        presence=np.concatenate(parts["presence"]),
-        ious=np.concatenate(parts["ious"]),
-        galleries=galleries,
-        seconds=seconds,
-    )
+        for name in names:
+            got = predictions[name]
+            values = (labels, got.boxes, got.raw_boxes, got.presence, ious[name])
+            for key, value in zip(fields, values, strict=True):
+                parts[name][key].append(value)
+            _fill_galleries(galleries[name], gallery_size, images, labels, got.boxes, ious[name])
+    return {
+        name: Evaluation(
+            **{key: np.concatenate(parts[name][key]) for key in fields},
+            galleries=galleries[name],
+            seconds=dict(seconds),
+        )
+        for name in names
+    }
 
 
 def _fill_galleries(

@@ -62,6 +62,14 @@ class Predictions:
     """(N, 5) the regressor's box for every image, whatever the classifier says."""
 
 
+def gated_predictions(raw_boxes: np.ndarray, presence: np.ndarray, threshold: float) -> Predictions:
+    """The `Predictions` of raw boxes (N, 5) and presence (N,) once the gate at `threshold`
+    drops the boxes whose presence falls short of it."""
+    presence = np.asarray(presence, dtype=np.float64)
+    boxes = gate_boxes(raw_boxes, presence, threshold)
+    return Predictions(boxes=boxes, presence=presence, raw_boxes=raw_boxes)
+
+
 class Pipeline:
     """What every pipeline shares: input checks, the empty batch, the presence gate."""
 
@@ -87,12 +95,9 @@ class Pipeline:
         images = check_images(images)
         batch_size = check_count(batch_size, "batch_size", minimum=1)
         if len(images) == 0:
-            empty = np.zeros((0, LABEL_SIZE))
-            return Predictions(boxes=empty, presence=np.zeros(0), raw_boxes=empty.copy())
+            return gated_predictions(np.zeros((0, LABEL_SIZE)), np.zeros(0), self.gate_threshold)
         raw_boxes, presence = self.raw_predictions(images.astype(np.float32), batch_size)
-        presence = np.asarray(presence, dtype=np.float64)
-        boxes = gate_boxes(raw_boxes, presence, self.gate_threshold)
-        return Predictions(boxes=boxes, presence=presence, raw_boxes=raw_boxes)
+        return gated_predictions(raw_boxes, presence, self.gate_threshold)
 
     def predict(self, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
         """Raw images (N, 200, 200) -> boxes (N, 5) (x, y, yaw, width, height), NaN = no ship."""
@@ -313,15 +318,19 @@ class RefinedDetectorPipeline(DetectorPipeline):
         boxes = boxes_by_pass[-1]
         if self.verifier is None:
             return boxes, presence
-        voters = self.presence_voters
-        if self.verifier_votes:  # no restarts where even a score of 1 cannot lift the vote
-            eligible = vote_can_reach(presence, voters, self.verified_presence_threshold)
-        else:  # no restarts where the gate will drop the box
-            eligible = presence >= self.presence_threshold
+        eligible = self.restart_eligible(presence)
         boxes, scores = self.restarted_boxes(images, boxes_by_pass[0], boxes, batch_size, eligible)
         if self.verifier_votes:
-            presence = with_one_more_vote(presence, voters, scores)
+            presence = with_one_more_vote(presence, self.presence_voters, scores)
         return boxes, presence
+
+    def restart_eligible(self, presence: np.ndarray) -> np.ndarray:
+        """Where (N,) a doubted box is worth restarting, given the presence (N,) before the
+        verifier votes: where the gate will draw it or, when the verifier votes, where even
+        a score of 1 can lift the vote to `verified_presence_threshold`."""
+        if self.verifier_votes:
+            return vote_can_reach(presence, self.presence_voters, self.verified_presence_threshold)
+        return np.asarray(presence) >= self.presence_threshold
 
     def boxes_by_pass(
         self, images: np.ndarray, passes: int, batch_size: int = 128
@@ -420,13 +429,8 @@ class RefinedDetectorPipeline(DetectorPipeline):
         if doubted.size == 0:
             return best, scores
         doubted_images = images[doubted]
-        restarts = np.stack(self.restart_candidates(doubted_images, proposals[doubted], batch_size))
-        starts = np.concatenate([best[doubted][None], restarts])
-        start_scores = np.concatenate(
-            [
-                scores[doubted][None],
-                self.verifier_scores_of_sets(doubted_images, restarts, batch_size),
-            ]
+        starts, start_scores = self.scored_starts(
+            doubted_images, proposals[doubted], best[doubted], scores[doubted], batch_size
         )
         candidates, candidate_scores, judged = self.judged_candidates(
             doubted_images, starts, start_scores, batch_size
@@ -435,6 +439,28 @@ class RefinedDetectorPipeline(DetectorPipeline):
         best[doubted] = candidates[chosen, np.arange(doubted.size)]
         scores[doubted] = candidate_scores[chosen, np.arange(doubted.size)]
         return best, scores
+
+    def scored_starts(
+        self,
+        images: np.ndarray,
+        proposals: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        batch_size: int = 128,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The boxes (S, N, 5) of every start of a restart on images (N, 200, 200), the
+        refined boxes (N, 5) first and then their `restart_candidates` from the proposals
+        (N, 5), and the verifier's scores (S, N) of them (those of the boxes given: scores
+        (N,))."""
+        restarts = np.stack(self.restart_candidates(images, proposals, batch_size))
+        starts = np.concatenate([np.asarray(boxes, dtype=np.float64)[None], restarts])
+        start_scores = np.concatenate(
+            [
+                np.asarray(scores, dtype=np.float64)[None],
+                self.verifier_scores_of_sets(images, restarts, batch_size),
+            ]
+        )
+        return starts, start_scores
 
     def verifier_scores_of_sets(
         self, images: np.ndarray, boxes: np.ndarray, batch_size: int = 128
@@ -460,15 +486,28 @@ class RefinedDetectorPipeline(DetectorPipeline):
         a start's box with its own fitted outline's log-likelihood ratio."""
         if self.outline_weight is None:
             return starts, start_scores, start_scores
+        candidates, scores, log_ratios = self.outline_candidates(
+            images, starts, start_scores, batch_size
+        )
+        return candidates, scores, judged_scores(scores, log_ratios, self.outline_weight)
+
+    def outline_candidates(
+        self,
+        images: np.ndarray,
+        starts: np.ndarray,
+        start_scores: np.ndarray,
+        batch_size: int = 128,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The boxes (S, N, 5) of S starts on images (N, 200, 200) followed by the outlines
+        fitted to them (C = 2·S candidates (C, N, 5)), the verifier's scores (C, N) of all
+        (those of the starts given: (S, N)), and each candidate's log-likelihood ratio
+        (C, N), a start's box with its own fitted outline's."""
         fitted, log_ratios = fitted_outline_boxes(images, starts)
         candidates = np.concatenate([starts, fitted])
         scores = np.concatenate(
             [start_scores, self.verifier_scores_of_sets(images, fitted, batch_size)]
         )
-        judged = judged_scores(
-            scores, np.concatenate([log_ratios, log_ratios]), self.outline_weight
-        )
-        return candidates, scores, judged
+        return candidates, scores, np.concatenate([log_ratios, log_ratios])
 
     def corrections(
         self, windows: np.ndarray, batch_size: int = 128, views: bool | None = None
@@ -497,6 +536,105 @@ class RefinedDetectorPipeline(DetectorPipeline):
             None if self.classifier is None else self.classifier_presence(images, batch_size)
         )
         return gated_presence(detector_presence, classifier)
+
+
+SHARED_SETTINGS = ("network", "refiner", "classifier", "passes", "views", "restart_views")
+"""What the refined detectors of `variant_predictions` must share: networks and passes."""
+VERIFIED_SETTINGS = ("verifier", "restart_below")
+"""What those of them with a verifier must share too (the others have none)."""
+
+
+def variant_predictions(
+    variants: dict[str, RefinedDetectorPipeline], images: np.ndarray, batch_size: int = 128
+) -> dict[str, Predictions]:
+    """What each of several refined detectors that differ only in their verifier being
+    there, their presence thresholds and their outline weight (copies of one, with some
+    settings changed) predicts on raw images (N, 200, 200): each one's `predict_details`,
+    with the work they share done once. The detector, classifier and refiner run once; the
+    restarts (and the outline fits, if any variant fits outlines) run once on every image
+    any variant restarts; each variant then picks its own candidates and gates its own
+    presence. Chapter 7 scores the stages of its pipeline on 10,000 images this way."""
+    if not variants:
+        raise ValueError("variants is empty: give at least one refined detector")
+    for name, model in variants.items():
+        if not isinstance(model, RefinedDetectorPipeline):
+            raise TypeError(f"variant {name!r} is a {type(model).__name__}, not a refined detector")
+    first = next(iter(variants.values()))
+    verified = {name: model for name, model in variants.items() if model.verifier is not None}
+    for name, model in variants.items():
+        checks = [(setting, first) for setting in SHARED_SETTINGS]
+        if name in verified:
+            checks += [(setting, next(iter(verified.values()))) for setting in VERIFIED_SETTINGS]
+        for setting, reference in checks:
+            if getattr(model, setting) != getattr(reference, setting):
+                raise ValueError(f"variant {name!r} has another {setting} than the others")
+    images = check_images(images).astype(np.float32)
+    batch_size = check_count(batch_size, "batch_size", minimum=1)
+    if len(images) == 0:
+        return {name: model.predict_details(images) for name, model in variants.items()}
+    boxes_by_pass, detector_presence = first.boxes_by_pass(images, first.passes, batch_size)
+    presence = first.presence(images, detector_presence, batch_size)
+    proposals, boxes = boxes_by_pass[0], boxes_by_pass[-1]
+    answers = {name: (boxes, presence) for name in variants}
+    if verified:
+        answers.update(
+            verified_variant_answers(verified, images, proposals, boxes, presence, batch_size)
+        )
+    return {
+        name: gated_predictions(*answers[name], model.gate_threshold)
+        for name, model in variants.items()
+    }
+
+
+def verified_variant_answers(
+    variants: dict[str, RefinedDetectorPipeline],
+    images: np.ndarray,
+    proposals: np.ndarray,
+    boxes: np.ndarray,
+    presence: np.ndarray,
+    batch_size: int = 128,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For `variant_predictions`: the boxes (N, 5) and presence (N,) of each variant with a
+    verifier, from the detector's proposals (N, 5), the refined boxes (N, 5) and the
+    presence (N,) before the verifier votes, on images (N, 200, 200)."""
+    model = next(iter(variants.values()))
+    scores = np.asarray(model.verifier_scores(images, boxes, batch_size), dtype=np.float64)
+    doubted = scores < model.restart_below
+    restarted = {name: doubted & v.restart_eligible(presence) for name, v in variants.items()}
+    union = np.flatnonzero(np.any(list(restarted.values()), axis=0))
+    if union.size:
+        starts, start_scores = model.scored_starts(
+            images[union], proposals[union], boxes[union], scores[union], batch_size
+        )
+        candidates, candidate_scores, log_ratios = starts, start_scores, None
+        if any(v.outline_weight is not None for v in variants.values()):
+            candidates, candidate_scores, log_ratios = model.outline_candidates(
+                images[union], starts, start_scores, batch_size
+            )
+    answers = {}
+    for name, variant in variants.items():
+        kept, kept_scores = np.array(boxes), scores.copy()
+        chosen_images = np.flatnonzero(restarted[name][union]) if union.size else union
+        if chosen_images.size:
+            if variant.outline_weight is None:  # the starts alone, by the verifier's scores
+                judged = candidate_scores[: len(starts), chosen_images]
+            else:
+                judged = judged_scores(
+                    candidate_scores[:, chosen_images],
+                    log_ratios[:, chosen_images],
+                    variant.outline_weight,
+                )
+            chosen = np.argmax(judged, axis=0)
+            kept[union[chosen_images]] = candidates[chosen, chosen_images]
+            kept_scores[union[chosen_images]] = candidate_scores[chosen, chosen_images]
+        voted = variant.verifier_votes
+        answers[name] = (
+            kept,
+            with_one_more_vote(presence, variant.presence_voters, kept_scores)
+            if voted
+            else presence,
+        )
+    return answers
 
 
 def fitted_outline_boxes(images: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

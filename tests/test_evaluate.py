@@ -175,3 +175,23 @@ def test_the_ship_iou_table_counts_every_ship_by_band():
     assert rows[0] == ["exact", "1.000", "0", "0", "0", "2"]
     assert rows[1][0] == "moved" and rows[1][2:] == ["0", "0", "2", "0"]  # 6 px: 0.51, 0.61
     assert rows[2] == ["none", "0.000", "2", "0", "0", "0"]  # no box counts 0
+
+
+def test_variants_are_scored_on_the_same_samples_as_each_one_alone():
+    import copy
+
+    from spaceship_utils import load_pretrained
+    from spaceship_utils.evaluate import evaluate_variants
+
+    shipped = load_pretrained("refined_detector")
+    without_fits = copy.copy(shipped)
+    without_fits.outline_weight = None
+    kwargs = {"samples": 24, "seed": 3, "chunk_size": 10, "gallery_size": 2}
+    together = evaluate_variants({"shipped": shipped, "without fits": without_fits}, **kwargs)
+    for name, model in (("shipped", shipped), ("without fits", without_fits)):
+        alone = evaluate_model(model, **kwargs)
+        np.testing.assert_array_equal(together[name].labels, alone.labels)
+        np.testing.assert_allclose(together[name].boxes, alone.boxes, atol=1e-4)
+        np.testing.assert_allclose(together[name].presence, alone.presence, atol=1e-6)
+        assert together[name].score == alone.score
+        assert len(together[name].galleries["good"].images) == 2

@@ -440,3 +440,57 @@ def test_the_outline_table_scores_what_the_pipeline_answers(outline_model, batch
     assert [row[0] for row in rows] == ["restarts", "with", "with", "with", "with", "the"]
     assert rows[0][-1] == "0.5000"  # the best start, 8 px off, misses image 0's ship
     assert [row[-1] for row in rows[1:]] == ["1.0000"] * 5  # its fit hits, whatever the weight
+
+
+def test_variants_share_their_work_and_answer_as_each_one_alone(outline_model, batch):
+    import copy
+
+    from spaceship_utils.pipelines import variant_predictions
+
+    model, _, _ = outline_model
+    images = batch[0][:3]
+    settings = {  # verifier kept, verified_presence_threshold, outline_weight
+        "refined": (False, None, None),
+        "restarts": (True, None, None),
+        "vote": (True, 0.5, None),
+        "fits": (True, 0.5, 0.05),
+        "fits, no vote": (True, None, 0.05),
+    }
+    variants = {}
+    for name, (verifier, threshold, weight) in settings.items():
+        variants[name] = copy.copy(model)
+        variants[name].verifier = model.verifier if verifier else None
+        variants[name].verified_presence_threshold = threshold
+        variants[name].outline_weight = weight
+    _, _, fits = outline_model
+    shared = variant_predictions(variants, images)
+    assert fits == [(9, 2, 5)]  # one fit of the two images any variant restarts
+    for name, variant in variants.items():
+        alone = variant.predict_details(images)
+        for field in ("boxes", "presence", "raw_boxes"):
+            np.testing.assert_allclose(getattr(shared[name], field), getattr(alone, field))
+    # the fits change image 0's box, the vote draws image 2's: the variants do differ
+    assert shared["fits"].boxes[0, 0] == pytest.approx(58.0) != shared["vote"].boxes[0, 0]
+    assert np.isnan(shared["restarts"].boxes[2]).all()
+    assert not np.isnan(shared["vote"].boxes[2]).any()
+    assert {len(p.boxes) for p in variant_predictions(variants, images[:0]).values()} == {0}
+
+
+def test_variants_must_share_networks_and_passes(outline_model):
+    import copy
+
+    from spaceship_utils.pipelines import BaselinePipeline, variant_predictions
+
+    model, _, _ = outline_model
+    other = copy.copy(model)
+    other.passes = 2
+    with pytest.raises(ValueError, match="'other' has another passes"):
+        variant_predictions({"model": model, "other": other}, np.zeros((1, 200, 200)))
+    other = copy.copy(model)
+    other.restart_below = 0.9
+    with pytest.raises(ValueError, match="another restart_below"):
+        variant_predictions({"model": model, "other": other}, np.zeros((1, 200, 200)))
+    with pytest.raises(TypeError, match="not a refined detector"):
+        variant_predictions({"seed": BaselinePipeline(None, None)}, np.zeros((1, 200, 200)))
+    with pytest.raises(ValueError, match="variants is empty"):
+        variant_predictions({}, np.zeros((1, 200, 200)))
