@@ -644,7 +644,7 @@ def outline_choice(
     outline fitted from it), and the presence (N,), the verifier's score of the box kept
     joining the vote (see `voted_choice` for the images the pipeline skips)."""
     restarted = outlines.restarted
-    candidates = np.concatenate([runs.boxes, np.where(restarted[:, None], outlines.boxes, 0.0)])
+    candidates = np.concatenate([runs.boxes, outlines.boxes])
     scores = np.concatenate([runs.scores, outlines.scores])
     log_ratios = np.concatenate([outlines.log_ratios, outlines.log_ratios])
     chosen = np.argmax(judged_scores(scores, log_ratios, weight), axis=0)

@@ -24,7 +24,8 @@ four steps (all on the CPU with Numba):
 3. the centre and axis again, finer;
 4. the corners themselves: nose and wing tips each within `CORNER_WINDOW` px, jointly
    with a prior that keeps the wings symmetric, the notch anywhere on the axis (exact
-   dynamic programming over the outline's cycle), repeated until no corner moves.
+   dynamic programming over the outline's cycle), repeated until the nose and the wing
+   tips stop moving (the notch follows them).
 
 The box is read off the corners it settles on; the generator's centre and width are
 integers, and the box's are rounded to them. A noise line lying along a hypothesised
@@ -40,9 +41,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from .data import SIZE_RANGE
+from .data import LENGTH_TO_WIDTH, SIZE_RANGE, TAIL_TO_LENGTH
 from .pixel_statistics import noise_pixel_density, ship_pixel_density
-from .validation import check_boxes, check_images, has_box
+from .validation import IMAGE_SIZE, check_boxes, check_images, has_box
 
 LINE_SHARE = 0.0141
 """Share of an image's pixels on one of its six noise lines: each line has max(|dx|, |dy|)
@@ -70,12 +71,17 @@ CORNER_ROUNDS = 6
 SYMMETRY_PX = 0.6
 """Standard deviation (px) of how far the wing tips' line may stray from square to the
 axis: the rounding of two corners to whole pixels, a little wider."""
-LENGTH_TO_WIDTH = (1.5, 0.2)
-"""The generator's prior on height / width (mean, standard deviation of |N|)."""
-TAIL_TO_LENGTH = (1 / 3, 0.1)
-"""The generator's prior on the notch position (mean, standard deviation of |N|)."""
 _WIDTH_LIMITS = (SIZE_RANGE[0] - 1.0, SIZE_RANGE[1] + 0.5)
+# The wing tips' distance step 4 allows: the generator's widths, 18 to 36 px, measured
+# between two corners rounded to whole px, which can shorten it by about 1 px or, for a
+# box turned by a few degrees, lengthen it by about half of one.
 _NEVER = -1e18
+FAILED_FIT = _NEVER
+"""The log ratio `fit_outlines` gives a start with no outline of the generator's widths
+within reach (a start far narrower or wider than any ship): its corners stay where the
+start put them, and a judge adding this (times any weight above 0) never picks it."""
+CENTRE_LIMIT = 2 * IMAGE_SIZE
+"""How far (px) from the image's origin `fit_outlines` accepts a start's centre."""
 
 
 def log_ratio_maps(images: np.ndarray) -> np.ndarray:
@@ -99,7 +105,8 @@ class OutlineFits:
     """(K, 5) the fitted boxes (x, y, yaw, width, height) in px and rad."""
     log_ratios: np.ndarray
     """(K,) the log-likelihood ratio of the fitted outline against no ship there, plus
-    the log priors of its shape."""
+    the log priors of its shape and the wing symmetry prior; `FAILED_FIT` where no outline
+    was within reach of the start."""
     corners: np.ndarray
     """(K, 4, 2) int: the fitted nose, left wing tip, notch and right wing tip (x, y)."""
 
@@ -113,6 +120,14 @@ def fit_outlines(
     boxes = check_boxes(boxes, "boxes")
     if not has_box(boxes).all():
         raise ValueError("every box needs five numbers to start from: drop the NaN rows first")
+    if np.any(boxes[:, 3:] <= 0):
+        row = int(np.flatnonzero((boxes[:, 3:] <= 0).any(axis=1))[0])
+        raise ValueError(f"boxes[{row}] has a width or height <= 0: {boxes[row].tolist()}")
+    if np.any(np.abs(boxes[:, :2]) > CENTRE_LIMIT):
+        row = int(np.flatnonzero((np.abs(boxes[:, :2]) > CENTRE_LIMIT).any(axis=1))[0])
+        raise ValueError(
+            f"boxes[{row}] is centred more than {CENTRE_LIMIT} px away: {boxes[row].tolist()}"
+        )
     owners = _checked_owners(owners, len(boxes), len(maps))
     scores, corners = _fit_many(maps, owners, np.ascontiguousarray(boxes))
     return OutlineFits(boxes=boxes_from_corners(corners), log_ratios=scores, corners=corners)
@@ -128,7 +143,10 @@ def _checked_owners(owners, count: int, images: int) -> np.ndarray:
         return np.arange(count, dtype=np.int64)
     owners = np.asarray(owners)
     if owners.shape != (count,) or not np.issubdtype(owners.dtype, np.integer):
-        raise ValueError(f"owners must be {count} integers, one per box, got {owners.shape}")
+        raise ValueError(
+            f"owners must be {count} integers, one per box, got shape {owners.shape} of "
+            f"{owners.dtype}"
+        )
     if count and (owners.min() < 0 or owners.max() >= images):
         raise ValueError(
             f"owners must index the {images} images, got {owners.min()}..{owners.max()}"
@@ -347,7 +365,7 @@ def _best_corners(ratios, corners, radius):
                 score = left_notch[a, k] + notch_right[k, b]
                 if score > rear[a, b]:
                     rear[a, b], rear_notch[a, b] = score, k
-    best, found = _NEVER, (0, 0, 0)
+    best, found = _NEVER, (m // 2, m // 2, m // 2)  # none within the limits: stay put
     for a in range(m):
         for b in range(m):
             span_x, span_y = lefts[a, 0] - rights[b, 0], lefts[a, 1] - rights[b, 1]

@@ -132,8 +132,8 @@ def install_run(
     verifier_settings = {
         "restart_below": restart_below,
         "verified_presence_threshold": verified_presence_threshold,
+        "outline_weight": outline_weight,
     }
-    verifier_settings["outline_weight"] = outline_weight
     for setting, value in verifier_settings.items():
         if value is not None:
             if name != "refined_detector":

@@ -5,6 +5,8 @@ from skimage.draw import line, polygon_perimeter
 from spaceship_utils.data import make_data
 from spaceship_utils.geometry import rotated_iou, rotation_matrices, ship_outline_local
 from spaceship_utils.outline_fit import (
+    CENTRE_SHIFT,
+    FAILED_FIT,
     LINE_SHARE,
     LOG_RATIO_FLOOR,
     _corners_of,
@@ -125,6 +127,24 @@ def test_bad_starts_are_refused(official_ships):
         fit_outlines(images[:2], labels[:2], owners=np.array([0, 2]))
     with pytest.raises(ValueError, match="one per box"):
         fit_outlines(images[:2], labels[:2], owners=np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"boxes\[1\] has a width or height <= 0"):
+        fit_outlines(images[:2], labels[:2] * [[1, 1, 1, 1, 1], [1, 1, 1, 0, 1]])
+    with pytest.raises(ValueError, match=r"boxes\[0\] is centred more than 400 px away"):
+        fit_outlines(images[:1], labels[:1] + [1e30, 0, 0, 0, 0])
+
+
+def test_a_start_no_ship_could_fit_stays_put_and_is_never_judged_best(official_ships):
+    images, labels = official_ships
+    too_wide, too_narrow = labels[0] * [1, 1, 1, 0, 1] + [0, 0, 0, 60, 0], labels[0].copy()
+    too_narrow[3] = 8.0
+    fits = fit_outlines(images[:1], np.array([too_wide, too_narrow, labels[0]]), np.zeros(3, int))
+    assert fits.log_ratios[0] == fits.log_ratios[1] == FAILED_FIT < fits.log_ratios[2]
+    for start, fitted in zip((too_wide, too_narrow), fits.boxes[:2], strict=True):
+        # no outline within reach: the corners stay where the start's step 3 put them
+        assert np.hypot(*(fitted[:2] - start[:2])) < (CENTRE_SHIFT + 1) * np.sqrt(2) + 1
+        assert abs(fitted[3] - start[3]) < 3
+    judged = judged_scores(np.array([0.99, 0.99, 0.01]), fits.log_ratios, 0.05)
+    assert np.argmax(judged) == 2
 
 
 def test_the_judge_adds_the_weighted_log_ratio_to_the_verifiers_log_odds():
