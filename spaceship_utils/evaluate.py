@@ -683,9 +683,8 @@ def outline_judge_table(
                 f"{score:.4f}",
             )
         )
-    candidates = np.concatenate([runs.boxes, np.nan_to_num(outlines.boxes)])
-    ious = np.zeros(candidates.shape[:2])
-    ious[:, has_ship] = [sample_ious(c[has_ship], labels[has_ship]) for c in candidates]
+    candidates = np.concatenate([runs.boxes, outlines.boxes])
+    ious = ship_ious_of_sets(candidates, labels)
     ious[1:, ~outlines.restarted] = -1.0  # an image not restarted keeps its first box
     best = best_scored_boxes(candidates, ious)
     bound = ap_at_iou(np.where(has_ship[:, None], best, np.nan), labels)
@@ -703,13 +702,21 @@ def ship_iou_table(boxes: dict[str, np.ndarray], labels: np.ndarray) -> str:
     has_ship = has_box(labels)
     rows = []
     for name, values in boxes.items():
-        ious = np.zeros(int(has_ship.sum()))
-        drawn = has_box(values[has_ship])
-        ious[drawn] = sample_ious(values[has_ship][drawn], labels[has_ship][drawn])
+        ious = sample_ious(values[has_ship], labels[has_ship])  # 0 for a ship without a box
         bands = counts_by_iou_band(ious)
         rows.append((name, f"{np.median(ious):.3f}", *(f"{count:,}" for count in bands.values())))
     bands = [f"IoU {band}" for band in counts_by_iou_band(np.zeros(1))]
     return format_table(("boxes", "median IoU", *bands), rows)
+
+
+def ship_ious_of_sets(boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The IoU (S, N) of each of S sets of boxes (S, N, 5) with the ships of labels (N, 5):
+    0 on the empty images and for a ship without a box, so that picking each image's best
+    set by it is the truth picking."""
+    has_ship = has_box(labels)
+    ious = np.zeros(boxes.shape[:2])
+    ious[:, has_ship] = [sample_ious(one[has_ship], labels[has_ship]) for one in boxes]
+    return ious
 
 
 def restart_table(
@@ -728,10 +735,7 @@ def restart_table(
         windows = runs.first_windows + restarts * runs.restart_windows * restarted.mean()
         score = ap_at_iou(gate_boxes(boxes, runs.presence, runs.threshold), labels)
         rows.append((f"{below:.3f}", f"{restarted.mean():.3f}", f"{windows:.1f}", f"{score:.4f}"))
-    has_ship = has_box(labels)
-    ious = np.zeros(runs.boxes.shape[:2])
-    ious[:, has_ship] = [sample_ious(boxes[has_ship], labels[has_ship]) for boxes in runs.boxes]
-    best = best_scored_boxes(runs.boxes, ious)
+    best = best_scored_boxes(runs.boxes, ship_ious_of_sets(runs.boxes, labels))
     bound = ap_at_iou(gate_boxes(best, runs.presence, runs.threshold), labels)
     boxed = np.mean(runs.presence >= runs.threshold)
     every_start = f"{runs.first_windows + restarts * runs.restart_windows * boxed:.1f}"

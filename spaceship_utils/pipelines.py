@@ -614,7 +614,7 @@ def verified_variant_answers(
     answers = {}
     for name, variant in variants.items():
         kept, kept_scores = np.array(boxes), scores.copy()
-        chosen_images = np.flatnonzero(restarted[name][union]) if union.size else union
+        chosen_images = np.flatnonzero(restarted[name][union])
         if chosen_images.size:
             if variant.outline_weight is None:  # the starts alone, by the verifier's scores
                 judged = candidate_scores[: len(starts), chosen_images]
