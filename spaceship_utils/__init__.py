@@ -23,6 +23,8 @@ Modules, from the data up:
 - `refiner`: a second stage that corrects a detector's box from a turned window around it.
 - `verifier`: a judge of refined boxes, so the refined detector can restart the doubtful ones.
 - `outline_fit`: the generator's own outline fitted to the pixels, one more candidate box.
+- `line_search`: the long noise lines of an image, found by a Hough transform.
+- `line_vote`: a fourth vote on presence, the outline's likelihood once the lines are found.
 - `models`: the seed's classifier and regressor, and `build_network` for every task.
 - `pipelines`: networks turned into boxes, and the presence gate they share.
 - `own_answers`: the boxes the refined detector asks its verifier about, to train it on.

@@ -20,7 +20,9 @@ import numpy as np
 from sklearn.metrics import classification_report
 
 from .data import make_data
+from .geometry import rotated_iou
 from .label_statistics import outline_leaves_image
+from .line_vote import fit_line_vote, line_vote_features
 from .metrics import (
     IOU_THRESHOLD,
     ap_at_iou,
@@ -189,7 +191,7 @@ def evaluate_variants(
     gallery_size: int = 8,
 ) -> dict[str, Evaluation]:
     """`evaluate_model` of refined detectors that differ only in their verifier, presence
-    thresholds and outline weight, on the same official samples, through
+    thresholds, outline weight and line vote, on the same official samples, through
     `pipelines.variant_predictions`: their shared work is done once (their inference
     seconds are those of all of them together)."""
     return evaluate_predictions(
@@ -643,15 +645,22 @@ def outline_choice(
     restarted image's best candidate by `pipelines.judged_scores` (a start's box or the
     outline fitted from it), and the presence (N,), the verifier's score of the box kept
     joining the vote (see `voted_choice` for the images the pipeline skips)."""
-    restarted = outlines.restarted
+    boxes, kept_scores = outline_kept(runs, outlines, weight)
+    return boxes, with_one_more_vote(runs.presence, runs.voters, kept_scores)
+
+
+def outline_kept(
+    runs: RestartRuns, outlines: OutlineRuns, weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes (N, 5) that `outline_choice` keeps on the images of `runs`, and the
+    verifier's scores (N,) of them."""
     candidates = np.concatenate([runs.boxes, outlines.boxes])
     scores = np.concatenate([runs.scores, outlines.scores])
     log_ratios = np.concatenate([outlines.log_ratios, outlines.log_ratios])
     chosen = np.argmax(judged_scores(scores, log_ratios, weight), axis=0)
-    chosen = np.where(restarted, chosen, 0)
+    chosen = np.where(outlines.restarted, chosen, 0)
     picked = np.arange(len(chosen))
-    boxes, kept_scores = candidates[chosen, picked], scores[chosen, picked]
-    return boxes, with_one_more_vote(runs.presence, runs.voters, kept_scores)
+    return candidates[chosen, picked], scores[chosen, picked]
 
 
 def outline_judge_table(
@@ -693,6 +702,94 @@ def outline_judge_table(
         ("candidates", "threshold", "empty images boxed", "ships unboxed", "validation score"),
         rows,
     )
+
+
+LINE_VOTE_BANDS = ((0.3, 0.8), (0.4, 0.7), (0.0, 1.0))
+"""The bands of the three-way vote that `line_vote_table` lets the line vote decide in."""
+
+
+def line_vote_table(
+    runs: RestartRuns,
+    outlines: OutlineRuns,
+    weight: float,
+    evidence: np.ndarray,
+    labels: np.ndarray,
+    gate_threshold: float,
+    bands: tuple[tuple[float, float], ...] = LINE_VOTE_BANDS,
+) -> str:
+    """Whether the line vote (`line_vote`) should decide presence, for `runs` and their
+    `outlines` at this outline `weight` against their labels (N, 5), given the
+    `line_vote.line_free_evidence` (N,) of each image's kept box: the three-way vote at
+    `gate_threshold`, then the line vote fitted on these images (`line_vote.fit_line_vote`)
+    deciding where the three-way vote lies in each band, at its best threshold, with the
+    share of images it decides, the empty images that get a box, the ships that do not,
+    and the challenge score; last, the truth deciding presence for these boxes."""
+    boxes, scores = outline_kept(runs, outlines, weight)
+    three_way = with_one_more_vote(runs.presence, runs.voters, scores)
+    features = line_vote_features(runs.presence, scores, evidence)
+    has_ship = has_box(labels)
+    rows = [
+        vote_row(
+            "three-way vote",
+            gate_threshold,
+            np.zeros(len(labels), dtype=bool),
+            three_way >= gate_threshold,
+            has_ship,
+            ap_at_iou(gate_boxes(boxes, three_way, gate_threshold), labels),
+        )
+    ]
+    for band in bands:
+        vote, threshold, _ = fit_line_vote(features, boxes, three_way, labels, gate_threshold, band)
+        asked = vote.in_band(three_way)
+        presence = np.where(asked, vote.presence(features, gate_threshold), three_way)
+        rows.append(
+            vote_row(
+                f"line vote in [{band[0]:g}, {band[1]:g})",
+                threshold,
+                asked,
+                presence >= gate_threshold,
+                has_ship,
+                ap_at_iou(gate_boxes(boxes, presence, gate_threshold), labels),
+            )
+        )
+    bound = ap_at_iou(gate_boxes(boxes, has_ship.astype(float), 0.5), labels)
+    rows.append(("the truth", "-", "-", "0", "0", f"{bound:.4f}"))
+    return format_table(
+        (
+            "presence from",
+            "threshold",
+            "images asked",
+            "empty images boxed",
+            "ships unboxed",
+            "validation score",
+        ),
+        rows,
+    )
+
+
+def line_vote_examples(
+    three_way: np.ndarray, line_presence: np.ndarray, labels: np.ndarray, gate_threshold: float
+) -> list[int]:
+    """Two images to show what the line vote changes, from the three-way vote (N,), the
+    presence once the line vote decides (N,) and the labels (N, 5): the first empty image
+    whose box it takes away (else the empty image whose presence it lowers most), and the
+    first ship it gives a box (else the ship whose presence it raises most)."""
+    has_ship = has_box(labels)
+    if has_ship.all() or not has_ship.any():
+        raise ValueError("line_vote_examples needs images with a ship and images without one")
+    before, after = three_way >= gate_threshold, line_presence >= gate_threshold
+    change = np.asarray(line_presence, dtype=np.float64) - three_way
+    examples = []
+    for kind, flipped, order in (
+        (~has_ship, before & ~after, change),
+        (has_ship, ~before & after, -change),
+    ):
+        candidates = np.flatnonzero(kind & flipped)
+        if candidates.size == 0:
+            candidates = np.flatnonzero(kind)
+            candidates = candidates[np.argsort(order[candidates], kind="stable")]
+        examples.append(int(candidates[0]))
+    return examples
 
 
 def ship_iou_table(boxes: dict[str, np.ndarray], labels: np.ndarray) -> str:
@@ -785,6 +882,31 @@ def far_axis_errors_by_shape(
     return format_table(
         ("length / width", "boxes", "median axis error", "box diagonal", "tail edge"), rows
     )
+
+
+def presence_change_table(before: Evaluation, after: Evaluation) -> str:
+    """Where two evaluations of the same samples and the same boxes (N, 5) make different
+    presence calls: how many empty images, ships whose box hits (IoU above 0.7) and ships
+    whose box misses had their box taken away and given, going from `before` to
+    `after`."""
+    if not np.array_equal(before.labels, after.labels, equal_nan=True):
+        raise ValueError("the two evaluations scored different samples")
+    drawn = before.predicted_ship & after.predicted_ship
+    if not np.array_equal(before.boxes[drawn], after.boxes[drawn]):
+        raise ValueError("the two evaluations drew different boxes: compare presence alone")
+    raw = np.where(before.predicted_ship[:, None], before.boxes, after.boxes)
+    hit = np.nan_to_num(rotated_iou(raw, before.labels), nan=0.0) > IOU_THRESHOLD
+    taken = before.predicted_ship & ~after.predicted_ship
+    given = ~before.predicted_ship & after.predicted_ship
+    kinds = {
+        "empty images": ~before.has_ship,
+        "ships, the box a hit": before.has_ship & hit,
+        "ships, the box a miss": before.has_ship & ~hit,
+    }
+    rows = [
+        (name, f"{np.sum(kind & taken)}", f"{np.sum(kind & given)}") for name, kind in kinds.items()
+    ]
+    return format_table(("images", "box taken away", "box given"), rows)
 
 
 def compare_evaluations(results: dict[str, Evaluation]) -> str:

@@ -116,7 +116,23 @@ def fit_outlines(
 ) -> OutlineFits:
     """Fit the generator's outline to images (N, 200, 200) from boxes (K, 5), box k on
     image `owners[k]` (default: box k on image k)."""
-    maps = log_ratio_maps(images)
+    return fit_outlines_to_maps(log_ratio_maps(images), boxes, owners)
+
+
+def fit_outlines_to_maps(
+    maps: np.ndarray, boxes: np.ndarray, owners: np.ndarray | None = None
+) -> OutlineFits:
+    """`fit_outlines` on log-ratio maps (N, 200, 200) instead of images: those of
+    `log_ratio_maps`, or maps with some pixels made neutral (0), e.g. along the noise
+    lines (`line_search.line_free_log_ratios`)."""
+    maps = np.asarray(maps)
+    if maps.ndim != 3 or maps.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(
+            f"maps must be (N, {IMAGE_SIZE}, {IMAGE_SIZE}) log ratios, got shape {maps.shape}"
+        )
+    if not np.isfinite(maps).all():
+        raise ValueError("maps hold NaN or infinite log ratios")
+    maps = np.ascontiguousarray(maps, dtype=np.float32)
     boxes = check_boxes(boxes, "boxes")
     if not has_box(boxes).all():
         raise ValueError("every box needs five numbers to start from: drop the NaN rows first")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .detector import decode_predictions, second_peak_predictions
 from .geometry import rotation_matrices, wrap_angle
+from .line_vote import LineVote, line_free_evidence, line_vote_features
 from .metrics import best_presence_threshold
 from .outline_fit import fit_outlines
 from .preprocessing import denormalise_labels, threshold_images
@@ -241,7 +242,8 @@ class RefinedDetectorPipeline(DetectorPipeline):
     Given `verified_presence_threshold`, the verifier also votes on presence: the presence
     is then the mean of the detector's, the classifier's and the verifier's score of the
     kept box, and a box needs `verified_presence_threshold` of it (`presence_threshold` is
-    the threshold of the vote without the verifier).
+    the threshold of the vote without the verifier). Given a `line_vote` too, the images
+    whose three-way vote lies in its band get its presence instead (`voted_presence`).
     """
 
     def __init__(
@@ -257,6 +259,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
         restart_views: bool = RESTART_VIEWS,
         verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
         outline_weight: float | None = OUTLINE_WEIGHT,
+        line_vote: LineVote | None = None,
     ):
         super().__init__(detector, presence_threshold)
         self.refiner = refiner
@@ -275,6 +278,9 @@ class RefinedDetectorPipeline(DetectorPipeline):
             else check_fraction(verified_presence_threshold, "verified_presence_threshold")
         )
         self.outline_weight = None if outline_weight is None else check_weight(outline_weight)
+        if line_vote is not None and not isinstance(line_vote, LineVote):
+            raise TypeError(f"line_vote must be a LineVote or None, got {type(line_vote).__name__}")
+        self.line_vote = line_vote
 
     @property
     def verifier_votes(self) -> bool:
@@ -321,8 +327,27 @@ class RefinedDetectorPipeline(DetectorPipeline):
         eligible = self.restart_eligible(presence)
         boxes, scores = self.restarted_boxes(images, boxes_by_pass[0], boxes, batch_size, eligible)
         if self.verifier_votes:
-            presence = with_one_more_vote(presence, self.presence_voters, scores)
+            presence = self.voted_presence(images, boxes, presence, scores)
         return boxes, presence
+
+    def voted_presence(
+        self, images: np.ndarray, boxes: np.ndarray, presence: np.ndarray, scores: np.ndarray
+    ) -> np.ndarray:
+        """The presence (N,) once the verifier's scores (N,) of the boxes kept (N, 5) on
+        images (N, 200, 200) join the vote `presence` (N,); with a `line_vote`, the images
+        whose three-way vote lies in its band get the line vote's presence instead, from
+        the outline fitted to the box kept once the noise lines are found."""
+        voted = with_one_more_vote(presence, self.presence_voters, scores)
+        if self.line_vote is None:
+            return voted
+        if self.classifier is None:
+            raise ValueError("the line vote reads the classifier's vote: this detector has none")
+        asked = np.flatnonzero(self.line_vote.in_band(voted))
+        if asked.size:
+            evidence = line_free_evidence(images[asked], boxes[asked])
+            features = line_vote_features(presence[asked], scores[asked], evidence)
+            voted[asked] = self.line_vote.presence(features, self.gate_threshold)
+        return voted
 
     def restart_eligible(self, presence: np.ndarray) -> np.ndarray:
         """Where (N,) a doubted box is worth restarting, given the presence (N,) before the
@@ -548,7 +573,7 @@ def variant_predictions(
     variants: dict[str, RefinedDetectorPipeline], images: np.ndarray, batch_size: int = 128
 ) -> dict[str, Predictions]:
     """What each of several refined detectors that differ only in their verifier being
-    there, their presence thresholds and their outline weight (copies of one, with some
+    there, their presence thresholds, outline weight and line vote (copies of one, with some
     settings changed) predicts on raw images (N, 200, 200): each one's `predict_details`,
     with the work they share done once. The detector, classifier and refiner run once; the
     restarts (and the outline fits, if any variant fits outlines) run once on every image
@@ -627,11 +652,10 @@ def verified_variant_answers(
             chosen = np.argmax(judged, axis=0)
             kept[union[chosen_images]] = candidates[chosen, chosen_images]
             kept_scores[union[chosen_images]] = candidate_scores[chosen, chosen_images]
-        voted = variant.verifier_votes
         answers[name] = (
             kept,
-            with_one_more_vote(presence, variant.presence_voters, kept_scores)
-            if voted
+            variant.voted_presence(images, kept, presence, kept_scores)
+            if variant.verifier_votes
             else presence,
         )
     return answers

@@ -813,3 +813,62 @@ def plot_outline_fits(
     colour_bar = fig.add_axes((0.9, 0.08, 0.015, 0.36))
     fig.colorbar(shown, cax=colour_bar, label="log ratio")
     return fig
+
+
+def plot_line_free_fits(
+    images: np.ndarray,
+    boxes: np.ndarray,
+    lines: Sequence[np.ndarray],
+    ratio_maps: np.ndarray,
+    free_maps: np.ndarray,
+    fits: Sequence,
+    titles: Sequence[str],
+    margin_px: float = 24.0,
+) -> plt.Figure:
+    """What finding the noise lines changes for the outline fit, one row per image, each
+    panel around the box (K, 5) the fit starts from, `margin_px` beyond its longer side:
+    the image (K, 200, 200) with that box (dashed) and its long lines
+    (`line_search.find_lines`, (L, 6) per image, cyan); the pixels' log ratios
+    (K, 200, 200) and the line-free ones (K, 200, 200), each with the outline fitted on it
+    from the box (gold). `fits` holds the two `outline_fit.OutlineFits` (K boxes each), on
+    the plain and on the line-free maps; `titles` (K,) name the rows."""
+    images = check_images(images)
+    boxes = check_boxes(boxes, "boxes")
+    count = len(images)
+    if count == 0 or len(titles) != count or len(lines) != count or len(boxes) != count:
+        raise ValueError(
+            f"need one box, one title and one set of lines per image, got {count} images"
+        )
+    fig, axes = plt.subplots(count, 3, figsize=(7.6, 2.7 * count), squeeze=False)
+    styles = (
+        {"cmap": "gray", "vmin": 0.0, "vmax": 1.0},
+        {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3},
+        {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3},
+    )
+    for row in range(count):
+        half = max(boxes[row, 3], boxes[row, 4]) / 2 + margin_px
+        centre = boxes[row, :2]
+        pictures = (images[row], ratio_maps[row], free_maps[row])
+        for column, picture in enumerate(pictures):
+            ax = axes[row, column]
+            ax.imshow(picture, interpolation="nearest", **styles[column])
+            if column == 0:
+                for x0, y0, x1, y1 in lines[row][:, :4]:
+                    ax.plot([x0, x1], [y0, y1], color="tab:cyan", linewidth=1.5, alpha=0.5)
+                start = box_corners(boxes[row : row + 1])[0]
+                start = np.vstack([start, start[:1]])
+                ax.plot(start[:, 0], start[:, 1], "--", color="white", linewidth=1.2)
+                ax.set_title(titles[row], fontsize=9)
+            else:
+                fitted = fits[column - 1]
+                outline = np.asarray(fitted.corners[row], dtype=np.float64)
+                outline = np.vstack([outline, outline[:1]])
+                ax.plot(outline[:, 0], outline[:, 1], color=OUTLINE_COLOUR, linewidth=1.2)
+                where = "log ratios" if column == 1 else "lines made neutral"
+                ax.set_title(f"{where}: L = {fitted.log_ratios[row]:.0f}", fontsize=9)
+            ax.set_xlim(centre[0] - half, centre[0] + half)
+            ax.set_ylim(centre[1] + half, centre[1] - half)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    return fig

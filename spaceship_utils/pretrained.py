@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .line_vote import LineVote
 from .models import build_network
 from .pipelines import (
     OUTLINE_WEIGHT,
@@ -302,8 +303,36 @@ def load_pretrained(
                 "verified_presence_threshold", VERIFIED_PRESENCE_THRESHOLD
             ),
             outline_weight=settings.get("outline_weight", OUTLINE_WEIGHT),
+            line_vote=shipped_line_vote(settings, weights_dir / "manifest.json"),
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
+
+
+def shipped_line_vote(settings: dict, manifest_path: Path = MANIFEST) -> LineVote | None:
+    """The refined detector's line vote recorded in its manifest `settings`, None if there
+    is none, or a WeightsError naming the manifest if the record is broken."""
+    if "line_vote" not in settings:
+        return None
+    try:
+        return LineVote.from_dict(settings["line_vote"])
+    except (TypeError, ValueError) as error:
+        raise WeightsError(
+            f"the line vote in {manifest_path} is broken ({error}): restore it with "
+            "`git checkout -- spaceship_utils/weights/manifest.json` or reinstall the package"
+        ) from error
+
+
+def ship_line_vote(vote: LineVote, weights_dir: Path = WEIGHTS_DIR) -> None:
+    """Record the refined detector's line vote (`line_vote.fit_line_vote`, fitted on
+    validation images) in the manifest, for `load_pretrained` to use."""
+    if not isinstance(vote, LineVote):
+        raise TypeError(f"vote must be a LineVote, got {type(vote).__name__}")
+    manifest_path = weights_dir / "manifest.json"
+    manifest = read_manifest(manifest_path)
+    if "refined_detector" not in manifest:
+        raise WeightsError(f"{manifest_path} lists no refined detector to give a line vote")
+    manifest["refined_detector"]["line_vote"] = vote.as_dict()
+    manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
 def share_shipped_weights(
@@ -340,14 +369,16 @@ def load_refined_detector_run(
     restart_below: float = RESTART_BELOW,
     verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
     outline_weight: float | None = OUTLINE_WEIGHT,
+    line_vote: LineVote | None = None,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another, the classifier of a third
     voting on presence and the verifier of a fourth restarting the boxes it scores below
     `restart_below`, if given (each at its best epoch), and voting on presence with
     `verified_presence_threshold`, if given; with `outline_weight`, fitted outlines join
-    its restarts (`pipelines.RefinedDetectorPipeline`). Choose the thresholds and the
-    weight on validation data (`evaluate.restart_table`, `evaluate.verifier_vote_table`
-    and `evaluate.outline_judge_table`)."""
+    its restarts, and with `line_vote`, it decides presence where the vote is in doubt
+    (`pipelines.RefinedDetectorPipeline`). Choose the thresholds, the weight and the line
+    vote on validation data (`evaluate.restart_table`, `evaluate.verifier_vote_table`,
+    `evaluate.outline_judge_table` and `line_vote.fit_line_vote`)."""
     classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
     verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
@@ -359,6 +390,7 @@ def load_refined_detector_run(
         restart_below=restart_below,
         verified_presence_threshold=verified_presence_threshold,
         outline_weight=outline_weight,
+        line_vote=line_vote,
     )
 
 

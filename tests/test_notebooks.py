@@ -134,6 +134,11 @@ def test_committed_figures_stay_under_300_kb(path):
             "| with outline fits",
             {1: "fitted_score", 2: "fitted_mean_iou", 3: "fitted_mean_iou_where_boxed"},
         ),
+        (
+            "07_beyond_the_baseline.ipynb",
+            "| with the line vote",
+            {1: "lined_score", 2: "lined_mean_iou", 3: "lined_mean_iou_where_boxed"},
+        ),
     ],
 )
 def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):

@@ -103,3 +103,23 @@ def test_the_outline_figure_shows_image_and_log_ratios_for_each_ship(ships):
         plot_outline_fits(
             images[:0], images[:0], labels[:0], labels[:0], labels[:0], np.zeros((0, 4, 2))
         )
+
+
+def test_the_line_free_figure_shows_lines_and_both_fits_for_each_image(ships):
+    from spaceship_utils.line_search import find_lines, line_free_log_ratios
+    from spaceship_utils.outline_fit import fit_outlines_to_maps, log_ratio_maps
+    from spaceship_utils.plotting import plot_line_free_fits
+
+    images, labels = ships
+    plain, free = log_ratio_maps(images[:2]), line_free_log_ratios(images[:2])
+    fits = [fit_outlines_to_maps(maps, labels[:2]) for maps in (plain, free)]
+    lines = [find_lines(image) for image in images[:2]]
+    fig = plot_line_free_fits(images[:2], labels[:2], lines, plain, free, fits, ["one", "two"])
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 6  # image, log ratios, line-free log ratios; two rows
+    assert [panels[0].get_title(), panels[3].get_title()] == ["one", "two"]
+    assert panels[2].get_title() == f"lines made neutral: L = {fits[1].log_ratios[0]:.0f}"
+    assert len(panels[0].lines) == len(lines[0]) + 1  # one segment per line found, the box
+    assert all(len(ax.lines[0].get_xdata()) == 5 for ax in panels[1:3])  # a closed outline
+    with pytest.raises(ValueError, match="one box, one title and one set of lines per image"):
+        plot_line_free_fits(images[:2], labels[:2], lines, plain, free, fits, ["only one"])

@@ -257,3 +257,28 @@ def test_a_run_started_from_earlier_weights_says_which(tmp_path):
     append_history_row(run / "history.csv", {"epoch": 0, "val_ap07": 0.5, "images": 64})
     first_line = describe_earlier_run("second_cycle", tmp_path).splitlines()[0]
     assert "started from first.weights.h5 (SHA-256 abababababab...)" in first_line
+
+
+def test_a_line_vote_travels_in_the_manifest_and_a_broken_one_is_named(tmp_path):
+    import shutil
+
+    from spaceship_utils.line_vote import LineVote
+    from spaceship_utils.pretrained import MANIFEST, ship_line_vote, shipped_line_vote
+
+    assert shipped_line_vote({}) is None
+    vote = LineVote((0.5, 1.5, 2.5), -0.25, (0.3, 0.8))
+    manifest = tmp_path / "manifest.json"
+    with pytest.raises(WeightsError, match="missing"):
+        ship_line_vote(vote, tmp_path)
+    manifest.write_text(json.dumps({"baseline": {"files": {}}}))
+    with pytest.raises(WeightsError, match="lists no refined detector"):
+        ship_line_vote(vote, tmp_path)
+    shutil.copyfile(MANIFEST, manifest)
+    ship_line_vote(vote, tmp_path)
+    settings = read_manifest(manifest)["refined_detector"]
+    assert shipped_line_vote(settings, manifest) == vote
+    with pytest.raises(TypeError, match="must be a LineVote"):
+        ship_line_vote(vote.as_dict(), tmp_path)
+    del settings["line_vote"]["intercept"]
+    with pytest.raises(WeightsError, match=rf"line vote in {manifest} is broken.*intercept"):
+        shipped_line_vote(settings, manifest)

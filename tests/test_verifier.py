@@ -494,3 +494,51 @@ def test_variants_must_share_networks_and_passes(outline_model):
         variant_predictions({"seed": BaselinePipeline(None, None)}, np.zeros((1, 200, 200)))
     with pytest.raises(ValueError, match="variants is empty"):
         variant_predictions({}, np.zeros((1, 200, 200)))
+
+
+def test_the_line_vote_decides_presence_where_the_three_way_vote_is_in_doubt(
+    outline_model, batch, monkeypatch
+):
+    import copy
+
+    from spaceship_utils import pipelines
+    from spaceship_utils.line_vote import LineVote
+
+    model, _, _ = outline_model
+    images = batch[0][:3]
+    asked = []
+
+    def line_free_evidence(images, boxes):  # strong evidence left of x = 90, none right
+        asked.append(len(boxes))
+        return np.where(boxes[:, 0] < 90, 100.0, -100.0)
+
+    monkeypatch.setattr(pipelines, "line_free_evidence", line_free_evidence)
+
+    class Classifier:  # 0.6 on every image
+        def predict_on_batch(self, inputs):
+            return np.full((len(inputs), 1), 0.6)
+
+    model.classifier = Classifier()
+    model.verified_presence_threshold = 0.52
+    voted = copy.copy(model)
+    # The regression reads the evidence alone: probability sigmoid(clip(evidence) / 50).
+    model.line_vote = LineVote((0.0, 0.0, 1.0), 0.0, (0.3, 0.75))
+    details = model.predict_details(images)
+    # Three-way votes: image 0 (1 + 0.6 + 0.97) / 3 and image 1 (1 + 0.6 + 0.8) / 3, above
+    # the band: the vote decides; image 2 (0.2 + 0.6 + 0.9) / 3 = 0.567, in the band: the
+    # line vote, whose evidence (-100, clipped to -50) says no ship: its probability
+    # sigmoid(-1), mapped into [0.3, 0.52) below the gate.
+    line = 0.3 + (0.52 - 0.3) * (1 / (1 + np.exp(1.0))) / 0.52
+    np.testing.assert_allclose(details.presence, [2.57 / 3, 2.4 / 3, line], rtol=1e-9)
+    assert asked == [1] and np.isnan(details.boxes[2]).all()
+    assert not np.isnan(voted.predict(images)[2]).any()  # the vote alone draws it
+    shared = pipelines.variant_predictions({"vote": voted, "line vote": model}, images)
+    for name, variant in (("vote", voted), ("line vote", model)):
+        alone = variant.predict_details(images)
+        for field in ("boxes", "presence", "raw_boxes"):
+            np.testing.assert_allclose(getattr(shared[name], field), getattr(alone, field))
+    model.classifier = None
+    with pytest.raises(ValueError, match="reads the classifier's vote"):
+        model.predict(images)
+    with pytest.raises(TypeError, match="line_vote must be a LineVote"):
+        pipelines.RefinedDetectorPipeline(None, None, line_vote={"band": (0.3, 0.8)})

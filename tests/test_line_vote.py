@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+
+from spaceship_utils.data import make_layers
+from spaceship_utils.line_search import find_lines
+from spaceship_utils.line_vote import (
+    EVIDENCE_SCALE,
+    LineVote,
+    fit_line_vote,
+    line_free_evidence,
+    line_vote_features,
+    log_odds,
+)
+from spaceship_utils.metrics import ap_at_iou
+from spaceship_utils.outline_fit import fit_outlines, fit_outlines_to_maps, log_ratio_maps
+from spaceship_utils.pipelines import gate_boxes
+
+
+def test_the_outline_evidence_stays_on_ships_and_leaves_the_noise_lines():
+    np.random.seed(5)
+    ships = [make_layers(True) for _ in range(20)]
+    images = np.stack([layers.image for layers in ships])
+    labels = np.stack([layers.label for layers in ships])
+    assert line_free_evidence(images, labels).min() > 25  # from the true box
+    empty = [make_layers(False) for _ in range(20)]
+    images = np.stack([layers.image for layers in empty])
+    boxes = []
+    for layers in empty:  # a ship-sized box along each image's longest line, an edge on it
+        x0, y0, x1, y1, _, _ = find_lines(layers.lines)[0]
+        yaw = np.arctan2(y1 - y0, x1 - x0) - np.pi / 2
+        boxes.append([(x0 + x1) / 2, (y0 + y1) / 2, yaw, 20.0, 30.0])
+    boxes = np.array(boxes)
+    # With the lines in, a fitted outline borrows them; without, nothing is left to borrow.
+    assert np.median(fit_outlines(images, boxes).log_ratios) > 15
+    assert line_free_evidence(images, boxes).max() < 10
+    assert line_free_evidence(images[:0], boxes[:0]).shape == (0,)
+
+
+def test_fitting_to_maps_is_fitting_to_images():
+    np.random.seed(6)
+    layers = [make_layers(True) for _ in range(3)]
+    images = np.stack([layer.image for layer in layers])
+    labels = np.stack([layer.label for layer in layers])
+    from_images = fit_outlines(images, labels)
+    from_maps = fit_outlines_to_maps(log_ratio_maps(images), labels)
+    np.testing.assert_array_equal(from_images.log_ratios, from_maps.log_ratios)
+    np.testing.assert_array_equal(from_images.corners, from_maps.corners)
+    with pytest.raises(ValueError, match=r"maps must be \(N, 200, 200\)"):
+        fit_outlines_to_maps(np.zeros((200, 200)), labels[:1])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fit_outlines_to_maps(np.full((1, 200, 200), np.nan), labels[:1])
+
+
+def test_the_features_are_two_log_odds_and_the_scaled_clipped_evidence():
+    features = line_vote_features(
+        np.array([0.5, 0.9, 1.0]), np.array([0.1, 0.5, 0.0]), np.array([25.0, -1e18, 400.0])
+    )
+    np.testing.assert_allclose(features[:, 0], [0.0, np.log(9.0), log_odds(1.0)])
+    np.testing.assert_allclose(features[:, 1], [-np.log(9.0), 0.0, log_odds(0.0)])
+    assert np.isfinite(features).all() and log_odds(1.0) == pytest.approx(np.log(1e6), rel=1e-3)
+    np.testing.assert_allclose(features[:, 2], [25 / EVIDENCE_SCALE, -1.0, 3.0])
+    with pytest.raises(ValueError, match="same number of samples"):
+        line_vote_features(np.ones(2), np.ones(3), np.ones(2))
+
+
+def test_a_line_vote_checks_itself_and_travels_as_plain_numbers():
+    vote = LineVote((1.0, 2.0, 3.0), -1.5, (0.3, 0.8))
+    assert LineVote.from_dict(vote.as_dict()) == vote
+    assert str(vote) == (
+        "weights two-way vote 1.00, verifier score 2.00, line-free outline evidence 3.00; "
+        "intercept -1.50; asked in [0.3, 0.8)"
+    )
+    assert vote.in_band(np.array([0.29, 0.3, 0.79, 0.8])).tolist() == [False, True, True, False]
+    features = np.array([[0.0, 0.0, 0.5], [1.0, 1.0, 1.0]])
+    np.testing.assert_allclose(vote.probability(features), 1 / (1 + np.exp([0.0, -4.5])))
+    # Its presence: the probability mapped into the band, the gate's crossing kept.
+    ladder = np.column_stack([np.zeros(7), np.zeros(7), np.linspace(-3, 3, 7)])
+    probability, presence = vote.probability(ladder), vote.presence(ladder, 0.5)
+    assert (np.diff(presence) > 0).all() and (0.3 <= presence).all() and (presence < 0.8).all()
+    np.testing.assert_array_equal(presence >= 0.5, probability >= 0.5)
+    np.testing.assert_allclose(vote.presence(np.array([[0.0, 0.0, 0.5]]), 0.5), [0.5])
+    with pytest.raises(ValueError, match=r"gate threshold 0.9 must lie in .* \[0.3, 0.8\)"):
+        vote.presence(ladder, 0.9)
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        LineVote((1.0, 2.0), 0.0)
+    with pytest.raises(ValueError, match="3 finite numbers"):
+        LineVote((1.0, np.nan, 2.0), 0.0)
+    with pytest.raises(ValueError, match="intercept"):
+        LineVote((1.0, 2.0, 3.0), np.inf)
+    with pytest.raises(ValueError, match="low < high"):
+        LineVote((1.0, 2.0, 3.0), 0.0, (0.8, 0.3))
+    with pytest.raises(ValueError, match="band must be a number in"):
+        LineVote((1.0, 2.0, 3.0), 0.0, (0.3, 1.5))
+    with pytest.raises(ValueError, match="needs intercept"):
+        LineVote.from_dict({"coefficients": [1, 2, 3], "band": [0.3, 0.8]})
+
+
+def test_the_fitted_vote_meets_the_gate_where_the_regression_meets_its_threshold():
+    rng = np.random.default_rng(0)
+    count = 400
+    has_ship = rng.random(count) < 0.8
+    labels = np.where(has_ship[:, None], [100.0, 100.0, 0.3, 20.0, 30.0], np.nan)
+    boxes = np.tile([100.0, 100.0, 0.3, 20.0, 30.0], (count, 1))
+    boxes[rng.random(count) < 0.1, 0] += 30  # some ships' boxes miss
+    evidence = np.where(has_ship, 40.0, -10.0) + rng.normal(0, 30, count)
+    two_way = np.clip(np.where(has_ship, 0.7, 0.3) + rng.normal(0, 0.2, count), 0.01, 0.99)
+    scores = np.clip(np.where(has_ship, 0.7, 0.3) + rng.normal(0, 0.3, count), 0.01, 0.99)
+    three_way = (2 * two_way + scores) / 3
+    features = line_vote_features(two_way, scores, evidence)
+    vote, threshold, score = fit_line_vote(features, boxes, three_way, labels, 0.54)
+    assert vote.coefficients[2] > 0  # more evidence, more likely a ship
+    asked = vote.in_band(three_way)
+    assert 0 < asked.sum() < count
+    presence = np.where(asked, vote.presence(features, 0.54), three_way)
+    assert ap_at_iou(gate_boxes(boxes, presence, 0.54), labels) == pytest.approx(score)
+    without = ap_at_iou(gate_boxes(boxes, three_way, 0.54), labels)
+    assert score >= without  # fitted and scored on the same images: it cannot lose there
+    unshifted = LineVote(vote.coefficients, vote.intercept + log_odds(threshold) - log_odds(0.54))
+    np.testing.assert_array_equal(
+        vote.probability(features) >= 0.54, unshifted.probability(features) >= threshold - 1e-12
+    )
+    with pytest.raises(ValueError, match="a ship and images without"):
+        ships = has_ship
+        fit_line_vote(features[ships], boxes[ships], three_way[ships], labels[ships], 0.5)
+
+
+def test_the_examples_are_a_box_taken_away_and_a_box_given_else_the_largest_moves():
+    from spaceship_utils.evaluate import line_vote_examples
+
+    labels = np.array([[np.nan] * 5, [np.nan] * 5, [100.0, 100.0, 0.0, 20.0, 30.0]] * 2)
+    three_way = np.array([0.6, 0.7, 0.5, 0.6, 0.5, 0.4])
+    line_presence = np.array([0.6, 0.3, 0.8, 0.6, 0.2, 0.45])
+    assert line_vote_examples(three_way, line_presence, labels, 0.54) == [1, 2]
+    # no box taken away nor given: the empty image lowered most, the ship raised most
+    moved = three_way + [0, -0.1, 0, -0.3, 0, 0.1]
+    assert line_vote_examples(three_way, moved, labels, 0.9) == [3, 5]
+    with pytest.raises(ValueError, match="a ship and images without"):
+        line_vote_examples(three_way[:2], line_presence[:2], labels[:2], 0.54)
