@@ -723,7 +723,8 @@ def line_vote_table(
     `gate_threshold`, then the line vote fitted on these images (`line_vote.fit_line_vote`)
     deciding where the three-way vote lies in each band, at its best threshold, with the
     share of images it decides, the empty images that get a box, the ships that do not,
-    and the challenge score; last, the truth deciding presence for these boxes."""
+    and the challenge score; last, the truth deciding presence for these boxes. The
+    evidence must be that of the boxes `outline_kept(runs, outlines, weight)` returns."""
     boxes, scores = outline_kept(runs, outlines, weight)
     three_way = with_one_more_vote(runs.presence, runs.voters, scores)
     features = line_vote_features(runs.presence, scores, evidence)
@@ -885,17 +886,15 @@ def far_axis_errors_by_shape(
 
 
 def presence_change_table(before: Evaluation, after: Evaluation) -> str:
-    """Where two evaluations of the same samples and the same boxes (N, 5) make different
-    presence calls: how many empty images, ships whose box hits (IoU above 0.7) and ships
-    whose box misses had their box taken away and given, going from `before` to
+    """Where two evaluations of the same samples and the same raw boxes (N, 5) make
+    different presence calls: how many empty images, ships whose box hits (IoU above 0.7)
+    and ships whose box misses had their box taken away and given, going from `before` to
     `after`."""
     if not np.array_equal(before.labels, after.labels, equal_nan=True):
         raise ValueError("the two evaluations scored different samples")
-    drawn = before.predicted_ship & after.predicted_ship
-    if not np.array_equal(before.boxes[drawn], after.boxes[drawn]):
-        raise ValueError("the two evaluations drew different boxes: compare presence alone")
-    raw = np.where(before.predicted_ship[:, None], before.boxes, after.boxes)
-    hit = np.nan_to_num(rotated_iou(raw, before.labels), nan=0.0) > IOU_THRESHOLD
+    if not np.array_equal(before.raw_boxes, after.raw_boxes, equal_nan=True):
+        raise ValueError("the two evaluations have different boxes: compare presence alone")
+    hit = np.nan_to_num(rotated_iou(before.raw_boxes, before.labels), nan=0.0) > IOU_THRESHOLD
     taken = before.predicted_ship & ~after.predicted_ship
     given = ~before.predicted_ship & after.predicted_ship
     kinds = {

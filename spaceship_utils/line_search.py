@@ -4,9 +4,9 @@ Only a noise line or a ship can be brighter than `NOISE_LEVEL` (0.8): the backgr
 noise never is. A noise line runs straight for up to the whole image, a ship's edge for a
 few dozen pixels. So a Hough transform over the bright pixels finds the lines: each bright
 pixel votes for every line through it (`HOUGH_ANGLES` directions, 1 px steps of distance
-from the origin), the best-voted line takes the bright pixels within `MEMBER_DISTANCE` of
-it, and the search repeats on the pixels left, up to `MAX_LINES` times, while a line
-still gathers `MIN_VOTES` pixels.
+from the origin), the best-voted line takes the bright pixels within `MEMBER_DISTANCE`
+plus half a bin of it (1.5 px), and the search repeats on the pixels left, up to
+`MAX_LINES` times, while a line still gathers `MIN_VOTES` pixels.
 
 `line_free_log_ratios` then sets the outline log ratio of `outline_fit.log_ratio_maps` to
 0 (no evidence either way) along every line whose bright pixels span at least
@@ -33,10 +33,11 @@ MAX_LINES = 10
 """Lines searched for per image at most (the generator draws six; a ship's edges may
 take the other places)."""
 MEMBER_DISTANCE = 1.0
-"""How far (px) a bright pixel may lie from a found line and still belong to it."""
+"""How far (px) a bright pixel may lie from a found line and still belong to it, before
+the half bin of distance the vote's rounding adds (1.5 px in all)."""
 LONG_LINE = 55.0
 """How far (px) apart a line's outermost bright pixels must be for the line to be made
-neutral: longer than any edge of the generator's ships but their longest."""
+neutral: longer than all but the longest edges of the generator's ships."""
 LINE_EXTENSION = 6.0
 """How far (px) beyond its outermost bright pixels a neutral line extends along itself."""
 NEUTRAL_HALF_WIDTH = 0.8

@@ -45,9 +45,9 @@ FEATURES = ("two-way vote", "verifier score", "line-free outline evidence")
 """What the regression reads, in order (`line_vote_features`)."""
 
 
-def log_odds(probabilities: np.ndarray) -> np.ndarray:
-    """log(p / (1 - p)) of probabilities (any shape), clipped to `PROBABILITY_CLIP`."""
-    p = np.clip(np.asarray(probabilities, dtype=np.float64), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+def log_odds(probabilities: np.ndarray, clip: float = PROBABILITY_CLIP) -> np.ndarray:
+    """log(p / (1 - p)) of probabilities (any shape), kept `clip` away from 0 and 1."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), clip, 1 - clip)
     return np.log(p / (1 - p))
 
 
@@ -72,12 +72,16 @@ def line_vote_features(
     """The regression's features (N, 3), `FEATURES`: the log-odds of the detector's and
     classifier's mean presence (N,) and of the verifier's score (N,) of the box kept, and
     the `line_free_evidence` (N,) clipped to `EVIDENCE_RANGE` over `EVIDENCE_SCALE`."""
-    evidence = np.asarray(evidence, dtype=np.float64)
-    check_same_length(
-        two_way_presence=np.asarray(two_way_presence),
-        verifier_scores=np.asarray(verifier_scores),
-        evidence=evidence,
-    )
+    inputs = {
+        "two_way_presence": np.asarray(two_way_presence, dtype=np.float64),
+        "verifier_scores": np.asarray(verifier_scores, dtype=np.float64),
+        "evidence": np.asarray(evidence, dtype=np.float64),
+    }
+    check_same_length(**inputs)
+    for name, values in inputs.items():
+        if np.isnan(values).any():
+            raise ValueError(f"{name} holds NaN: a line vote needs a number for every image")
+    two_way_presence, verifier_scores, evidence = inputs.values()
     scaled = np.clip(evidence, *EVIDENCE_RANGE) / EVIDENCE_SCALE
     return np.column_stack([log_odds(two_way_presence), log_odds(verifier_scores), scaled])
 
@@ -137,20 +141,26 @@ class LineVote:
         """The presence (N,) that images with `line_vote_features` (N, 3), all in the band,
         get from this vote: its `probability` mapped into the band, linearly on either side
         of `gate_threshold`, which stays where it is. So the vote decides which images the
-        gate keeps, and ranks them among themselves, but never above or below an image
-        outside the band: the ranked AP, which ranks images by presence, keeps its order."""
+        gate keeps, and ranks them among themselves, but an image it decides never changes
+        places with one outside the band (the ranked AP ranks images by presence)."""
+        self.check_gate(gate_threshold)
         low, high = self.band
-        if not low <= gate_threshold < high:
-            raise ValueError(
-                f"the gate threshold {gate_threshold} must lie in the line vote's band "
-                f"[{low:g}, {high:g})"
-            )
         p = self.probability(features)
         below = low + (gate_threshold - low) * p / gate_threshold
         above = gate_threshold + (high - gate_threshold) * (p - gate_threshold) / (
             1 - gate_threshold
         )
         return np.where(p < gate_threshold, below, above)
+
+    def check_gate(self, gate_threshold: float) -> None:
+        """A ValueError unless the gate threshold lies strictly inside the band, where
+        `presence` can map the vote's probability on both sides of it."""
+        low, high = self.band
+        if not low < gate_threshold < high:
+            raise ValueError(
+                f"the gate threshold {gate_threshold} must lie inside the line vote's band "
+                f"({low:g}, {high:g})"
+            )
 
     def as_dict(self) -> dict:
         """The vote as plain numbers, for the weights manifest."""
@@ -185,9 +195,15 @@ def fit_line_vote(
     intercept moved so that its probability meets `gate_threshold` where the regression's
     meets its threshold), that threshold, and the score there."""
     features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[1] != len(FEATURES):
+        raise ValueError(
+            f"features must be (N, {len(FEATURES)}), from line_vote_features; got {features.shape}"
+        )
+    boxes = check_boxes(boxes, "boxes")
     labels = check_boxes(labels, "labels")
     check_same_length(features=features, boxes=boxes, presence=np.asarray(presence), labels=labels)
     gate_threshold = check_fraction(gate_threshold, "gate_threshold")
+    LineVote((0.0, 0.0, 0.0), 0.0, band).check_gate(gate_threshold)
     has_ship = has_box(labels)
     if has_ship.all() or not has_ship.any():
         raise ValueError("fit_line_vote needs images with a ship and images without one")

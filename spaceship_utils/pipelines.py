@@ -14,7 +14,7 @@ import numpy as np
 
 from .detector import decode_predictions, second_peak_predictions
 from .geometry import rotation_matrices, wrap_angle
-from .line_vote import LineVote, line_free_evidence, line_vote_features
+from .line_vote import LineVote, line_free_evidence, line_vote_features, log_odds
 from .metrics import best_presence_threshold
 from .outline_fit import fit_outlines
 from .preprocessing import denormalise_labels, threshold_images
@@ -342,6 +342,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
             return voted
         if self.classifier is None:
             raise ValueError("the line vote reads the classifier's vote: this detector has none")
+        self.line_vote.check_gate(self.gate_threshold)
         asked = np.flatnonzero(self.line_vote.in_band(voted))
         if asked.size:
             evidence = line_free_evidence(images[asked], boxes[asked])
@@ -352,7 +353,8 @@ class RefinedDetectorPipeline(DetectorPipeline):
     def restart_eligible(self, presence: np.ndarray) -> np.ndarray:
         """Where (N,) a doubted box is worth restarting, given the presence (N,) before the
         verifier votes: where the gate will draw it or, when the verifier votes, where even
-        a score of 1 can lift the vote to `verified_presence_threshold`."""
+        a score of 1 can lift the vote to `verified_presence_threshold`. A `line_vote` may
+        still draw a box below that, in its band; such a box keeps its first start."""
         if self.verifier_votes:
             return vote_can_reach(presence, self.presence_voters, self.verified_presence_threshold)
         return np.asarray(presence) >= self.presence_threshold
@@ -679,8 +681,7 @@ def judged_scores(scores: np.ndarray, log_ratios: np.ndarray, weight: float) -> 
     """What the refined detector maximises when it picks a candidate: the verifier's
     log-odds of its score (any shape) plus `weight` times the log-likelihood ratio of its
     fitted outline (same shape)."""
-    clipped = np.clip(np.asarray(scores, dtype=np.float64), SCORE_CLIP, 1 - SCORE_CLIP)
-    return np.log(clipped / (1 - clipped)) + weight * np.asarray(log_ratios, dtype=np.float64)
+    return log_odds(scores, SCORE_CLIP) + weight * np.asarray(log_ratios, dtype=np.float64)
 
 
 def check_weight(weight: float, name: str = "outline_weight") -> float:

@@ -61,6 +61,8 @@ def test_the_features_are_two_log_odds_and_the_scaled_clipped_evidence():
     np.testing.assert_allclose(features[:, 2], [25 / EVIDENCE_SCALE, -1.0, 3.0])
     with pytest.raises(ValueError, match="same number of samples"):
         line_vote_features(np.ones(2), np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match="verifier_scores holds NaN"):
+        line_vote_features(np.ones(2), np.array([0.5, np.nan]), np.ones(2))
 
 
 def test_a_line_vote_checks_itself_and_travels_as_plain_numbers():
@@ -79,7 +81,7 @@ def test_a_line_vote_checks_itself_and_travels_as_plain_numbers():
     assert (np.diff(presence) > 0).all() and (0.3 <= presence).all() and (presence < 0.8).all()
     np.testing.assert_array_equal(presence >= 0.5, probability >= 0.5)
     np.testing.assert_allclose(vote.presence(np.array([[0.0, 0.0, 0.5]]), 0.5), [0.5])
-    with pytest.raises(ValueError, match=r"gate threshold 0.9 must lie in .* \[0.3, 0.8\)"):
+    with pytest.raises(ValueError, match=r"gate threshold 0.9 must lie inside .* \(0.3, 0.8\)"):
         vote.presence(ladder, 0.9)
     with pytest.raises(ValueError, match="3 finite numbers"):
         LineVote((1.0, 2.0), 0.0)
@@ -114,11 +116,15 @@ def test_the_fitted_vote_meets_the_gate_where_the_regression_meets_its_threshold
     presence = np.where(asked, vote.presence(features, 0.54), three_way)
     assert ap_at_iou(gate_boxes(boxes, presence, 0.54), labels) == pytest.approx(score)
     without = ap_at_iou(gate_boxes(boxes, three_way, 0.54), labels)
-    assert score >= without  # fitted and scored on the same images: it cannot lose there
+    assert score >= without  # fitted and scored on the same images: here it does not lose
     unshifted = LineVote(vote.coefficients, vote.intercept + log_odds(threshold) - log_odds(0.54))
     np.testing.assert_array_equal(
         vote.probability(features) >= 0.54, unshifted.probability(features) >= threshold - 1e-12
     )
+    with pytest.raises(ValueError, match=r"features must be \(N, 3\)"):
+        fit_line_vote(features[:, :2], boxes, three_way, labels, 0.54)
+    with pytest.raises(ValueError, match="must lie inside"):
+        fit_line_vote(features, boxes, three_way, labels, 0.9)
     with pytest.raises(ValueError, match="a ship and images without"):
         ships = has_ship
         fit_line_vote(features[ships], boxes[ships], three_way[ships], labels[ships], 0.5)

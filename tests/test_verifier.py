@@ -537,6 +537,10 @@ def test_the_line_vote_decides_presence_where_the_three_way_vote_is_in_doubt(
         alone = variant.predict_details(images)
         for field in ("boxes", "presence", "raw_boxes"):
             np.testing.assert_allclose(getattr(shared[name], field), getattr(alone, field))
+    model.verified_presence_threshold = 0.9  # outside the band: refused, not silently odd
+    with pytest.raises(ValueError, match="must lie inside the line vote's band"):
+        model.predict(images[1:2])  # an image outside the band too
+    model.verified_presence_threshold = 0.52
     model.classifier = None
     with pytest.raises(ValueError, match="reads the classifier's vote"):
         model.predict(images)
