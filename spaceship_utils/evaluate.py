@@ -564,19 +564,18 @@ def verifier_vote_table(runs: RestartRuns, labels: np.ndarray, restart_below: fl
             score,
         )
     )
-    bound = ap_at_iou(gate_boxes(with_boxes, has_ship.astype(float), 0.5), labels)
-    rows.append(("the truth", "-", "-", "0", "0", f"{bound:.4f}"))
-    return format_table(
-        (
-            "presence from",
-            "threshold",
-            "restarted",
-            "empty images boxed",
-            "ships unboxed",
-            "validation score",
-        ),
-        rows,
-    )
+    return vote_table(rows, with_boxes, labels, "restarted")
+
+
+def vote_table(
+    rows: list[tuple[str, ...]], boxes: np.ndarray, labels: np.ndarray, share: str
+) -> str:
+    """A table of presence votes: `rows` of `vote_row`, whose third column is `share`,
+    then the truth deciding presence for the boxes (N, 5) against their labels (N, 5)."""
+    bound = ap_at_iou(gate_boxes(boxes, has_box(labels).astype(float), 0.5), labels)
+    rows = [*rows, ("the truth", "-", "-", "0", "0", f"{bound:.4f}")]
+    header = ("presence from", "threshold", share, "empty images boxed", "ships unboxed")
+    return format_table((*header, "validation score"), rows)
 
 
 def vote_row(
@@ -753,19 +752,7 @@ def line_vote_table(
                 ap_at_iou(gate_boxes(boxes, presence, gate_threshold), labels),
             )
         )
-    bound = ap_at_iou(gate_boxes(boxes, has_ship.astype(float), 0.5), labels)
-    rows.append(("the truth", "-", "-", "0", "0", f"{bound:.4f}"))
-    return format_table(
-        (
-            "presence from",
-            "threshold",
-            "images asked",
-            "empty images boxed",
-            "ships unboxed",
-            "validation score",
-        ),
-        rows,
-    )
+    return vote_table(rows, boxes, labels, "images asked")
 
 
 def line_vote_examples(
