@@ -92,6 +92,17 @@ def presence_in_band(presence: np.ndarray, band: tuple[float, float]) -> np.ndar
     return (presence >= band[0]) & (presence < band[1])
 
 
+def check_gate_in_band(gate_threshold: float, band: tuple[float, float]) -> None:
+    """A ValueError unless the gate threshold lies strictly inside the band (low, high),
+    where `LineVote.presence` can map the vote's probability on both sides of it."""
+    low, high = band
+    if not low < gate_threshold < high:
+        raise ValueError(
+            f"the gate threshold {gate_threshold} must lie inside the line vote's band "
+            f"({low:g}, {high:g})"
+        )
+
+
 @dataclass(frozen=True)
 class LineVote:
     """A logistic regression on `line_vote_features`, asked where the three-way vote lies
@@ -133,7 +144,8 @@ class LineVote:
         return presence_in_band(presence, self.band)
 
     def probability(self, features: np.ndarray) -> np.ndarray:
-        """The presence (N,) this vote gives images with `line_vote_features` (N, 3)."""
+        """The regression's probability (N,) of a ship, its threshold folded in, for images
+        with `line_vote_features` (N, 3)."""
         logits = np.asarray(features, dtype=np.float64) @ np.array(self.coefficients)
         return 1 / (1 + np.exp(-(logits + self.intercept)))
 
@@ -143,7 +155,7 @@ class LineVote:
         of `gate_threshold`, which stays where it is. So the vote decides which images the
         gate keeps, and ranks them among themselves, but an image it decides never changes
         places with one outside the band (the ranked AP ranks images by presence)."""
-        self.check_gate(gate_threshold)
+        check_gate_in_band(gate_threshold, self.band)
         low, high = self.band
         p = self.probability(features)
         below = low + (gate_threshold - low) * p / gate_threshold
@@ -151,16 +163,6 @@ class LineVote:
             1 - gate_threshold
         )
         return np.where(p < gate_threshold, below, above)
-
-    def check_gate(self, gate_threshold: float) -> None:
-        """A ValueError unless the gate threshold lies strictly inside the band, where
-        `presence` can map the vote's probability on both sides of it."""
-        low, high = self.band
-        if not low < gate_threshold < high:
-            raise ValueError(
-                f"the gate threshold {gate_threshold} must lie inside the line vote's band "
-                f"({low:g}, {high:g})"
-            )
 
     def as_dict(self) -> dict:
         """The vote as plain numbers, for the weights manifest."""
@@ -203,7 +205,7 @@ def fit_line_vote(
     labels = check_boxes(labels, "labels")
     check_same_length(features=features, boxes=boxes, presence=np.asarray(presence), labels=labels)
     gate_threshold = check_fraction(gate_threshold, "gate_threshold")
-    LineVote((0.0, 0.0, 0.0), 0.0, band).check_gate(gate_threshold)
+    check_gate_in_band(gate_threshold, band)
     has_ship = has_box(labels)
     if has_ship.all() or not has_ship.any():
         raise ValueError("fit_line_vote needs images with a ship and images without one")

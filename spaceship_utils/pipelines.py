@@ -14,7 +14,13 @@ import numpy as np
 
 from .detector import decode_predictions, second_peak_predictions
 from .geometry import rotation_matrices, wrap_angle
-from .line_vote import LineVote, line_free_evidence, line_vote_features, log_odds
+from .line_vote import (
+    LineVote,
+    check_gate_in_band,
+    line_free_evidence,
+    line_vote_features,
+    log_odds,
+)
 from .metrics import best_presence_threshold
 from .outline_fit import fit_outlines
 from .preprocessing import denormalise_labels, threshold_images
@@ -342,7 +348,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
             return voted
         if self.classifier is None:
             raise ValueError("the line vote reads the classifier's vote: this detector has none")
-        self.line_vote.check_gate(self.gate_threshold)
+        check_gate_in_band(self.gate_threshold, self.line_vote.band)
         asked = np.flatnonzero(self.line_vote.in_band(voted))
         if asked.size:
             evidence = line_free_evidence(images[asked], boxes[asked])

@@ -63,9 +63,7 @@ def draw_box(
     box = check_boxes(box, "box")[0]
     if np.isnan(box).any():
         return
-    corners = box_corners(box[None])[0]
-    closed = np.vstack([corners, corners[:1]])
-    ax.plot(closed[:, 0], closed[:, 1], color=colour, linewidth=1.2, label=label)
+    draw_polygon(ax, box_corners(box[None])[0], color=colour, linewidth=1.2, label=label)
     if show_nose:
         dx, dy = heading_vectors(box[2:3])[0] * box[4] / 2
         ax.annotate(
@@ -74,6 +72,21 @@ def draw_box(
             xytext=(box[0], box[1]),
             arrowprops={"arrowstyle": "->", "color": colour, "linewidth": 1.2},
         )
+
+
+def draw_polygon(ax: plt.Axes, points: np.ndarray, *fmt: str, **style) -> None:
+    """Draw the closed polygon through points (P, 2) (x, y) on `ax`: `ax.plot`'s format
+    string and style, the last point joined back to the first."""
+    points = np.asarray(points, dtype=np.float64)
+    closed = np.vstack([points, points[:1]])
+    ax.plot(closed[:, 0], closed[:, 1], *fmt, **style)
+
+
+IMAGE_STYLE = {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}
+"""How `imshow` shows a raw image: grey, from 0 to 1."""
+LOG_RATIO_STYLE = {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3}
+"""How `imshow` shows the outline log ratios (`outline_fit.log_ratio_maps`): red for
+bright pixels (up to 4.3, above the noise), blue for dark ones."""
 
 
 def plot_sample(
@@ -733,8 +746,7 @@ def plot_refinements(
         title = f"IoU {after[index]:.2f}"
         if proposals is not None:
             corners = box_corners(proposals[index : index + 1])[0]
-            closed = np.vstack([corners, corners[:1]])
-            ax.plot(closed[:, 0], closed[:, 1], "--", color="0.85", linewidth=1.0)
+            draw_polygon(ax, corners, "--", color="0.85", linewidth=1.0)
             title = f"IoU {before[index]:.2f} -> {after[index]:.2f}"
         draw_box(ax, truth[index], TRUE_COLOUR, show_nose=False)
         draw_box(ax, refined[index], PREDICTED_COLOUR, show_nose=False)
@@ -783,13 +795,8 @@ def plot_outline_fits(
         raise ValueError("plot_outline_fits needs at least one image")
     fig, axes = plt.subplots(2, count, figsize=(2.5 * count + 0.6, 5.2), squeeze=False)
     before, after = rotated_iou(starts, labels), rotated_iou(fitted, labels)
-    styles = (
-        {"cmap": "gray", "vmin": 0.0, "vmax": 1.0},
-        {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3},
-    )
+    styles = (IMAGE_STYLE, LOG_RATIO_STYLE)
     for index in range(count):
-        outline = np.asarray(corners[index], dtype=np.float64)
-        outline = np.vstack([outline, outline[:1]])
         half = max(labels[index, 3], labels[index, 4]) / 2 + margin_px
         centre = labels[index, :2]
         for row, picture in enumerate((images[index], ratio_maps[index])):
@@ -797,12 +804,11 @@ def plot_outline_fits(
             shown = ax.imshow(picture, interpolation="nearest", **styles[row])
             if row == 0:
                 start = box_corners(starts[index : index + 1])[0]
-                start = np.vstack([start, start[:1]])
-                ax.plot(start[:, 0], start[:, 1], "--", color="0.85", linewidth=1.0)
+                draw_polygon(ax, start, "--", color="0.85", linewidth=1.0)
                 draw_box(ax, labels[index], TRUE_COLOUR, show_nose=False)
                 draw_box(ax, fitted[index], PREDICTED_COLOUR, show_nose=False)
                 ax.set_title(f"IoU {before[index]:.2f} -> {after[index]:.2f}", fontsize=9)
-            ax.plot(outline[:, 0], outline[:, 1], color=OUTLINE_COLOUR, linewidth=1.0)
+            draw_polygon(ax, corners[index], color=OUTLINE_COLOUR, linewidth=1.0)
             ax.set_xlim(centre[0] - half, centre[0] + half)
             ax.set_ylim(centre[1] + half, centre[1] - half)
             ax.set_xticks([])
@@ -840,11 +846,7 @@ def plot_line_free_fits(
             f"need one box, one title and one set of lines per image, got {count} images"
         )
     fig, axes = plt.subplots(count, 3, figsize=(7.6, 2.7 * count), squeeze=False)
-    styles = (
-        {"cmap": "gray", "vmin": 0.0, "vmax": 1.0},
-        {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3},
-        {"cmap": "RdBu_r", "vmin": -4.3, "vmax": 4.3},
-    )
+    styles = (IMAGE_STYLE, LOG_RATIO_STYLE, LOG_RATIO_STYLE)
     for row in range(count):
         half = max(boxes[row, 3], boxes[row, 4]) / 2 + margin_px
         centre = boxes[row, :2]
@@ -856,14 +858,11 @@ def plot_line_free_fits(
                 for x0, y0, x1, y1 in lines[row][:, :4]:
                     ax.plot([x0, x1], [y0, y1], color="tab:cyan", linewidth=1.5, alpha=0.5)
                 start = box_corners(boxes[row : row + 1])[0]
-                start = np.vstack([start, start[:1]])
-                ax.plot(start[:, 0], start[:, 1], "--", color="white", linewidth=1.2)
+                draw_polygon(ax, start, "--", color="white", linewidth=1.2)
                 ax.set_title(titles[row], fontsize=9)
             else:
                 fitted = fits[column - 1]
-                outline = np.asarray(fitted.corners[row], dtype=np.float64)
-                outline = np.vstack([outline, outline[:1]])
-                ax.plot(outline[:, 0], outline[:, 1], color=OUTLINE_COLOUR, linewidth=1.2)
+                draw_polygon(ax, fitted.corners[row], color=OUTLINE_COLOUR, linewidth=1.2)
                 where = "log ratios" if column == 1 else "lines made neutral"
                 ax.set_title(f"{where}: L = {fitted.log_ratios[row]:.0f}", fontsize=9)
             ax.set_xlim(centre[0] - half, centre[0] + half)
