@@ -1,8 +1,8 @@
 # Two commands do everything on a fresh machine with Python 3.11+ and Node.js (npm):
 #   make book   create .venv, install, fetch MathJax, build the HTML book into book/_build/html
 #   make test   create .venv if missing, lint, run the unit tests, every chapter in
-#               quick mode (papermill) and at its defaults (pytest --nbval), a
-#               warnings-as-errors book build, and open
+#               quick mode (papermill) and at its defaults (pytest --nbval), all in one
+#               pytest run, a warnings-as-errors book build, and open
 #               every page of that build in headless Chromium (`make browser`)
 # The book is built exactly as readers build it: `jupyter-book build book`.
 PYTHON ?= python3
@@ -17,7 +17,7 @@ MATHJAX := $(MATHJAX_DIR)/node_modules/.installed-stamp
 # CI machine's cores. Chapter 7 takes most of the chapters' time; the others run beside it.
 WORKERS ?= 2
 
-.PHONY: book test lint format unit notebooks book-strict browser mathjax benchmark clean
+.PHONY: book test lint format unit notebooks checks book-strict browser mathjax benchmark clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -38,7 +38,7 @@ book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build book
 	@echo "The book is at file://$(CURDIR)/$(BOOK_HTML)/index.html"
 
-test: lint unit notebooks book-strict browser
+test: lint checks book-strict browser
 
 lint: $(STAMP)  # the hooks of .pre-commit-config.yaml on every tracked file, offline
 	PATH="$(CURDIR)/$(BIN):$$PATH" PRE_COMMIT_HOME="$(CURDIR)/$(VENV)/pre-commit-home" \
@@ -49,15 +49,22 @@ format: $(STAMP)  # also tidies the parameters cell papermill injects into a re-
 	$(BIN)/ruff format .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not built_book" -n $(WORKERS)
+	$(BIN)/python -m pytest tests -m "not built_book and not quick_chapters" -n $(WORKERS)
 
-# Every chapter twice: headlessly through papermill with its quick parameters (executed
-# copies kept in _build/quick-notebooks), then the committed chapters at their defaults,
-# strict, as readers type it (`pytest --nbval notebooks/`), a chapter per process.
+# Every chapter twice: headlessly through papermill with its quick parameters
+# (tests/test_quick_chapters.py; executed copies kept in _build/quick-notebooks), then the
+# committed chapters at their defaults, strict, as readers type it (`pytest --nbval
+# notebooks/`), a chapter per process.
 notebooks: $(STAMP)
 	rm -rf $(QUICK_DIR)
-	$(BIN)/python -m spaceship_utils.quick_mode notebooks $(QUICK_DIR)
-	$(BIN)/pytest --nbval notebooks/ -n $(WORKERS) --dist loadfile
+	$(BIN)/python -m pytest tests/test_quick_chapters.py notebooks --nbval -n $(WORKERS) --dist loadfile
+
+# `unit` and `notebooks` in one pytest run: chapter 7 at its defaults takes most of the
+# time, so the unit tests and the other chapters run beside it, a test file or chapter at
+# a time in each process (the one with the most tests, chapter 7, starts first).
+checks: $(STAMP)
+	rm -rf $(QUICK_DIR)
+	$(BIN)/python -m pytest tests notebooks --nbval -m "not built_book" -n $(WORKERS) --dist loadfile
 
 book-strict: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build book -W -n --keep-going

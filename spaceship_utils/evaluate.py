@@ -174,7 +174,7 @@ def evaluate_model(
 ) -> Evaluation:
     """Score `model.predict_details` on `samples` official samples after np.random.seed(seed)."""
     evaluations = evaluate_predictions(
-        lambda images: {"model": model.predict_details(images)},
+        lambda images, _: {"model": model.predict_details(images)},
         samples,
         seed,
         chunk_size,
@@ -183,39 +183,80 @@ def evaluate_model(
     return evaluations["model"]
 
 
+REUSE_CHECKED = 32
+"""How many of the first images `evaluate_variants` refines again to check that the
+evaluation it was given to reuse is that of its variants' refined detector."""
+
+
 def evaluate_variants(
     variants: dict[str, RefinedDetectorPipeline],
     samples: int = 10_000,
     seed: int = 0,
     chunk_size: int = 500,
     gallery_size: int = 8,
+    refined: Evaluation | None = None,
 ) -> dict[str, Evaluation]:
     """`evaluate_model` of refined detectors that differ only in their verifier, presence
-    thresholds, outline weight and line vote, on the same official samples, through
-    `pipelines.variant_predictions`: their shared work is done once (their inference
-    seconds are those of all of them together)."""
-    return evaluate_predictions(
-        lambda images: variant_predictions(variants, images),
-        samples,
-        seed,
-        chunk_size,
-        gallery_size,
-    )
+    thresholds, outline weight, line-free fits and line vote, on the same official samples,
+    through `pipelines.variant_predictions`: their shared work is done once (their
+    inference seconds are those of all of them together). Given `refined`, the
+    `evaluate_model` of their refined detector without its verifier on the same samples
+    and seed, its refined boxes and presence are reused rather than computed again (the
+    first `REUSE_CHECKED` images are, to check that they match)."""
+    if refined is not None and len(refined.labels) != samples:
+        raise ValueError(f"refined scored {len(refined.labels)} samples, not {samples}")
+
+    def predict(images: np.ndarray, chunk: slice) -> dict[str, Predictions]:
+        if refined is None or chunk.start == chunk.stop:  # the first call: no sample yet
+            return variant_predictions(variants, images)
+        known = (refined.raw_boxes[chunk], refined.presence[chunk])
+        if chunk.start == 0:
+            check_reused_refinement(next(iter(variants.values())), images, *known)
+        return variant_predictions(variants, images, refined=known)
+
+    evaluations = evaluate_predictions(predict, samples, seed, chunk_size, gallery_size)
+    if refined is not None:
+        labels = next(iter(evaluations.values())).labels
+        if not np.array_equal(labels, refined.labels, equal_nan=True):
+            raise ValueError(f"refined scored other samples than seed {seed} draws")
+    return evaluations
+
+
+def check_reused_refinement(
+    model: RefinedDetectorPipeline, images: np.ndarray, boxes: np.ndarray, presence: np.ndarray
+) -> None:
+    """A ValueError unless `model`'s refined boxes and presence (before any verifier) on the
+    first `REUSE_CHECKED` images (N, 200, 200) are the boxes (N, 5) and presence (N,) given,
+    up to float rounding: two loads of the same weights can differ by a thousandth of a
+    pixel after the refiner's passes, so each box must overlap its own with an IoU above
+    0.99, each presence lie within 0.001 of its own."""
+    count = min(REUSE_CHECKED, len(images))
+    boxes_by_pass, detector_presence = model.boxes_by_pass(images[:count], model.passes)
+    own_presence = model.presence(images[:count], detector_presence)
+    overlaps = rotated_iou(boxes_by_pass[-1], boxes[:count])
+    if not (np.all(overlaps > 0.99) and np.allclose(own_presence, presence[:count], atol=1e-3)):
+        raise ValueError(
+            "refined is not what these variants' refined detector answers on these samples "
+            f"(smallest IoU of its first {count} boxes with their own {np.min(overlaps):.3f}, "
+            f"largest presence difference {np.max(np.abs(own_presence - presence[:count])):.3g}):"
+            " evaluate it with evaluate_model on the same samples and seed, without its verifier"
+        )
 
 
 def evaluate_predictions(
-    predict: Callable[[np.ndarray], dict[str, Predictions]],
+    predict: Callable[[np.ndarray, slice], dict[str, Predictions]],
     samples: int,
     seed: int,
     chunk_size: int,
     gallery_size: int,
 ) -> dict[str, Evaluation]:
-    """Score the predictions `predict` returns, by name, for raw images (N, 200, 200), on
-    `samples` official samples after np.random.seed(seed), `chunk_size` at a time."""
+    """Score the predictions `predict` returns, by name, for raw images (N, 200, 200) and
+    where they lie among the samples (a slice), on `samples` official samples after
+    np.random.seed(seed), `chunk_size` at a time. A first, untimed call gets one blank image
+    and an empty slice: building the predict functions is not inference time."""
     samples = check_count(samples, "samples", minimum=1)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
-    # One untimed call first: building the predict functions is not inference time.
-    names = list(predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)))
+    names = list(predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32), slice(0, 0)))
     np.random.seed(seed)
     seconds = {"generation": 0.0, "inference": 0.0, "scoring": 0.0}
     fields = ("labels", "boxes", "raw_boxes", "presence", "ious")
@@ -225,7 +266,7 @@ def evaluate_predictions(
         began = time.perf_counter()
         images, labels = official_samples(min(chunk_size, samples - start))
         generated = time.perf_counter()
-        predictions = predict(images)
+        predictions = predict(images, slice(start, start + len(images)))
         predicted = time.perf_counter()
         ious = {name: sample_ious(predictions[name].boxes, labels) for name in names}
         seconds["generation"] += generated - began
@@ -617,11 +658,16 @@ class OutlineRuns:
 
 
 def outline_runs(
-    model: RefinedDetectorPipeline, images: np.ndarray, runs: RestartRuns, chunk_size: int = 512
+    model: RefinedDetectorPipeline,
+    images: np.ndarray,
+    runs: RestartRuns,
+    chunk_size: int = 512,
+    line_free: bool = False,
 ) -> OutlineRuns:
     """Fit the generator's outline from every start of `runs` on the images (N, 200, 200)
-    whose first box `model`'s verifier scores below its `restart_below`, and score the
-    fitted boxes with that verifier, `chunk_size` images at a time."""
+    whose first box `model`'s verifier scores below its `restart_below`, on their plain log
+    ratios or, `line_free`, with the long noise lines made neutral, and score the fitted
+    boxes with that verifier, `chunk_size` images at a time."""
     images = check_images(images).astype(np.float32)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
     restarted = np.flatnonzero(runs.scores[0] < model.restart_below)
@@ -630,7 +676,7 @@ def outline_runs(
     log_ratios = np.zeros(runs.scores.shape)
     for first in range(0, len(restarted), chunk_size):
         chunk = restarted[first : first + chunk_size]
-        fitted, ratios = fitted_outline_boxes(images[chunk], runs.boxes[:, chunk])
+        fitted, ratios = fitted_outline_boxes(images[chunk], runs.boxes[:, chunk], line_free)
         boxes[:, chunk], log_ratios[:, chunk] = fitted, ratios
         scores[:, chunk] = model.verifier_scores_of_sets(images[chunk], fitted)
     return OutlineRuns(boxes, scores, log_ratios, model.restart_below)
@@ -662,6 +708,21 @@ def outline_kept(
     return candidates[chosen, picked], scores[chosen, picked]
 
 
+def truth_picks(
+    runs: RestartRuns, outlines: OutlineRuns, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The truth picking among the candidates of `runs` and their `outlines` against the
+    labels (N, 5): each image's candidate (N, 5) with the highest IoU with its ship (a
+    start's box or a fitted outline; an image not restarted keeps its first box), and that
+    IoU (N,) (0 on the empty images)."""
+    candidates = np.concatenate([runs.boxes, outlines.boxes])
+    ious = ship_ious_of_sets(candidates, labels)
+    ious[1:, ~outlines.restarted] = -1.0  # an image not restarted keeps its first box
+    chosen = np.argmax(ious, axis=0)
+    picked = np.arange(len(labels))
+    return candidates[chosen, picked], ious[chosen, picked]
+
+
 def outline_judge_table(
     runs: RestartRuns,
     outlines: OutlineRuns,
@@ -691,16 +752,72 @@ def outline_judge_table(
                 f"{score:.4f}",
             )
         )
-    candidates = np.concatenate([runs.boxes, outlines.boxes])
-    ious = ship_ious_of_sets(candidates, labels)
-    ious[1:, ~outlines.restarted] = -1.0  # an image not restarted keeps its first box
-    best = best_scored_boxes(candidates, ious)
+    best, _ = truth_picks(runs, outlines, labels)
     bound = ap_at_iou(np.where(has_ship[:, None], best, np.nan), labels)
     rows.append(("the truth picks", "-", "0", "0", f"{bound:.4f}"))
     return format_table(
         ("candidates", "threshold", "empty images boxed", "ships unboxed", "validation score"),
         rows,
     )
+
+
+LINE_FREE_WEIGHTS = (0.05, 0.1, 0.2, 0.3, 0.5)
+"""The outline weights `line_free_fit_table` tries for the outlines fitted on line-free maps."""
+
+
+def line_free_fit_table(
+    model: RefinedDetectorPipeline,
+    images: np.ndarray,
+    runs: RestartRuns,
+    plain: OutlineRuns,
+    free: OutlineRuns,
+    labels: np.ndarray,
+    plain_weight: float,
+    weights: tuple[float, ...] = LINE_FREE_WEIGHTS,
+) -> str:
+    """Whether the outlines should be fitted on the line-free log ratios, for `runs` on
+    images (N, 200, 200) against their labels (N, 5): the outlines fitted on the plain log
+    ratios (`plain`) at `plain_weight`, then those fitted on the line-free ones (`free`,
+    `outline_runs(..., line_free=True)`) at each of `weights`, each with `model`'s presence
+    (its three-way vote and line vote, `RefinedDetectorPipeline.voted_presence`) at its
+    gate: the restarted ships whose kept box hits (IoU above 0.7), the empty images boxed,
+    the ships unboxed and the challenge score; last, for each kind of fit, the truth
+    picking among the candidates and deciding presence."""
+    has_ship = has_box(labels)
+    restarted_ships = plain.restarted & has_ship
+    choices = [(f"plain fits, weight {plain_weight:g}", plain, plain_weight)]
+    choices += [(f"line-free fits, weight {weight:g}", free, weight) for weight in weights]
+    rows = []
+    for name, outlines, weight in choices:
+        boxes, scores = outline_kept(runs, outlines, weight)
+        presence = model.voted_presence(images, boxes, runs.presence, scores)
+        boxed = presence >= model.gate_threshold
+        hits = sample_ious(boxes[restarted_ships], labels[restarted_ships]) > IOU_THRESHOLD
+        score = ap_at_iou(gate_boxes(boxes, presence, model.gate_threshold), labels)
+        rows.append(
+            (
+                name,
+                f"{np.sum(hits)} of {np.sum(restarted_ships)}",
+                f"{np.sum(boxed & ~has_ship)}",
+                f"{np.sum(~boxed & has_ship)}",
+                f"{score:.4f}",
+            )
+        )
+    for kind, outlines in (("plain", plain), ("line-free", free)):
+        best, best_ious = truth_picks(runs, outlines, labels)
+        hits = best_ious[restarted_ships] > IOU_THRESHOLD
+        bound = ap_at_iou(np.where(has_ship[:, None], best, np.nan), labels)
+        rows.append(
+            (
+                f"the truth picks, {kind} fits",
+                f"{np.sum(hits)} of {np.sum(restarted_ships)}",
+                "0",
+                "0",
+                f"{bound:.4f}",
+            )
+        )
+    header = ("candidates", "restarted ships hit", "empty images boxed", "ships unboxed")
+    return format_table((*header, "validation score"), rows)
 
 
 LINE_VOTE_BANDS = ((0.3, 0.8), (0.4, 0.7), (0.0, 1.0))

@@ -14,6 +14,7 @@ import numpy as np
 
 from .detector import decode_predictions, second_peak_predictions
 from .geometry import rotation_matrices, wrap_angle
+from .line_search import line_free_log_ratios
 from .line_vote import (
     LineVote,
     check_gate_in_band,
@@ -22,7 +23,7 @@ from .line_vote import (
     log_odds,
 )
 from .metrics import best_presence_threshold
-from .outline_fit import fit_outlines
+from .outline_fit import fit_outlines_to_maps, log_ratio_maps
 from .preprocessing import denormalise_labels, threshold_images
 from .refiner import (
     WINDOW_VIEWS,
@@ -188,6 +189,13 @@ OUTLINE_WEIGHT = None
 """How much the log-likelihood ratio of a candidate's fitted outline (`outline_fit`) adds
 to the verifier's log-odds when the refined detector picks among its restart candidates;
 None: no outlines are fitted. `load_pretrained` sets the value chapter 7 chose."""
+PLAIN_FITS_WEIGHT = 0.05
+"""The outline weight chapter 7 chose for outlines fitted on the plain log ratios, before
+it fitted them on the line-free ones; its line vote was fitted on the boxes kept with it."""
+LINE_FREE_FITS = False
+"""Whether the refined detector fits those outlines on the log ratios with the long noise
+lines made neutral (`line_search.line_free_log_ratios`) instead of the plain ones
+(`outline_fit.log_ratio_maps`); `load_pretrained` sets the value chapter 7 chose."""
 
 
 def turned_boxes(boxes: np.ndarray, turn: float) -> np.ndarray:
@@ -244,7 +252,8 @@ class RefinedDetectorPipeline(DetectorPipeline):
     scores highest is kept. Given an `outline_weight` too, the generator's outline is
     fitted to each of those boxes (`outline_fit.fit_outlines`), the fitted boxes join the
     candidates, and the one kept is the best by `judged_scores`: the verifier's log-odds
-    plus `outline_weight` times the log-likelihood ratio of the candidate's fitted outline.
+    plus `outline_weight` times the log-likelihood ratio of the candidate's fitted outline
+    (fitted on the log ratios with the long noise lines made neutral, with `line_free_fits`).
     Given `verified_presence_threshold`, the verifier also votes on presence: the presence
     is then the mean of the detector's, the classifier's and the verifier's score of the
     kept box, and a box needs `verified_presence_threshold` of it (`presence_threshold` is
@@ -266,12 +275,14 @@ class RefinedDetectorPipeline(DetectorPipeline):
         verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
         outline_weight: float | None = OUTLINE_WEIGHT,
         line_vote: LineVote | None = None,
+        line_free_fits: bool = LINE_FREE_FITS,
     ):
         super().__init__(detector, presence_threshold)
         self.refiner = refiner
         self.passes = check_count(passes, "passes", minimum=0)
         self.classifier = classifier
-        for name, value in (("views", views), ("restart_views", restart_views)):
+        settings = (("views", views), ("restart_views", restart_views))
+        for name, value in (*settings, ("line_free_fits", line_free_fits)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
         self.views = views
@@ -287,6 +298,7 @@ class RefinedDetectorPipeline(DetectorPipeline):
         if line_vote is not None and not isinstance(line_vote, LineVote):
             raise TypeError(f"line_vote must be a LineVote or None, got {type(line_vote).__name__}")
         self.line_vote = line_vote
+        self.line_free_fits = line_free_fits
 
     @property
     def verifier_votes(self) -> bool:
@@ -372,8 +384,13 @@ class RefinedDetectorPipeline(DetectorPipeline):
         `passes` passes (a list of passes + 1 arrays, no presence gate), and the detector's
         presence (N,), before any vote."""
         images = check_images(images).astype(np.float32)
-        boxes, presence = super().raw_predictions(images, batch_size)
+        boxes, presence = self.proposals(images, batch_size)
         return self.refine(images, boxes, passes, batch_size), np.asarray(presence, np.float64)
+
+    def proposals(self, images: np.ndarray, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's boxes (N, 5) on raw images (N, 200, 200), where the refiner starts,
+        and its presence (N,)."""
+        return super().raw_predictions(check_images(images).astype(np.float32), batch_size)
 
     def refine(
         self,
@@ -530,12 +547,15 @@ class RefinedDetectorPipeline(DetectorPipeline):
         starts: np.ndarray,
         start_scores: np.ndarray,
         batch_size: int = 128,
+        line_free: bool | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The boxes (S, N, 5) of S starts on images (N, 200, 200) followed by the outlines
         fitted to them (C = 2·S candidates (C, N, 5)), the verifier's scores (C, N) of all
         (those of the starts given: (S, N)), and each candidate's log-likelihood ratio
-        (C, N), a start's box with its own fitted outline's."""
-        fitted, log_ratios = fitted_outline_boxes(images, starts)
+        (C, N), a start's box with its own fitted outline's. The outlines are fitted on the
+        line-free log ratios if `line_free` (None: if the model's `line_free_fits`)."""
+        line_free = self.line_free_fits if line_free is None else line_free
+        fitted, log_ratios = fitted_outline_boxes(images, starts, line_free)
         candidates = np.concatenate([starts, fitted])
         scores = np.concatenate(
             [start_scores, self.verifier_scores_of_sets(images, fitted, batch_size)]
@@ -578,15 +598,22 @@ VERIFIED_SETTINGS = ("verifier", "restart_below")
 
 
 def variant_predictions(
-    variants: dict[str, RefinedDetectorPipeline], images: np.ndarray, batch_size: int = 128
+    variants: dict[str, RefinedDetectorPipeline],
+    images: np.ndarray,
+    batch_size: int = 128,
+    refined: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Predictions]:
     """What each of several refined detectors that differ only in their verifier being
-    there, their presence thresholds, outline weight and line vote (copies of one, with some
-    settings changed) predicts on raw images (N, 200, 200): each one's `predict_details`,
-    with the work they share done once. The detector, classifier and refiner run once; the
-    restarts (and the outline fits, if any variant fits outlines) run once on every image
-    any variant restarts; each variant then picks its own candidates and gates its own
-    presence. Chapter 7 scores the stages of its pipeline on 10,000 images this way."""
+    there, their presence thresholds, outline weight, line-free fits and line vote (copies
+    of one, with some settings changed) predicts on raw images (N, 200, 200): each one's
+    `predict_details`, with the work they share done once. The detector, classifier and
+    refiner run once; the restarts (and the outline fits of each kind some variant fits)
+    run once on every image any variant restarts; each variant then picks its own
+    candidates and gates its own presence. Chapter 7 scores the stages of its pipeline on
+    10,000 images this way. Given `refined`, the refined boxes (N, 5) and presence (N,)
+    before the verifier votes that their refined detector (without a verifier) answered on
+    these images already, the refiner and the classifier do not run again, and the
+    detector only on the images restarted, for its proposals."""
     if not variants:
         raise ValueError("variants is empty: give at least one refined detector")
     for name, model in variants.items():
@@ -605,9 +632,19 @@ def variant_predictions(
     batch_size = check_count(batch_size, "batch_size", minimum=1)
     if len(images) == 0:
         return {name: model.predict_details(images) for name, model in variants.items()}
-    boxes_by_pass, detector_presence = first.boxes_by_pass(images, first.passes, batch_size)
-    presence = first.presence(images, detector_presence, batch_size)
-    proposals, boxes = boxes_by_pass[0], boxes_by_pass[-1]
+    if refined is None:
+        boxes_by_pass, detector_presence = first.boxes_by_pass(images, first.passes, batch_size)
+        presence = first.presence(images, detector_presence, batch_size)
+        proposals, boxes = boxes_by_pass[0], boxes_by_pass[-1]
+    else:
+        boxes, presence = (np.asarray(known, dtype=np.float64) for known in refined)
+        if boxes.shape != (len(images), LABEL_SIZE) or presence.shape != (len(images),):
+            raise ValueError(
+                f"refined must be boxes ({len(images)}, {LABEL_SIZE}) and presence "
+                f"({len(images)},) for the {len(images)} images, got {boxes.shape} and "
+                f"{presence.shape}"
+            )
+        proposals = None
     answers = {name: (boxes, presence) for name in variants}
     if verified:
         answers.update(
@@ -622,27 +659,32 @@ def variant_predictions(
 def verified_variant_answers(
     variants: dict[str, RefinedDetectorPipeline],
     images: np.ndarray,
-    proposals: np.ndarray,
+    proposals: np.ndarray | None,
     boxes: np.ndarray,
     presence: np.ndarray,
     batch_size: int = 128,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """For `variant_predictions`: the boxes (N, 5) and presence (N,) of each variant with a
-    verifier, from the detector's proposals (N, 5), the refined boxes (N, 5) and the
-    presence (N,) before the verifier votes, on images (N, 200, 200)."""
+    verifier, from the detector's proposals (N, 5; None: the detector runs on the images
+    restarted), the refined boxes (N, 5) and the presence (N,) before the verifier votes,
+    on images (N, 200, 200)."""
     model = next(iter(variants.values()))
     scores = np.asarray(model.verifier_scores(images, boxes, batch_size), dtype=np.float64)
     doubted = scores < model.restart_below
     restarted = {name: doubted & v.restart_eligible(presence) for name, v in variants.items()}
     union = np.flatnonzero(np.any(list(restarted.values()), axis=0))
+    fitted = {}  # line_free_fits -> (candidates, their scores, log ratios)
     if union.size:
-        starts, start_scores = model.scored_starts(
-            images[union], proposals[union], boxes[union], scores[union], batch_size
+        restarted_proposals = (
+            model.proposals(images[union], batch_size)[0] if proposals is None else proposals[union]
         )
-        candidates, candidate_scores, log_ratios = starts, start_scores, None
-        if any(v.outline_weight is not None for v in variants.values()):
-            candidates, candidate_scores, log_ratios = model.outline_candidates(
-                images[union], starts, start_scores, batch_size
+        starts, start_scores = model.scored_starts(
+            images[union], restarted_proposals, boxes[union], scores[union], batch_size
+        )
+        fitting = {v.line_free_fits for v in variants.values() if v.outline_weight is not None}
+        for line_free in sorted(fitting):
+            fitted[line_free] = model.outline_candidates(
+                images[union], starts, start_scores, batch_size, line_free
             )
     answers = {}
     for name, variant in variants.items():
@@ -650,8 +692,10 @@ def verified_variant_answers(
         chosen_images = np.flatnonzero(restarted[name][union])
         if chosen_images.size:
             if variant.outline_weight is None:  # the starts alone, by the verifier's scores
-                judged = candidate_scores[: len(starts), chosen_images]
+                candidates, candidate_scores = starts, start_scores
+                judged = start_scores[:, chosen_images]
             else:
+                candidates, candidate_scores, log_ratios = fitted[variant.line_free_fits]
                 judged = judged_scores(
                     candidate_scores[:, chosen_images],
                     log_ratios[:, chosen_images],
@@ -669,12 +713,16 @@ def verified_variant_answers(
     return answers
 
 
-def fitted_outline_boxes(images: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def fitted_outline_boxes(
+    images: np.ndarray, starts: np.ndarray, line_free: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """The generator's outline fitted from each of S sets of boxes (S, N, 5) on images
-    (N, 200, 200): the fitted boxes (S, N, 5) and their log-likelihood ratios (S, N)."""
+    (N, 200, 200), on their plain log ratios or, `line_free`, with the long noise lines
+    made neutral: the fitted boxes (S, N, 5) and their log-likelihood ratios (S, N)."""
     count, images_count = starts.shape[:2]
     owners = np.tile(np.arange(images_count), count)
-    fits = fit_outlines(images, starts.reshape(-1, LABEL_SIZE), owners)
+    maps = line_free_log_ratios(images) if line_free else log_ratio_maps(images)
+    fits = fit_outlines_to_maps(maps, starts.reshape(-1, LABEL_SIZE), owners)
     return fits.boxes.reshape(starts.shape), fits.log_ratios.reshape(count, images_count)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from .line_vote import LineVote
 from .models import build_network
 from .pipelines import (
+    LINE_FREE_FITS,
     OUTLINE_WEIGHT,
     PRESENCE_THRESHOLD,
     RESTART_BELOW,
@@ -304,6 +305,7 @@ def load_pretrained(
             ),
             outline_weight=settings.get("outline_weight", OUTLINE_WEIGHT),
             line_vote=shipped_line_vote(settings, weights_dir / "manifest.json"),
+            line_free_fits=settings.get("line_free_fits", LINE_FREE_FITS),
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
@@ -327,11 +329,29 @@ def ship_line_vote(vote: LineVote, weights_dir: Path = WEIGHTS_DIR) -> None:
     validation images) in the manifest, for `load_pretrained` to use."""
     if not isinstance(vote, LineVote):
         raise TypeError(f"vote must be a LineVote, got {type(vote).__name__}")
+    _record_refined_detector_settings(weights_dir, "give a line vote", line_vote=vote.as_dict())
+
+
+def ship_outline_fits(weight: float, line_free: bool, weights_dir: Path = WEIGHTS_DIR) -> None:
+    """Record how the refined detector judges its restarts with fitted outlines: the
+    outline `weight` and whether the outlines are fitted on the line-free log ratios
+    (`evaluate.outline_judge_table`, on validation images), for `load_pretrained` to use."""
+    weight = check_weight(weight)
+    if not isinstance(line_free, bool):
+        raise TypeError(f"line_free must be True or False, got {line_free!r}")
+    _record_refined_detector_settings(
+        weights_dir, "fit outlines", outline_weight=weight, line_free_fits=line_free
+    )
+
+
+def _record_refined_detector_settings(weights_dir: Path, purpose: str, **settings) -> None:
+    """Write `settings` into the refined detector's entry of the manifest in `weights_dir`
+    (a WeightsError naming the manifest if it has no refined detector to `purpose`)."""
     manifest_path = weights_dir / "manifest.json"
     manifest = read_manifest(manifest_path)
     if "refined_detector" not in manifest:
-        raise WeightsError(f"{manifest_path} lists no refined detector to give a line vote")
-    manifest["refined_detector"]["line_vote"] = vote.as_dict()
+        raise WeightsError(f"{manifest_path} lists no refined detector to {purpose}")
+    manifest["refined_detector"].update(settings)
     manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
@@ -370,12 +390,14 @@ def load_refined_detector_run(
     verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
     outline_weight: float | None = OUTLINE_WEIGHT,
     line_vote: LineVote | None = None,
+    line_free_fits: bool = LINE_FREE_FITS,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another, the classifier of a third
     voting on presence and the verifier of a fourth restarting the boxes it scores below
     `restart_below`, if given (each at its best epoch), and voting on presence with
     `verified_presence_threshold`, if given; with `outline_weight`, fitted outlines join
-    its restarts, and with `line_vote`, it decides presence where the vote is in doubt
+    its restarts (fitted on the line-free log ratios with `line_free_fits`), and with
+    `line_vote`, it decides presence where the vote is in doubt
     (`pipelines.RefinedDetectorPipeline`). Choose the thresholds, the weight and the line
     vote on validation data (`evaluate.restart_table`, `evaluate.verifier_vote_table`,
     `evaluate.outline_judge_table` and `line_vote.fit_line_vote`)."""
@@ -391,6 +413,7 @@ def load_refined_detector_run(
         verified_presence_threshold=verified_presence_threshold,
         outline_weight=outline_weight,
         line_vote=line_vote,
+        line_free_fits=line_free_fits,
     )
 
 

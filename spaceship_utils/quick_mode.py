@@ -40,28 +40,34 @@ def read_quick_parameters(source_dir: Path) -> dict[str, dict]:
 
 def run_quick_notebooks(source_dir: Path, target_dir: Path) -> list[tuple[Path, float]]:
     """Execute every chapter with its quick parameters; return (executed copy, seconds)."""
-    table = read_quick_parameters(source_dir)
+    return [
+        run_quick_notebook(source_dir, name, target_dir)
+        for name in sorted(read_quick_parameters(source_dir))
+    ]
+
+
+def run_quick_notebook(source_dir: Path, name: str, target_dir: Path) -> tuple[Path, float]:
+    """Execute chapter `name` of `source_dir` with its quick parameters into `target_dir`
+    (its working directory too); return (executed copy, seconds)."""
+    parameters = read_quick_parameters(source_dir)[name]
     target_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for name, parameters in sorted(table.items()):
-        target = target_dir / name
-        started = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(source_dir / name),
-                str(target),
-                parameters=parameters,
-                cwd=str(target_dir),
-                progress_bar=False,
-            )
-        except papermill.PapermillExecutionError as error:
-            first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
-            raise ChapterFailed(
-                f"{name}, cell {error.cell_index} ({first_line!r}) failed in quick mode: "
-                f"{error.ename}: {error.evalue} (executed copy: {target})"
-            ) from None
-        done.append((target, time.perf_counter() - started))
-    return done
+    target = target_dir / name
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source_dir / name),
+            str(target),
+            parameters=parameters,
+            cwd=str(target_dir),
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as error:
+        first_line = error.source.strip().splitlines()[0] if error.source.strip() else ""
+        raise ChapterFailed(
+            f"{name}, cell {error.cell_index} ({first_line!r}) failed in quick mode: "
+            f"{error.ename}: {error.evalue} (executed copy: {target})"
+        ) from None
+    return target, time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> None:

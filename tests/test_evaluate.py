@@ -197,6 +197,34 @@ def test_variants_are_scored_on_the_same_samples_as_each_one_alone():
         assert len(together[name].galleries["good"].images) == 2
 
 
+def test_variants_reuse_the_refined_detectors_evaluation_and_refuse_another():
+    import copy
+
+    from spaceship_utils import load_pretrained
+    from spaceship_utils.evaluate import evaluate_variants
+
+    shipped = load_pretrained("refined_detector")
+    refined = load_pretrained("refined_detector")  # another load: floats differ a little
+    refined.verifier = None
+    line_free = copy.copy(shipped)
+    line_free.line_free_fits = not shipped.line_free_fits
+    variants = {"shipped": shipped, "other fits": line_free}
+    kwargs = {"samples": 40, "seed": 4, "chunk_size": 20, "gallery_size": 1}
+    first = evaluate_model(refined, **kwargs)
+    reused = evaluate_variants(variants, refined=first, **kwargs)
+    computed = evaluate_variants(variants, **kwargs)
+    for name in variants:
+        np.testing.assert_array_equal(reused[name].labels, computed[name].labels)
+        np.testing.assert_allclose(reused[name].boxes, computed[name].boxes, atol=0.05)
+        np.testing.assert_allclose(reused[name].presence, computed[name].presence, atol=1e-4)
+    with pytest.raises(ValueError, match="refined scored 40 samples, not 30"):
+        evaluate_variants(variants, refined=first, **{**kwargs, "samples": 30})
+    with pytest.raises(ValueError, match="refined is not what these variants"):
+        evaluate_variants(variants, refined=computed["shipped"], **kwargs)  # voted presence
+    with pytest.raises(ValueError, match="refined is not what these variants"):
+        evaluate_variants(variants, refined=first, **{**kwargs, "seed": 5})
+
+
 def test_the_presence_change_table_counts_boxes_taken_and_given_by_kind():
     from spaceship_utils.evaluate import Evaluation, presence_change_table
     from spaceship_utils.metrics import sample_ious

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from spaceship_utils.data import make_layers
+from spaceship_utils.geometry import rotated_iou
 from spaceship_utils.line_search import find_lines
 from spaceship_utils.line_vote import (
     EVIDENCE_SCALE,
@@ -13,7 +14,19 @@ from spaceship_utils.line_vote import (
 )
 from spaceship_utils.metrics import ap_at_iou
 from spaceship_utils.outline_fit import fit_outlines, fit_outlines_to_maps, log_ratio_maps
-from spaceship_utils.pipelines import gate_boxes
+from spaceship_utils.pipelines import fitted_outline_boxes, gate_boxes
+
+
+def boxes_on_noise_lines(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Empty images (count, 200, 200) and a ship-sized box (count, 5) along each one's
+    longest noise line, one edge on it."""
+    empty = [make_layers(False) for _ in range(count)]
+    boxes = []
+    for layers in empty:
+        x0, y0, x1, y1, _, _ = find_lines(layers.lines)[0]
+        yaw = np.arctan2(y1 - y0, x1 - x0) - np.pi / 2
+        boxes.append([(x0 + x1) / 2, (y0 + y1) / 2, yaw, 20.0, 30.0])
+    return np.stack([layers.image for layers in empty]), np.array(boxes)
 
 
 def test_the_outline_evidence_stays_on_ships_and_leaves_the_noise_lines():
@@ -22,18 +35,27 @@ def test_the_outline_evidence_stays_on_ships_and_leaves_the_noise_lines():
     images = np.stack([layers.image for layers in ships])
     labels = np.stack([layers.label for layers in ships])
     assert line_free_evidence(images, labels).min() > 25  # from the true box
-    empty = [make_layers(False) for _ in range(20)]
-    images = np.stack([layers.image for layers in empty])
-    boxes = []
-    for layers in empty:  # a ship-sized box along each image's longest line, an edge on it
-        x0, y0, x1, y1, _, _ = find_lines(layers.lines)[0]
-        yaw = np.arctan2(y1 - y0, x1 - x0) - np.pi / 2
-        boxes.append([(x0 + x1) / 2, (y0 + y1) / 2, yaw, 20.0, 30.0])
-    boxes = np.array(boxes)
+    images, boxes = boxes_on_noise_lines(20)
     # With the lines in, a fitted outline borrows them; without, nothing is left to borrow.
     assert np.median(fit_outlines(images, boxes).log_ratios) > 15
     assert line_free_evidence(images, boxes).max() < 10
     assert line_free_evidence(images[:0], boxes[:0]).shape == (0,)
+
+
+def test_line_free_fits_find_ships_and_no_outline_along_the_lines():
+    np.random.seed(7)
+    ships = [make_layers(True) for _ in range(12)]
+    images = np.stack([layers.image for layers in ships])
+    labels = np.stack([layers.label for layers in ships])
+    starts = (labels + [2.0, -2.0, 0.05, 1.0, -1.0])[None]  # a start a little off
+    plain, plain_ratios = fitted_outline_boxes(images, starts)
+    free, free_ratios = fitted_outline_boxes(images, starts, line_free=True)
+    assert free.shape == starts.shape and free_ratios.shape == (1, 12)
+    assert np.median(rotated_iou(free[0], labels)) > 0.85  # the fit finds the ship
+    images, boxes = boxes_on_noise_lines(12)
+    _, plain_ratios = fitted_outline_boxes(images, boxes[None])
+    _, free_ratios = fitted_outline_boxes(images, boxes[None], line_free=True)
+    assert np.median(free_ratios) < 0 < 10 < np.median(plain_ratios)
 
 
 def test_fitting_to_maps_is_fitting_to_images():

@@ -139,6 +139,15 @@ def test_committed_figures_stay_under_300_kb(path):
             "| with the line vote",
             {1: "lined_score", 2: "lined_mean_iou", 3: "lined_mean_iou_where_boxed"},
         ),
+        (
+            "07_beyond_the_baseline.ipynb",
+            "| with line-free fits",
+            {
+                1: "line_free_score",
+                2: "line_free_mean_iou",
+                3: "line_free_mean_iou_where_boxed",
+            },
+        ),
     ],
 )
 def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):

@@ -282,3 +282,24 @@ def test_a_line_vote_travels_in_the_manifest_and_a_broken_one_is_named(tmp_path)
     del settings["line_vote"]["intercept"]
     with pytest.raises(WeightsError, match=rf"line vote in {manifest} is broken.*intercept"):
         shipped_line_vote(settings, manifest)
+
+
+def test_the_outline_fits_setting_round_trips_through_the_manifest(tmp_path):
+    import shutil
+
+    from spaceship_utils.pretrained import MANIFEST, ship_outline_fits
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"baseline": {"files": {}}}))
+    with pytest.raises(WeightsError, match="lists no refined detector"):
+        ship_outline_fits(0.3, True, tmp_path)
+    shutil.copyfile(MANIFEST, manifest)
+    ship_outline_fits(0.25, False, tmp_path)
+    settings = read_manifest(manifest)["refined_detector"]
+    assert (settings["outline_weight"], settings["line_free_fits"]) == (0.25, False)
+    with pytest.raises(TypeError, match="line_free must be True or False"):
+        ship_outline_fits(0.3, 1, tmp_path)
+    with pytest.raises(ValueError, match="outline_weight must be a finite number >= 0"):
+        ship_outline_fits(-0.3, True, tmp_path)
+    shipped = read_manifest(MANIFEST)["refined_detector"]  # what load_pretrained reads
+    assert isinstance(shipped["line_free_fits"], bool) and shipped["outline_weight"] > 0

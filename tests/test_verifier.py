@@ -376,8 +376,8 @@ def outline_model(restart_model, monkeypatch):
     model, proposals, _ = restart_model
     fits = []
 
-    def fitted_outline_boxes(images, starts):
-        fits.append(starts.shape)
+    def fitted_outline_boxes(images, starts, line_free=False):
+        fits.append((*starts.shape, line_free))
         moved = starts + [8.0, 0, 0, 0, 0]
         return moved, np.where(np.abs(starts[..., 0] - 50) < 5, 10.0, 0.0)
 
@@ -405,7 +405,7 @@ def test_fitted_outlines_join_the_restarts_and_the_judge_picks_among_all(outline
     boxes = model.predict(images)
     # Image 0 restarted: nine starts and their nine fits; the fit of the proposal's 45°
     # turn, 8 px right, scores 0.97 and wins. Image 1 is trusted, image 2 never boxed.
-    assert fits == [(9, 1, 5)]
+    assert fits == [(9, 1, 5, False)]
     np.testing.assert_allclose(boxes[0], [58.0, 101.0, np.pi / 4, 20.0, 30.0])
     np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])
     candidates, scores, judged = model.judged_candidates(
@@ -455,6 +455,7 @@ def test_variants_share_their_work_and_answer_as_each_one_alone(outline_model, b
         "vote": (True, 0.5, None),
         "fits": (True, 0.5, 0.05),
         "fits, no vote": (True, None, 0.05),
+        "line-free fits": (True, 0.5, 0.1),
     }
     variants = {}
     for name, (verifier, threshold, weight) in settings.items():
@@ -462,9 +463,11 @@ def test_variants_share_their_work_and_answer_as_each_one_alone(outline_model, b
         variants[name].verifier = model.verifier if verifier else None
         variants[name].verified_presence_threshold = threshold
         variants[name].outline_weight = weight
+    variants["line-free fits"].line_free_fits = True
     _, _, fits = outline_model
     shared = variant_predictions(variants, images)
-    assert fits == [(9, 2, 5)]  # one fit of the two images any variant restarts
+    # one fit of each kind of the two images any variant restarts
+    assert fits == [(9, 2, 5, False), (9, 2, 5, True)]
     for name, variant in variants.items():
         alone = variant.predict_details(images)
         for field in ("boxes", "presence", "raw_boxes"):
