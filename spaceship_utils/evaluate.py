@@ -718,9 +718,7 @@ def truth_picks(
     candidates = np.concatenate([runs.boxes, outlines.boxes])
     ious = ship_ious_of_sets(candidates, labels)
     ious[1:, ~outlines.restarted] = -1.0  # an image not restarted keeps its first box
-    chosen = np.argmax(ious, axis=0)
-    picked = np.arange(len(labels))
-    return candidates[chosen, picked], ious[chosen, picked]
+    return best_scored_boxes(candidates, ious), np.max(ious, axis=0)
 
 
 def outline_judge_table(
@@ -858,7 +856,7 @@ def line_vote_table(
     for band in bands:
         vote, threshold, _ = fit_line_vote(features, boxes, three_way, labels, gate_threshold, band)
         asked = vote.in_band(three_way)
-        presence = np.where(asked, vote.presence(features, gate_threshold), three_way)
+        presence = vote.decided_presence(three_way, features, gate_threshold)
         rows.append(
             vote_row(
                 f"line vote in [{band[0]:g}, {band[1]:g})",

@@ -164,6 +164,15 @@ class LineVote:
         )
         return np.where(p < gate_threshold, below, above)
 
+    def decided_presence(
+        self, three_way: np.ndarray, features: np.ndarray, gate_threshold: float
+    ) -> np.ndarray:
+        """The presence (N,) once this vote decides where the three-way vote (N,) lies in
+        its band, from every image's `line_vote_features` (N, 3); elsewhere the three-way
+        vote stands."""
+        three_way = np.asarray(three_way, dtype=np.float64)
+        return np.where(self.in_band(three_way), self.presence(features, gate_threshold), three_way)
+
     def as_dict(self) -> dict:
         """The vote as plain numbers, for the weights manifest."""
         return {

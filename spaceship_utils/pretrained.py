@@ -335,7 +335,8 @@ def ship_line_vote(vote: LineVote, weights_dir: Path = WEIGHTS_DIR) -> None:
 def ship_outline_fits(weight: float, line_free: bool, weights_dir: Path = WEIGHTS_DIR) -> None:
     """Record how the refined detector judges its restarts with fitted outlines: the
     outline `weight` and whether the outlines are fitted on the line-free log ratios
-    (`evaluate.outline_judge_table`, on validation images), for `load_pretrained` to use."""
+    (`evaluate.outline_judge_table` and `evaluate.line_free_fit_table`, on validation
+    images), for `load_pretrained` to use."""
     weight = check_weight(weight)
     if not isinstance(line_free, bool):
         raise TypeError(f"line_free must be True or False, got {line_free!r}")

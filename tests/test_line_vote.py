@@ -164,3 +164,12 @@ def test_the_examples_are_a_box_taken_away_and_a_box_given_else_the_largest_move
     assert line_vote_examples(three_way, moved, labels, 0.9) == [3, 5]
     with pytest.raises(ValueError, match="a ship and images without"):
         line_vote_examples(three_way[:2], line_presence[:2], labels[:2], 0.54)
+
+
+def test_the_decided_presence_is_the_votes_in_its_band_and_the_three_way_vote_elsewhere():
+    vote = LineVote((0.0, 0.0, 1.0), 0.0, (0.3, 0.8))
+    three_way = np.array([0.1, 0.5, 0.9])
+    features = np.array([[0.0, 0.0, -1.0], [0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    decided = vote.decided_presence(three_way, features, 0.54)
+    np.testing.assert_allclose(decided[[0, 2]], [0.1, 0.9])  # outside the band: unchanged
+    assert decided[1] == pytest.approx(vote.presence(features[1:2], 0.54)[0])

@@ -193,3 +193,13 @@ def test_recorded_values_read_back_what_record_stored(tmp_path):
 
     assert recorded_values(path) == {"score": "0.25", "iou": "0.649543", "samples": "10000"}
     assert notebook.cells[0].outputs[0]["output_type"] == "display_data"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_no_markdown_line_starts_with_a_percent_sign(path):
+    # MyST reads such a line as a comment and drops it from the book, mid-sentence.
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                assert not line.lstrip().startswith("%"), f"{path.name}: {line!r}"
