@@ -16,8 +16,13 @@ MATHJAX := $(MATHJAX_DIR)/node_modules/.installed-stamp
 # pytest processes for the unit tests and the chapters (pytest-xdist): two, as many as the
 # CI machine's cores. Chapter 7 takes most of the chapters' time; the others run beside it.
 WORKERS ?= 2
+# `make test` runs the chapters with TensorFlow's oneDNN kernels off, so the network floats
+# differ from those the committed outputs were made with (by about 1e-5 px in a box, as
+# they do on another CPU): every run checks what a reader on another CPU gets, within the
+# tolerances of tests/nbval_numeric.py. `make test-exact` runs them as they were written.
+CROSS_CPU ?= TF_ENABLE_ONEDNN_OPTS=0
 
-.PHONY: book test lint format unit notebooks checks book-strict browser mathjax benchmark clean
+.PHONY: book test test-exact lint format unit notebooks checks book-strict browser mathjax benchmark clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -57,14 +62,22 @@ unit: $(STAMP)
 # notebooks/`), a chapter per process.
 notebooks: $(STAMP)
 	rm -rf $(QUICK_DIR)
-	$(BIN)/python -m pytest tests/test_quick_chapters.py notebooks --nbval -n $(WORKERS) --dist loadfile
+	env $(CROSS_CPU) $(BIN)/python -m pytest tests/test_quick_chapters.py notebooks --nbval \
+		-n $(WORKERS) --dist loadfile
+
+# The committed chapters at their defaults with every output compared exactly, under the
+# default numerics: on the machine that wrote the outputs, for a refactor that must not
+# change a single number.
+test-exact: $(STAMP)
+	$(BIN)/python -m pytest notebooks --nbval --nbval-exact -n $(WORKERS) --dist loadfile
 
 # `unit` and `notebooks` in one pytest run: chapter 7 at its defaults takes most of the
 # time, so the unit tests and the other chapters run beside it, a test file or chapter at
 # a time in each process (the one with the most tests, chapter 7, starts first).
 checks: $(STAMP)
 	rm -rf $(QUICK_DIR)
-	$(BIN)/python -m pytest tests notebooks --nbval -m "not built_book" -n $(WORKERS) --dist loadfile
+	env $(CROSS_CPU) $(BIN)/python -m pytest tests notebooks --nbval -m "not built_book" \
+		-n $(WORKERS) --dist loadfile
 
 book-strict: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build book -W -n --keep-going

@@ -1,0 +1,139 @@
+"""The notebook tests' numeric tolerance (tests/nbval_numeric.py): what it lets through on
+another CPU, and what it still catches."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tests.nbval_numeric import (
+    FLIPPED_SAMPLES,
+    allowed_difference,
+    compare_notebooks,
+    moved_numbers,
+    reconcile,
+)
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+EVIDENCE = ROOT.parent / "shared" / "evidence" / "ch7-executed-amd-epyc.ipynb"
+CHAPTER_7 = ROOT / "notebooks" / "07_beyond_the_baseline.ipynb"
+
+
+def test_each_kind_of_number_has_its_own_allowance():
+    count, rule = allowed_difference("271", samples=2048)
+    assert (count, rule) == (FLIPPED_SAMPLES, "a count")
+    assert allowed_difference("271", samples=10_000)[0] == 8
+    rate, rule = allowed_difference("0.9555", samples=10_000)
+    assert rule == "a rate on 10,000 samples"
+    assert 0.0005 < rate < 0.0022 / 2  # above 4 flipped ships, below half a standard error
+    degrees, rule = allowed_difference("9.743", samples=10_000)
+    assert rule == "relative" and degrees == pytest.approx(0.001 + 0.09743)
+    grouped, _ = allowed_difference("1,855,168", samples=2048)
+    assert grouped == FLIPPED_SAMPLES
+
+
+def test_a_rate_on_fewer_samples_may_move_further():
+    assert allowed_difference("0.95", 2048)[0] > allowed_difference("0.95", 10_000)[0]
+
+
+def test_table_padding_may_change_with_a_number_but_words_may_not():
+    committed = "ships, the box a miss  9   5\n-----  ---\n"
+    rerun = "ships, the box a miss  10  5\n------  ---\n"
+    [move] = moved_numbers(committed, rerun, samples=2048)
+    assert (move.committed, move.rerun, move.within) == ("9", "10", True)
+    assert moved_numbers(committed, rerun.replace("miss", "hit"), 2048) is None
+    assert moved_numbers("score 0.95", "score 0.95 0.96", 2048) is None
+
+
+def _stream(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_output("stream", name="stdout", text=text)
+
+
+def test_a_rerun_within_tolerance_takes_the_committed_text():
+    committed = [_stream("validation score 0.9372\n")]
+    rerun = [_stream("validation score 0.9384\n")]
+    reconciled, notes = reconcile(rerun, committed, samples=2048, sanitize=str)
+    assert reconciled[0]["text"] == "validation score 0.9372\n" and notes == []
+    assert rerun[0]["text"] == "validation score 0.9384\n", "the re-run's outputs are not changed"
+
+
+def test_a_missing_stage_is_out_of_tolerance():
+    # Chapter 7's official scores with and without the line vote, its smallest stage.
+    committed = [_stream("with the line vote  0.9472\n")]
+    rerun = [_stream("with the line vote  0.9462\n")]
+    reconciled, notes = reconcile(rerun, committed, samples=10_000, sanitize=str)
+    assert reconciled[0]["text"] == rerun[0]["text"]
+    assert notes and "0.9472 -> 0.9462: OUT OF" in notes[0]
+
+
+def test_records_are_compared_within_tolerance_too():
+    def record(text):
+        return nbformat.v4.new_output(
+            "display_data", data={"application/papermill.record/text/plain": text}
+        )
+
+    reconciled, notes = reconcile(
+        [record("0.83969")], [record("0.839691")], samples=10_000, sanitize=str
+    )
+    assert reconciled[0]["data"]["application/papermill.record/text/plain"] == "0.839691"
+
+
+def _notebook_printing(path: Path, printed: str, committed: str, samples: int | None) -> None:
+    cell = nbformat.v4.new_code_cell(f"print({printed!r})", execution_count=1)
+    cell.outputs = [_stream(committed + "\n")]
+    if samples is not None:
+        cell.metadata["nbval_numeric"] = {"samples": samples}
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    nbformat.write(notebook, path)
+
+
+@pytest.mark.parametrize(
+    ("printed", "samples", "options", "passes"),
+    [
+        ("score 0.9384", 2048, [], True),  # another CPU
+        ("score 0.9472", 2048, [], False),  # a real change
+        ("score 0.9384", None, [], False),  # an untagged cell is compared exactly
+        ("score 0.9384", 2048, ["--nbval-exact"], False),  # make test-exact
+    ],
+)
+def test_pytest_nbval_uses_the_tolerance(pytester, monkeypatch, printed, samples, options, passes):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    _notebook_printing(pytester.path / "chapter.ipynb", printed, "score 0.9372", samples)
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "tests.nbval_numeric",
+        "--nbval",
+        "chapter.ipynb",
+        *options,
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret == (0 if passes else 1), result.stdout.str()
+
+
+def test_a_malformed_declaration_is_refused_by_name(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    _notebook_printing(pytester.path / "chapter.ipynb", "x", "x", samples=None)
+    notebook = json.loads((pytester.path / "chapter.ipynb").read_text())
+    notebook["cells"][0]["metadata"]["nbval_numeric"] = {"samples": "many"}
+    (pytester.path / "chapter.ipynb").write_text(json.dumps(notebook))
+    result = pytester.runpytest_subprocess("-p", "tests.nbval_numeric", "--nbval", "chapter.ipynb")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*chapter.ipynb cell 0*nbval_numeric*positive integer*"])
+
+
+@pytest.mark.skipif(not EVIDENCE.is_file(), reason="needs ../shared/evidence beside the checkout")
+def test_chapter_7_run_on_an_amd_cpu_is_within_the_tolerances():
+    from tests.nbval_numeric import read_sanitizer
+
+    sanitize = read_sanitizer(ROOT / "tests" / "nbval_sanitize.cfg")
+    report = compare_notebooks(CHAPTER_7, EVIDENCE, sanitize)
+    changed_code = [line for line in report if "the code differs" in line]
+    assert len(changed_code) <= 2, "the evidence ran an older chapter 7: compare what is alike"
+    assert sorted(report) == sorted(changed_code)
+    moved = compare_notebooks(CHAPTER_7, EVIDENCE, sanitize, explain=True)
+    assert len(moved) > 50, "the AMD run differs: the comparison must have seen it"
