@@ -182,10 +182,12 @@ VERIFIED_PRESENCE_THRESHOLD = None
 """The presence a refined detector's box needs once the verifier votes on presence too
 (None: it does not vote); `load_pretrained` sets the value chapter 7 chose."""
 VERIFIER_VOTE_THRESHOLD = 0.52
-"""The presence threshold of chapter 7's pipeline "with the verifier's vote" (restarts and
-the verifier's vote, no outline fits): the best on chapter 7's 2,048 validation images
-(seed 0). The chapter fits it again and shows both; its later tables use this value, so a
-near-tie that flips on another CPU moves the printed fit, not every table after it."""
+"""The presence threshold of chapter 7's intermediate pipeline "with the verifier's vote"
+(restarts and the verifier's vote, no outline fits; not the shipped gate, which the
+manifest sets with the outline fits): the best on chapter 7's 2,048 validation images
+(seed 0). The chapter fits it again and prints both; its later tables use this value, so a
+near-tie that tips the fit on another CPU changes the rows that show the fit, not the
+tables built on it."""
 RESTART_VIEWS = False
 """Whether the restarts average the refiner's answers over the four window views, as the
 first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as

@@ -13,7 +13,7 @@ from spaceship_utils.line_vote import (
     log_odds,
 )
 from spaceship_utils.metrics import ap_at_iou
-from spaceship_utils.outline_fit import fit_outlines, fit_outlines_to_maps, log_ratio_maps
+from spaceship_utils.outline_fit import fit_outlines, fit_outlines_to_maps
 from spaceship_utils.pipelines import fitted_outline_boxes, gate_boxes
 
 
@@ -58,15 +58,21 @@ def test_line_free_fits_find_ships_and_no_outline_along_the_lines():
     assert np.median(free_ratios) < 0 < 10 < np.median(plain_ratios)
 
 
-def test_fitting_to_maps_is_fitting_to_images():
+def test_an_outline_fitted_to_a_map_follows_the_map_not_the_image():
+    # A map that is 1 on the ship's own pixels and 0 elsewhere: the fit must move a start
+    # that is a little off onto the ship, and its log ratio must count the pixels it covers.
     np.random.seed(6)
     layers = [make_layers(True) for _ in range(3)]
-    images = np.stack([layer.image for layer in layers])
     labels = np.stack([layer.label for layer in layers])
-    from_images = fit_outlines(images, labels)
-    from_maps = fit_outlines_to_maps(log_ratio_maps(images), labels)
-    np.testing.assert_array_equal(from_images.log_ratios, from_maps.log_ratios)
-    np.testing.assert_array_equal(from_images.corners, from_maps.corners)
+    ship_maps = np.stack([(layer.ship > 0).astype(np.float32) for layer in layers])
+    starts = labels + [2.0, -2.0, 0.05, 1.0, -1.0]
+    fits = fit_outlines_to_maps(ship_maps, starts)
+    assert rotated_iou(fits.boxes, labels).min() > 0.9
+    ship_pixels = ship_maps.sum(axis=(1, 2))  # each counted once, plus the small priors
+    np.testing.assert_allclose(fits.log_ratios, ship_pixels, rtol=0.03)
+    # A neutral map holds no evidence: only the shape priors are left, near 0.
+    neutral = fit_outlines_to_maps(np.zeros_like(ship_maps), starts)
+    np.testing.assert_allclose(neutral.log_ratios, 0.0, atol=0.1)
     with pytest.raises(ValueError, match=r"maps must be \(N, 200, 200\)"):
         fit_outlines_to_maps(np.zeros((200, 200)), labels[:1])
     with pytest.raises(ValueError, match="NaN or infinite"):
