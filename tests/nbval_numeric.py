@@ -99,6 +99,14 @@ def _value(number: str) -> float:
     return float(number.replace(",", "").rstrip("% "))
 
 
+class Tolerance(NamedTuple):
+    """What a cell declares: the samples behind its statistics, and optionally how far its
+    other numbers may move (`relative`, for fitted coefficients that move more than 1 %)."""
+
+    samples: int
+    relative: float = RELATIVE
+
+
 def flipped_samples(samples: int) -> float:
     """How many of `samples` may change their discrete decision on another CPU."""
     return max(FLIPPED_SAMPLES, FLIPPED_SHARE * samples)
@@ -193,14 +201,6 @@ def reconcile(
         else:
             notes += [f"{field}: {move}" for move in moves if not move.within]
     return rerun, notes
-
-
-class Tolerance(NamedTuple):
-    """What a cell declares: the samples behind its statistics, and optionally how far its
-    other numbers may move (`relative`, for fitted coefficients that move more than 1 %)."""
-
-    samples: int
-    relative: float = RELATIVE
 
 
 def tolerance_of(cell: dict, where: str) -> Tolerance | None:
