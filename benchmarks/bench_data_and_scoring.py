@@ -23,8 +23,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from spaceship_utils.data import generate_batch, make_data  # noqa: E402
-from spaceship_utils.metrics import ap_at_iou, sample_ious  # noqa: E402
+from spaceship_utils.core.metrics import ap_at_iou, sample_ious  # noqa: E402
+from spaceship_utils.data.generator import generate_batch, make_data  # noqa: E402
 from tests.official_reference import load_official_helpers  # noqa: E402
 
 ROUNDS = 5

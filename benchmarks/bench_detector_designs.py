@@ -22,11 +22,13 @@ import time
 
 import numpy as np
 
-from spaceship_utils.cost import model_flops, trainable_parameters
-from spaceship_utils.data import generate_batch
-from spaceship_utils.detector import DESIGNS
-from spaceship_utils.runtime import describe_machine, import_keras
-from spaceship_utils.train import TrainingConfig, build_and_compile, task_inputs_and_targets
+from spaceship_utils.core.runtime import describe_machine, import_keras
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.evaluation.cost import model_flops, trainable_parameters
+from spaceship_utils.networks.detector import DESIGNS
+from spaceship_utils.training.loop import build_and_compile
+from spaceship_utils.training.recipes import TrainingConfig
+from spaceship_utils.training.tasks import task_inputs_and_targets
 
 keras = import_keras()
 

@@ -38,13 +38,11 @@ def measure_one_backend(feeding: bool) -> list[dict]:
     """Runs inside a child process whose KERAS_BACKEND is already set."""
     import numpy as np
 
-    from spaceship_utils.data import generate_batch
-    from spaceship_utils.train import (
-        GeneratedBatches,
-        TrainingConfig,
-        build_and_compile,
-        task_inputs_and_targets,
-    )
+    from spaceship_utils.data.generator import generate_batch
+    from spaceship_utils.training.batches import GeneratedBatches
+    from spaceship_utils.training.loop import build_and_compile
+    from spaceship_utils.training.recipes import TrainingConfig
+    from spaceship_utils.training.tasks import task_inputs_and_targets
 
     rows = []
     for task in TASKS:
@@ -84,7 +82,8 @@ def measure_feeding() -> list[dict]:
     """End-to-end images/s of `train_model` for the classifier at batch 8: threads vs processes."""
     import tempfile
 
-    from spaceship_utils.train import TrainingConfig, train_model
+    from spaceship_utils.training.loop import train_model
+    from spaceship_utils.training.recipes import TrainingConfig
 
     rows = []
     for processes in (False, True):
@@ -124,8 +123,10 @@ def measure_setting(task: str, batch_size: int) -> float:
     """Compute images/s of one network at one batch size (in a child process)."""
     import numpy as np
 
-    from spaceship_utils.data import generate_batch
-    from spaceship_utils.train import TrainingConfig, build_and_compile, task_inputs_and_targets
+    from spaceship_utils.data.generator import generate_batch
+    from spaceship_utils.training.loop import build_and_compile
+    from spaceship_utils.training.recipes import TrainingConfig
+    from spaceship_utils.training.tasks import task_inputs_and_targets
 
     if os.environ.get("OMP_NUM_THREADS") == "1" and os.environ["KERAS_BACKEND"] == "torch":
         import torch
@@ -182,7 +183,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--parallel":
         compare_one_and_two_processes(sys.argv[2], int(sys.argv[3]))
         return
-    from spaceship_utils.runtime import describe_machine
+    from spaceship_utils.core.runtime import describe_machine
 
     print(
         f"# {time.strftime('%Y-%m-%d')}, {describe_machine()}, Python {platform.python_version()}"

@@ -5,37 +5,25 @@
 The names in `__all__` are loaded on first use, so `import spaceship_utils` stays light:
 it starts neither Keras nor TensorFlow, and importing a submodule pays for nothing else.
 
-Modules, from the data up:
+Folders, from the bottom up (each imports only from those above it in this list):
 
-- `validation`: input checks at the public boundary, the image and label sizes.
-- `data`: the faithful `make_data`, its separate layers, the fast `generate_batch`.
-- `geometry`: rotated boxes: corners, the ship outline, heading, vectorised IoU.
-- `metrics`: the challenge score and its relatives over whole arrays.
-- `preprocessing`: the threshold, label scaling and the yaw codes.
-- `tables`: `format_table`, the one plain-text table formatter.
-- `label_statistics`: label tables and label-box geometry statistics (chapters 1 and 3).
-- `pixel_statistics`: pixel densities and what a threshold keeps, per pixel class (chapter 2).
-- `label_losses`: each label column's and each yaw code's weight in a loss (chapter 3).
-- `plotting`: every figure of the book.
-- `runtime`: what the code runs on, and the one place Keras is imported from.
-- `detector`: chapter 7's one-network detector, its targets, loss and decoding.
-- `rotated_iou_loss`: the rotated IoU as a differentiable tensor function, for a box loss.
-- `refiner`: a second stage that corrects a detector's box from a turned window around it.
-- `verifier`: a judge of refined boxes, so the refined detector can restart the doubtful ones.
-- `outline_fit`: the generator's own outline fitted to the pixels, one more candidate box.
-- `line_search`: the long noise lines of an image, found by a Hough transform.
-- `line_vote`: a fourth vote on presence, the outline's likelihood once the lines are found.
-- `models`: the seed's classifier and regressor, and `build_network` for every task.
-- `pipelines`: networks turned into boxes, and the presence gate they share.
-- `own_answers`: the boxes the refined detector asks its verifier about, to train it on.
-- `symmetry`: the generator's eight exact symmetries and test-time averaging.
-- `runs`: what a training run writes to its run directory, and reading it back.
+- `core`: input checks, rotated-box geometry, the challenge score, tables, the runtime.
+- `data`: the challenge's generator, preprocessing, the generator's pixel model.
+- `studies`: the statistics of chapters 1-3 (labels, pixels, label losses).
+- `networks`: every network, its targets and its loss (the seed's two, the detector,
+  the refiner, the verifier).
+- `detection`: networks turned into boxes: the pipelines, the refined detector's stages
+  (restarts, the choice among candidates, presence votes), outline fits, line search,
+  symmetries.
+- `training`: the task registry, run settings, batches, the resumable loop, run folders,
+  hard examples.
 - `pretrained`: the shipped, verified weights and `load_pretrained`.
-- `train`: resumable training on fresh generated data (`python -m spaceship_utils.train`).
-- `evaluate`: the challenge score on official samples (`python -m spaceship_utils.evaluate`).
-- `cost`: trainable parameters, FLOPs and CPU latency of a model.
-- `book_results`: numbers a chapter records for the book's other pages to quote.
-- `quick_mode`: quick-mode copies of the chapters for the notebook tests.
+- `evaluation`: the challenge score on official samples, the chapters' tables, cost.
+- `plotting`: every figure of the book, by chapter.
+
+The commands: `python -m spaceship_utils.train` (train a network),
+`python -m spaceship_utils.evaluate` (score one) and `python -m spaceship_utils.own_answers`
+(collect the refined detector's own answers for its verifier).
 """
 
 from __future__ import annotations
@@ -44,24 +32,24 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .data import generate_batch, make_data, make_layers
-    from .evaluate import evaluate_model
-    from .geometry import rotated_iou
-    from .metrics import ap_at_iou, mean_iou, sample_ious
+    from .core.geometry import rotated_iou
+    from .core.metrics import ap_at_iou, mean_iou, sample_ious
+    from .data.generator import generate_batch, make_data, make_layers
+    from .evaluation.harness import evaluate_model
     from .pretrained import load_pretrained
 
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "make_data": "data",
-    "make_layers": "data",
-    "generate_batch": "data",
-    "rotated_iou": "geometry",
-    "ap_at_iou": "metrics",
-    "sample_ious": "metrics",
-    "mean_iou": "metrics",
+    "make_data": "data.generator",
+    "make_layers": "data.generator",
+    "generate_batch": "data.generator",
+    "rotated_iou": "core.geometry",
+    "ap_at_iou": "core.metrics",
+    "sample_ious": "core.metrics",
+    "mean_iou": "core.metrics",
     "load_pretrained": "pretrained",  # starts Keras
-    "evaluate_model": "evaluate",  # starts Keras
+    "evaluate_model": "evaluation.harness",  # starts Keras
 }
 """Each top-level name and the submodule it comes from, imported when first asked for."""
 

@@ -15,25 +15,22 @@ import json
 import shutil
 from pathlib import Path
 
-from .line_vote import LineVote
-from .models import build_network
-from .pipelines import (
-    LINE_FREE_FITS,
-    OUTLINE_WEIGHT,
-    PRESENCE_THRESHOLD,
-    RESTART_BELOW,
-    VERIFIED_PRESENCE_THRESHOLD,
-    BaselinePipeline,
-    DetectorPipeline,
-    RefinedDetectorPipeline,
-    check_weight,
-)
-from .runs import file_sha256, read_config, read_history
-from .train import MONITOR, TrainingConfig, kept_epoch
-from .validation import check_fraction
+from spaceship_utils.core.validation import check_fraction
+from spaceship_utils.detection.candidates import check_weight
+from spaceship_utils.detection.line_vote import LineVote
+from spaceship_utils.detection.pipelines import BaselinePipeline, DetectorPipeline
+from spaceship_utils.detection.presence import PRESENCE_THRESHOLD
+from spaceship_utils.detection.refined import SETTING_NAMES, RefinedDetectorPipeline
+from spaceship_utils.training.recipes import TrainingConfig, kept_epoch
+from spaceship_utils.training.runs import file_sha256, read_config, read_history
+from spaceship_utils.training.tasks import build_network, task_named
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
 PRETRAINED_MODELS = {
     "baseline": ("classifier", "regressor"),
     "detector": ("detector",),
@@ -42,10 +39,16 @@ PRETRAINED_MODELS = {
 """The models `load_pretrained` knows, and the networks (roles) each one is made of. The
 refined detector shares the detector's weights file and the baseline's classifier, and
 adds the refiner's and the verifier's."""
+
+
 ABLATIONS_DIR = WEIGHTS_DIR / "detector_ablations"
 """Records (config.json and history.csv, no weights) of chapter 7's short comparison runs."""
+
+
 REFERENCE_ABLATION = "final"
 """The comparison run that trains the shipped design at the short budget."""
+
+
 EARLIER_RUNS_DIR = WEIGHTS_DIR / "earlier_runs"
 """Records (config.json, history.csv, provenance.json; no weights) of runs whose weights
 the book shipped before a longer run replaced them."""
@@ -120,10 +123,10 @@ def install_run(
     threshold `load_pretrained` gives model `name` (chosen on validation data, see
     `pipelines.calibrated_presence_threshold`); without it the model keeps the seed's 0.5.
     `restart_below`, if given, is the refined detector's verifier score under which it
-    restarts a box (`pipelines.RefinedDetectorPipeline`, also chosen on validation data),
+    restarts a box (`refined.RefinedDetectorPipeline`, also chosen on validation data),
     and `verified_presence_threshold` the presence its box needs once the verifier votes
-    (`evaluate.verifier_vote_table`), and `outline_weight` the weight of the fitted
-    outlines in its choice among restarts (`evaluate.outline_judge_table`).
+    (`restart_tables.verifier_vote_table`), and `outline_weight` the weight of the fitted
+    outlines in its choice among restarts (`outline_tables.outline_judge_table`).
     """
     if role not in PRETRAINED_MODELS.get(name, ()):
         raise ValueError(
@@ -214,7 +217,7 @@ def describe_weights(name: str = "baseline", weights_dir: Path = WEIGHTS_DIR) ->
 
 def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) -> str:
     """How the shipped `role` weights of model `name` were trained, and where: one line on
-    the run, one on the epoch whose weights were kept (the best by `train.MONITOR`)."""
+    the run, one on the epoch whose weights were kept (the best by its task's `monitor`)."""
     record = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
     history = shipped_history(name, role, weights_dir)
     return _describe_run(f"{name} {role}", role, record, history, "shipped weights")
@@ -250,7 +253,7 @@ def _earlier_run(name: str, runs_dir: Path) -> Path:
 
 def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: str) -> str:
     machine = record.get("machine", "machine not recorded")
-    metric = MONITOR[role][0]
+    metric = task_named(role).monitor[0]
     kept = kept_epoch(history, role)
     start = record.get("initial_weights")
     started = f"started from {start['file']} (SHA-256 {start['sha256'][:12]}...), " if start else ""
@@ -293,19 +296,14 @@ def load_pretrained(
     if name == "detector":
         return DetectorPipeline(networks["detector"], threshold)
     if name == "refined_detector":
+        shipped = {key: settings[key] for key in SETTING_NAMES if key in settings}
+        shipped["line_vote"] = shipped_line_vote(settings, weights_dir / "manifest.json")
         return RefinedDetectorPipeline(
             networks["detector"],
             networks["refiner"],
-            threshold,
             classifier=networks["classifier"],
             verifier=networks["verifier"],
-            restart_below=settings.get("restart_below", RESTART_BELOW),
-            verified_presence_threshold=settings.get(
-                "verified_presence_threshold", VERIFIED_PRESENCE_THRESHOLD
-            ),
-            outline_weight=settings.get("outline_weight", OUTLINE_WEIGHT),
-            line_vote=shipped_line_vote(settings, weights_dir / "manifest.json"),
-            line_free_fits=settings.get("line_free_fits", LINE_FREE_FITS),
+            **shipped | {"presence_threshold": threshold},
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
@@ -335,7 +333,7 @@ def ship_line_vote(vote: LineVote, weights_dir: Path = WEIGHTS_DIR) -> None:
 def ship_outline_fits(weight: float, line_free: bool, weights_dir: Path = WEIGHTS_DIR) -> None:
     """Record how the refined detector judges its restarts with fitted outlines: the
     outline `weight` and whether the outlines are fitted on the line-free log ratios
-    (`evaluate.outline_judge_table` and `evaluate.line_free_fit_table`, on validation
+    (`outline_tables.outline_judge_table` and `outline_tables.line_free_fit_table`, on validation
     images), for `load_pretrained` to use."""
     weight = check_weight(weight)
     if not isinstance(line_free, bool):
@@ -384,37 +382,24 @@ def load_detector_run(
 def load_refined_detector_run(
     detector_run: str | Path,
     refiner_run: str | Path,
-    presence_threshold: float = PRESENCE_THRESHOLD,
     classifier_run: str | Path | None = None,
     verifier_run: str | Path | None = None,
-    restart_below: float = RESTART_BELOW,
-    verified_presence_threshold: float | None = VERIFIED_PRESENCE_THRESHOLD,
-    outline_weight: float | None = OUTLINE_WEIGHT,
-    line_vote: LineVote | None = None,
-    line_free_fits: bool = LINE_FREE_FITS,
+    **settings,
 ) -> RefinedDetectorPipeline:
     """The detector of one run with the refiner of another, the classifier of a third
-    voting on presence and the verifier of a fourth restarting the boxes it scores below
-    `restart_below`, if given (each at its best epoch), and voting on presence with
-    `verified_presence_threshold`, if given; with `outline_weight`, fitted outlines join
-    its restarts (fitted on the line-free log ratios with `line_free_fits`), and with
-    `line_vote`, it decides presence where the vote is in doubt
-    (`pipelines.RefinedDetectorPipeline`). Choose the thresholds, the weight and the line
-    vote on validation data (`evaluate.restart_table`, `evaluate.verifier_vote_table`,
-    `evaluate.outline_judge_table` and `line_vote.fit_line_vote`)."""
+    voting on presence and the verifier of a fourth restarting the boxes it doubts (each at
+    its best epoch), with `settings` (`refined.RefinedSettings`: the thresholds, the outline
+    weight, the line vote...). Choose them on validation data (`restart_tables.restart_table`,
+    `restart_tables.verifier_vote_table`, `outline_tables.outline_judge_table` and
+    `line_vote.fit_line_vote`)."""
     classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
     verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
         _network_of_run(detector_run, "detector"),
         _network_of_run(refiner_run, "refiner"),
-        presence_threshold,
         classifier=classifier,
         verifier=verifier,
-        restart_below=restart_below,
-        verified_presence_threshold=verified_presence_threshold,
-        outline_weight=outline_weight,
-        line_vote=line_vote,
-        line_free_fits=line_free_fits,
+        **settings,
     )
 
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
+from spaceship_utils.data.generator import generate_batch
 from spaceship_utils.pretrained import load_pretrained
 
 PREDICT = """
@@ -21,6 +21,7 @@ print(json.dumps(load_pretrained("baseline").predict_details(images).raw_boxes.t
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_shipped_weights_predict_the_same_on_another_backend(backend, tmp_path):
     if importlib.util.find_spec(backend) is None:

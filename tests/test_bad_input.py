@@ -10,17 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from spaceship_utils.data import generate_batch, make_data
-from spaceship_utils.detector import encode_targets
-from spaceship_utils.evaluate import main as evaluate_main
-from spaceship_utils.metrics import ap_at_iou, mean_iou, sample_ious
-from spaceship_utils.preprocessing import (
+from spaceship_utils.core.metrics import ap_at_iou, mean_iou, sample_ious
+from spaceship_utils.data.generator import generate_batch, make_data
+from spaceship_utils.data.preprocessing import (
     decode_yaw,
     denormalise_labels,
     encode_yaw,
     normalise_labels,
     threshold_images,
 )
+from spaceship_utils.evaluate import main as evaluate_main
+from spaceship_utils.networks.detector_targets import encode_targets
 from spaceship_utils.pretrained import load_pretrained
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -76,6 +76,7 @@ def _raises_value_error_naming(call, name: str):
     assert name in str(error.value)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(images=image_batches())
 def test_predict_works_or_names_the_images(baseline, images):
@@ -86,16 +87,19 @@ def test_predict_works_or_names_the_images(baseline, images):
         _raises_value_error_naming(lambda: baseline.predict(images), "images")
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(images=arrays_of_any_shape_and_range())
 def test_predict_refuses_every_wrong_shape(baseline, images):
     _raises_value_error_naming(lambda: baseline.predict(images), "images")
 
 
+@pytest.mark.slow
 def test_an_empty_batch_gives_no_boxes(baseline):
     assert baseline.predict(np.zeros((0, 200, 200))).shape == (0, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "images, hint",
     [

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.cost import (
+from spaceship_utils.core.runtime import import_keras
+from spaceship_utils.evaluation.cost import (
     cost_by_stage,
     design_cost,
     latency_ms_per_image,
@@ -9,9 +10,8 @@ from spaceship_utils.cost import (
     model_flops,
     trainable_parameters,
 )
-from spaceship_utils.detector import build_detector
-from spaceship_utils.models import build_classifier
-from spaceship_utils.runtime import import_keras
+from spaceship_utils.networks.detector import build_detector
+from spaceship_utils.networks.seed import build_classifier
 
 keras = import_keras()
 
@@ -73,7 +73,7 @@ def test_latency_is_per_image_and_checks_its_input():
 
 
 def test_compare_costs_sums_over_a_pipelines_networks():
-    from spaceship_utils.cost import compare_costs
+    from spaceship_utils.evaluation.cost import compare_costs
 
     class TwoNetworks:
         networks = (build_detector(8, (1,)), build_classifier())
@@ -107,7 +107,7 @@ def test_a_design_costs_what_its_network_costs_and_target_options_cost_nothing()
 def test_design_costs_read_each_runs_recorded_design(tmp_path):
     import json
 
-    from spaceship_utils.cost import design_costs
+    from spaceship_utils.evaluation.cost import design_costs
 
     design = {"width": 16, "dilations": [1, 2], "box_loss": "l1+riou"}
     (tmp_path / "config.json").write_text(json.dumps({"detector_options": design}))

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spaceship_utils.data import (
+from spaceship_utils.data.generator import (
     EDGE_MARGIN,
     SIZE_RANGE,
     generate_batch,
@@ -166,7 +166,7 @@ def test_batch_rejects_bad_arguments(kwargs, message):
 
 
 def test_the_first_centred_sample_has_its_centre_in_the_box():
-    from spaceship_utils.data import first_centred_layers
+    from spaceship_utils.data.generator import first_centred_layers
 
     np.random.seed(0)  # noqa: NPY002
     layers = first_centred_layers(60, 140)

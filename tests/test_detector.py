@@ -2,29 +2,30 @@ import keras
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.detector import (
+from spaceship_utils.core.geometry import rotated_iou, wrapped_angle_error
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.networks.detector import (
     DESIGNS,
-    GRID,
-    OUTPUT_CHANNELS,
     ThresholdChannels,
     build_detector,
-    decode_predictions,
-    detector_loss,
-    encode_targets,
-    memorise_batch,
-    outputs_from_targets,
-    second_peak_predictions,
     split_design,
 )
-from spaceship_utils.geometry import rotated_iou
-from spaceship_utils.preprocessing import wrapped_angle_error
+from spaceship_utils.networks.detector_loss import detector_loss
+from spaceship_utils.networks.detector_targets import (
+    GRID,
+    OUTPUT_CHANNELS,
+    decode_predictions,
+    encode_targets,
+    outputs_from_targets,
+    second_peak_predictions,
+)
+from spaceship_utils.networks.diagnostics import memorise_batch
+from tests.helpers import generated, tiny_config
 
 
 @pytest.fixture(scope="module")
 def batch():
-    images, labels = generate_batch(16, np.random.default_rng(0))
-    return images, labels.astype(np.float64)
+    return generated(16, seed=0)
 
 
 def test_the_default_detector_is_the_small_fast_design():
@@ -99,7 +100,7 @@ def test_a_design_splits_into_network_and_target_options():
     assert split_design({"box_loss": "l1+gwd"}) == ({}, {"stride": 8})  # the loss's, not theirs
     with pytest.raises(ValueError, match="widht"):
         split_design({"widht": 32})
-    from spaceship_utils.train import TrainingConfig
+    from spaceship_utils.training.recipes import TrainingConfig
 
     with pytest.raises(ValueError, match="box_loss must be one of"):
         TrainingConfig(task="detector", detector_options={"box_loss": "giou"})
@@ -170,18 +171,13 @@ def test_memorising_a_fixed_batch_reduces_the_loss(batch):
         memorise_batch(images, labels[:3], steps=1)
 
 
+@pytest.mark.slow
 def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_path):
     from spaceship_utils.pretrained import install_run, load_pretrained
-    from spaceship_utils.train import TrainingConfig, train_model
+    from spaceship_utils.training.loop import train_model
 
-    config = TrainingConfig(
-        task="detector",
-        epochs=1,
-        steps_per_epoch=2,
-        batch_size=4,
-        validation_samples=8,
-        schedule="cosine",
-        detector_options=dict(DESIGNS["fast"]),
+    config = tiny_config(
+        "detector", recipe=False, schedule="cosine", detector_options=dict(DESIGNS["fast"])
     )
     history = train_model(config, tmp_path / "run", verbose=False).history
     assert np.isfinite(history["loss"]).all() and "val_ap07" in history
@@ -193,7 +189,7 @@ def test_detector_trains_through_the_common_loop_and_loads_as_a_pipeline(tmp_pat
 
 
 def test_target_figure_shows_the_heatmap_and_the_decoded_box(batch):
-    from spaceship_utils.plotting import plot_detector_targets
+    from spaceship_utils.plotting.detection import plot_detector_targets
 
     images, labels = batch
     ship = int(np.flatnonzero(~np.isnan(labels).any(axis=1))[0])
@@ -208,7 +204,7 @@ def test_target_figure_shows_the_heatmap_and_the_decoded_box(batch):
 
 
 def test_refreshed_statistics_make_inference_match_training_mode(batch):
-    from spaceship_utils.detector import refresh_batch_statistics
+    from spaceship_utils.networks.diagnostics import refresh_batch_statistics
 
     images, labels = batch
     network, _ = memorise_batch(images[:4], labels[:4], steps=3, network=build_detector(8, (1,)))
@@ -228,7 +224,7 @@ def test_refreshed_statistics_make_inference_match_training_mode(batch):
 
 def _box_channels(dx, dy, width, height, yaw):
     """Rows of the detector's box channels (dx, dy, log w, log h, sin 2yaw, cos 2yaw)."""
-    from spaceship_utils.detector import SIZE_REFERENCE
+    from spaceship_utils.networks.detector_targets import SIZE_REFERENCE
 
     return np.array(
         [
@@ -261,7 +257,7 @@ def _wasserstein_by_matrices(centre1, centre2, width1, height1, yaw1, width2, he
 
 
 def test_the_gaussian_wasserstein_distance_matches_matrix_square_roots():
-    from spaceship_utils.detector import gaussian_wasserstein_distance
+    from spaceship_utils.networks.detector_loss import gaussian_wasserstein_distance
 
     rng = np.random.default_rng(3)
     count = 64
@@ -286,7 +282,7 @@ def test_the_gaussian_wasserstein_distance_matches_matrix_square_roots():
 
 
 def test_the_gaussian_distance_is_zero_for_the_same_box_and_blind_to_the_nose():
-    from spaceship_utils.detector import gaussian_wasserstein_distance
+    from spaceship_utils.networks.detector_loss import gaussian_wasserstein_distance
 
     box = _box_channels([0.3], [0.6], np.array([27.0]), np.array([40.0]), np.array([0.4]))
     flipped = _box_channels(
@@ -303,7 +299,7 @@ def test_the_gaussian_distance_is_zero_for_the_same_box_and_blind_to_the_nose():
 
 
 def test_the_gwd_loss_adds_to_the_detector_loss_only_where_boxes_are_learnt(batch):
-    from spaceship_utils.detector import design_loss, detector_loss_with_gwd
+    from spaceship_utils.networks.detector_loss import design_loss, detector_loss_with_gwd
 
     _, labels = batch
     targets = encode_targets(labels)
@@ -321,7 +317,7 @@ def test_the_gwd_loss_adds_to_the_detector_loss_only_where_boxes_are_learnt(batc
 
 
 def test_the_round_trip_loses_nothing_but_rounding(batch):
-    from spaceship_utils.detector import round_trip_errors
+    from spaceship_utils.networks.diagnostics import round_trip_errors
 
     _, labels = batch
     ships = labels[~np.isnan(labels[:, 0])]
@@ -332,7 +328,7 @@ def test_the_round_trip_loses_nothing_but_rounding(batch):
 
 
 def test_fit_report_names_the_mode_and_returns_the_decoded_boxes(batch):
-    from spaceship_utils.detector import fit_report
+    from spaceship_utils.networks.diagnostics import fit_report
 
     images, labels = batch
     ships = ~np.isnan(labels[:, 0])

@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.data import make_data
-from spaceship_utils.evaluate import (
+from spaceship_utils.data.generator import make_data
+from spaceship_utils.detection.pipelines import Predictions
+from spaceship_utils.evaluation.harness import (
     compare_evaluations,
     evaluate_model,
     format_rows,
     score_by_group,
     ship_groups,
 )
-from spaceship_utils.pipelines import Predictions
 
 
 class NeverSeesAShip:
@@ -24,6 +24,7 @@ class NeverSeesAShip:
         )
 
 
+@pytest.mark.slow
 def test_evaluation_uses_the_official_stream_and_semantics():
     result = evaluate_model(NeverSeesAShip(), samples=60, seed=4, chunk_size=25, gallery_size=3)
     np.random.seed(4)
@@ -52,6 +53,7 @@ class AlwaysDrawsTheTruthOnShips:
         return Predictions(boxes=drawn, presence=np.ones(len(images)), raw_boxes=drawn)
 
 
+@pytest.mark.slow
 def test_mean_iou_where_boxed_and_the_comparison_table():
     np.random.seed(5)
     labels = np.array([make_data()[1] for _ in range(40)])
@@ -100,8 +102,9 @@ def test_groups_and_scores_by_group():
     ]
 
 
+@pytest.mark.slow
 def test_an_evaluation_reports_its_standard_error_and_its_splits():
-    from spaceship_utils.evaluate import format_splits
+    from spaceship_utils.evaluation.harness import format_splits
 
     np.random.seed(5)
     labels = np.array([make_data()[1] for _ in range(40)])
@@ -129,7 +132,7 @@ def test_score_by_group_checks_shapes():
 
 
 def test_the_presence_threshold_table_shows_the_chosen_rows_and_the_best():
-    from spaceship_utils.evaluate import presence_threshold_table
+    from spaceship_utils.evaluation.refiner_tables import presence_threshold_table
 
     labels = np.array([[100, 100, 0.5, 20, 30]] * 3 + [[np.nan] * 5])
     raw_boxes = np.array([[100, 100, 0.5, 20, 30]] * 4, dtype=float)  # right on every ship
@@ -143,7 +146,7 @@ def test_the_presence_threshold_table_shows_the_chosen_rows_and_the_best():
 
 
 def test_far_off_axes_are_grouped_by_the_ships_shape():
-    from spaceship_utils.evaluate import far_axis_errors_by_shape
+    from spaceship_utils.evaluation.restart_tables import far_axis_errors_by_shape
 
     labels = np.array(
         [
@@ -164,7 +167,7 @@ def test_far_off_axes_are_grouped_by_the_ships_shape():
 
 
 def test_the_ship_iou_table_counts_every_ship_by_band():
-    from spaceship_utils.evaluate import ship_iou_table
+    from spaceship_utils.evaluation.restart_tables import ship_iou_table
 
     labels = np.array(
         [[100.0, 100.0, 0.3, 20.0, 30.0], [50.0, 50.0, 1.0, 25.0, 40.0], [np.nan] * 5]
@@ -177,15 +180,14 @@ def test_the_ship_iou_table_counts_every_ship_by_band():
     assert rows[2] == ["none", "0.000", "2", "0", "0", "0"]  # no box counts 0
 
 
+@pytest.mark.slow
 def test_variants_are_scored_on_the_same_samples_as_each_one_alone():
-    import copy
 
     from spaceship_utils import load_pretrained
-    from spaceship_utils.evaluate import evaluate_variants
+    from spaceship_utils.evaluation.harness import evaluate_variants
 
     shipped = load_pretrained("refined_detector")
-    without_fits = copy.copy(shipped)
-    without_fits.outline_weight = None
+    without_fits = shipped.with_settings(outline_weight=None)
     kwargs = {"samples": 24, "seed": 3, "chunk_size": 10, "gallery_size": 2}
     together = evaluate_variants({"shipped": shipped, "without fits": without_fits}, **kwargs)
     for name, model in (("shipped", shipped), ("without fits", without_fits)):
@@ -197,17 +199,16 @@ def test_variants_are_scored_on_the_same_samples_as_each_one_alone():
         assert len(together[name].galleries["good"].images) == 2
 
 
+@pytest.mark.slow
 def test_variants_reuse_the_refined_detectors_evaluation_and_refuse_another():
-    import copy
 
     from spaceship_utils import load_pretrained
-    from spaceship_utils.evaluate import evaluate_variants
+    from spaceship_utils.evaluation.harness import evaluate_variants
 
     shipped = load_pretrained("refined_detector")
     refined = load_pretrained("refined_detector")  # another load: floats differ a little
     refined.verifier = None
-    line_free = copy.copy(shipped)
-    line_free.line_free_fits = not shipped.line_free_fits
+    line_free = shipped.with_settings(line_free_fits=not shipped.line_free_fits)
     variants = {"shipped": shipped, "other fits": line_free}
     kwargs = {"samples": 40, "seed": 4, "chunk_size": 20, "gallery_size": 1}
     first = evaluate_model(refined, **kwargs)
@@ -226,8 +227,9 @@ def test_variants_reuse_the_refined_detectors_evaluation_and_refuse_another():
 
 
 def test_the_presence_change_table_counts_boxes_taken_and_given_by_kind():
-    from spaceship_utils.evaluate import Evaluation, presence_change_table
-    from spaceship_utils.metrics import sample_ious
+    from spaceship_utils.core.metrics import sample_ious
+    from spaceship_utils.evaluation.harness import Evaluation
+    from spaceship_utils.evaluation.restart_tables import presence_change_table
 
     ship = [100.0, 100.0, 0.0, 20.0, 30.0]
     labels = np.array([[np.nan] * 5, [np.nan] * 5, ship, ship, ship])

@@ -3,15 +3,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.geometry import box_corners, heading_vectors, rotated_iou
-from spaceship_utils.metrics import (
+from spaceship_utils.core.geometry import box_corners, heading_vectors, rotated_iou
+from spaceship_utils.core.metrics import (
     ap_at_iou,
     best_presence_threshold,
     mean_iou,
     ranked_average_precision,
     sample_ious,
 )
+from spaceship_utils.data.generator import generate_batch
 from tests.official_reference import find_problem_statement, load_official_helpers
 
 NAN_ROW = [np.nan] * 5
@@ -143,14 +143,14 @@ def test_best_presence_threshold_balances_misses_and_false_boxes():
     # The chosen threshold's score agrees with the official score of the thresholded boxes.
     boxes = np.where((presence >= threshold)[:, None], raw, np.nan)
     assert ap_at_iou(boxes, labels) == pytest.approx(score)
-    from spaceship_utils.metrics import scores_by_presence_threshold
+    from spaceship_utils.core.metrics import scores_by_presence_threshold
 
     thresholds, scores = scores_by_presence_threshold(presence, raw, labels)
     assert len(thresholds) == len(scores) == 91 and scores.max() == pytest.approx(2 / 3)
 
 
 def test_heading_accuracy_counts_the_nose_only_on_hits():
-    from spaceship_utils.metrics import heading_accuracy
+    from spaceship_utils.core.metrics import heading_accuracy
 
     labels = np.array(
         [
@@ -172,7 +172,7 @@ def test_heading_accuracy_counts_the_nose_only_on_hits():
 
 
 def test_true_parts_show_where_the_score_is_lost():
-    from spaceship_utils.metrics import median_box_errors, scores_with_true_parts
+    from spaceship_utils.core.metrics import median_box_errors, scores_with_true_parts
 
     labels = np.array([[100.0, 100.0, 0.5, 20.0, 30.0]] * 3 + [NAN_ROW])
     predictions = labels.copy()
@@ -191,7 +191,7 @@ def test_true_parts_show_where_the_score_is_lost():
 
 
 def test_axis_error_percentiles_show_the_tail_and_ignore_the_nose():
-    from spaceship_utils.metrics import axis_error_percentiles, axis_errors_degrees
+    from spaceship_utils.core.metrics import axis_error_percentiles, axis_errors_degrees
 
     labels = np.array([[100.0, 100.0, 0.5, 20.0, 30.0]] * 5 + [NAN_ROW])
     predictions = labels.copy()
@@ -208,7 +208,7 @@ def test_axis_error_percentiles_show_the_tail_and_ignore_the_nose():
 
 
 def test_iou_bands_count_scored_samples_and_leave_true_negatives_out():
-    from spaceship_utils.metrics import counts_by_iou_band
+    from spaceship_utils.core.metrics import counts_by_iou_band
 
     ious = np.array([0.0, 0.0, 0.3, 0.5, 0.6, 0.7, 0.71, 0.9, np.nan])
     counts = counts_by_iou_band(ious)

@@ -1,9 +1,10 @@
-"""Tests of spaceship_utils.label_losses: label columns and yaw codes in a loss."""
+"""Tests of spaceship_utils.studies.label_losses: label columns and yaw codes in a loss."""
 
 import numpy as np
 import pytest
 
-from spaceship_utils.label_losses import (
+from spaceship_utils.data.preprocessing import LABEL_SCALE
+from spaceship_utils.studies.label_losses import (
     LARGEST_YAW_LOSS,
     component_gradient_shares,
     component_loss_shares,
@@ -12,8 +13,7 @@ from spaceship_utils.label_losses import (
     mean_label_predictor,
     wrap_around,
 )
-from spaceship_utils.label_statistics import sample_labels, ship_rows
-from spaceship_utils.preprocessing import LABEL_SCALE
+from spaceship_utils.studies.label_statistics import sample_labels, ship_rows
 
 NAN_ROW = [np.nan] * 5
 
@@ -90,7 +90,7 @@ def test_iou_vs_yaw_offset_has_period_pi():
 
 
 def test_the_column_share_table_has_a_row_per_label_column():
-    from spaceship_utils.label_losses import column_share_table
+    from spaceship_utils.studies.label_losses import column_share_table
 
     text = column_share_table({"raw": np.array([0.5, 0.5, 0, 0, 0]), "scaled": np.full(5, 0.2)})
     lines = text.splitlines()

@@ -1,4 +1,4 @@
-"""Tests of spaceship_utils.label_statistics: label tables and label-box geometry.
+"""Tests of spaceship_utils.studies.label_statistics: label tables and label-box geometry.
 
 `make_data` and `make_layers` draw from NumPy's legacy global stream, as the official
 generator does, so these tests seed it with `np.random.seed` (hence the NPY002 waivers).
@@ -7,8 +7,8 @@ generator does, so these tests seed it with `np.random.seed` (hence the NPY002 w
 import numpy as np
 import pytest
 
-from spaceship_utils.data import make_data, make_layers
-from spaceship_utils.label_statistics import (
+from spaceship_utils.data.generator import make_data, make_layers
+from spaceship_utils.studies.label_statistics import (
     box_leaves_image,
     describe_labels,
     draw_samples,

@@ -2,14 +2,14 @@ import numpy as np
 import pytest
 from skimage.draw import line
 
-from spaceship_utils.data import make_layers
-from spaceship_utils.line_search import (
+from spaceship_utils.data.generator import make_layers
+from spaceship_utils.detection.line_search import (
     LINE_EXTENSION,
     LONG_LINE,
     find_lines,
     line_free_log_ratios,
 )
-from spaceship_utils.outline_fit import log_ratio_maps
+from spaceship_utils.detection.outline_fit import log_ratio_maps
 
 
 def test_a_long_bright_line_is_found_end_to_end_and_made_neutral():

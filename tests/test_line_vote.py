@@ -1,10 +1,12 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.data import make_layers
-from spaceship_utils.geometry import rotated_iou
-from spaceship_utils.line_search import find_lines
-from spaceship_utils.line_vote import (
+from spaceship_utils.core.geometry import rotated_iou
+from spaceship_utils.core.metrics import ap_at_iou
+from spaceship_utils.data.generator import make_layers
+from spaceship_utils.detection.candidates import fitted_outline_boxes
+from spaceship_utils.detection.line_search import find_lines
+from spaceship_utils.detection.line_vote import (
     EVIDENCE_SCALE,
     LineVote,
     fit_line_vote,
@@ -12,9 +14,8 @@ from spaceship_utils.line_vote import (
     line_vote_features,
     log_odds,
 )
-from spaceship_utils.metrics import ap_at_iou
-from spaceship_utils.outline_fit import fit_outlines, fit_outlines_to_maps
-from spaceship_utils.pipelines import fitted_outline_boxes, gate_boxes
+from spaceship_utils.detection.outline_fit import fit_outlines, fit_outlines_to_maps
+from spaceship_utils.detection.presence import gate_boxes
 
 
 def boxes_on_noise_lines(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +160,7 @@ def test_the_fitted_vote_meets_the_gate_where_the_regression_meets_its_threshold
 
 
 def test_the_examples_are_a_box_taken_away_and_a_box_given_else_the_largest_moves():
-    from spaceship_utils.evaluate import line_vote_examples
+    from spaceship_utils.evaluation.outline_tables import line_vote_examples
 
     labels = np.array([[np.nan] * 5, [np.nan] * 5, [100.0, 100.0, 0.0, 20.0, 30.0]] * 2)
     three_way = np.array([0.6, 0.7, 0.5, 0.6, 0.5, 0.4])

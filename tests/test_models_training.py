@@ -7,15 +7,19 @@ import keras
 import numpy as np
 import pytest
 
-from spaceship_utils.detector import DESIGNS
-from spaceship_utils.models import (
+from spaceship_utils.networks.detector import DESIGNS
+from spaceship_utils.networks.seed import (
     CLASSIFIER_PARAMETERS,
     REGRESSOR_PARAMETERS,
     build_classifier,
     build_regressor,
 )
-from spaceship_utils.runs import CHECKPOINT, RunDirectoryError, load_checkpoint
-from spaceship_utils.train import GeneratedBatches, TrainingConfig, main, train_model
+from spaceship_utils.train import main
+from spaceship_utils.training.batches import GeneratedBatches
+from spaceship_utils.training.loop import train_model
+from spaceship_utils.training.recipes import TrainingConfig
+from spaceship_utils.training.runs import CHECKPOINT, RunDirectoryError, load_checkpoint
+from tests.helpers import tiny_config
 
 
 def test_classifier_matches_the_seed_summary():
@@ -79,10 +83,10 @@ def test_bad_config_is_refused():
 
 
 def _tiny(task="regressor", **changes):
-    settings = dict(task=task, epochs=3, steps_per_epoch=3, batch_size=4, validation_samples=8)
-    return TrainingConfig(**(settings | changes))
+    return tiny_config(task, recipe=False, **({"epochs": 3, "steps_per_epoch": 3} | changes))
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_result_as_an_uninterrupted_one(tmp_path):
     config = _tiny(seed=3)
     whole = train_model(config, tmp_path / "whole", verbose=False)
@@ -108,6 +112,7 @@ def test_an_interrupted_run_resumes_to_the_same_result_as_an_uninterrupted_one(t
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1", "2"]
 
 
+@pytest.mark.slow
 def test_a_finished_run_leaves_weights_only_and_its_provenance(tmp_path):
     config = _tiny(epochs=1)
     train_model(config, tmp_path, verbose=False)
@@ -124,10 +129,11 @@ def test_a_finished_run_leaves_weights_only_and_its_provenance(tmp_path):
     assert json.loads((tmp_path / "provenance.json").read_text()) == {"date": "the day it finished"}
 
 
+@pytest.mark.slow
 def test_an_epoch_with_a_nan_validation_number_is_never_the_best(tmp_path, monkeypatch):
-    from spaceship_utils import train
+    from spaceship_utils.training import loop
 
-    real = train.validation_metrics
+    real = loop.validation_metrics
     calls = []
 
     def nan_first(*args, **kwargs):
@@ -137,7 +143,7 @@ def test_an_epoch_with_a_nan_validation_number_is_never_the_best(tmp_path, monke
             metrics["val_loss"] = float("nan")
         return metrics
 
-    monkeypatch.setattr(train, "validation_metrics", nan_first)
+    monkeypatch.setattr(loop, "validation_metrics", nan_first)
     train_model(_tiny(epochs=2), tmp_path, verbose=False)
     _, _, state = load_checkpoint(tmp_path / CHECKPOINT)
     assert state["best"] == pytest.approx(calls[1]["val_loss"])
@@ -146,12 +152,13 @@ def test_an_epoch_with_a_nan_validation_number_is_never_the_best(tmp_path, monke
 def test_the_machine_is_described_where_cpu_affinity_is_unknown(monkeypatch):
     import os
 
-    from spaceship_utils.runtime import describe_machine
+    from spaceship_utils.core.runtime import describe_machine
 
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     assert describe_machine().endswith(f"{os.cpu_count()} cores")
 
 
+@pytest.mark.slow
 def test_the_wall_clock_budget_stops_cleanly_with_a_checkpoint(tmp_path):
     lines = []
     outcome = train_model(_tiny(), tmp_path, hours=1e-9, log=lines.append)
@@ -163,7 +170,7 @@ def test_the_wall_clock_budget_stops_cleanly_with_a_checkpoint(tmp_path):
 def test_a_second_signal_is_no_longer_caught():
     import signal
 
-    from spaceship_utils.train import StopRequest
+    from spaceship_utils.training.loop import StopRequest
 
     before = signal.getsignal(signal.SIGTERM)
     with StopRequest() as stop:
@@ -173,30 +180,32 @@ def test_a_second_signal_is_no_longer_caught():
         assert signal.getsignal(signal.SIGTERM) == before  # the next one acts as usual
 
 
+@pytest.mark.slow
 def test_a_signal_stops_the_run_after_a_checkpoint(tmp_path):
     import os
     import signal
 
-    from spaceship_utils import train
+    from spaceship_utils.training.batches import GeneratedBatches
 
-    original = train.GeneratedBatches.batch_at_step
+    original = GeneratedBatches.batch_at_step
 
     def batch_then_sigterm(self, step):
         if step == 2:
             os.kill(os.getpid(), signal.SIGTERM)
         return original(self, step)
 
-    train.GeneratedBatches.batch_at_step = batch_then_sigterm
+    GeneratedBatches.batch_at_step = batch_then_sigterm
     try:
         outcome = train_model(_tiny(), tmp_path, verbose=False)
     finally:
-        train.GeneratedBatches.batch_at_step = original
+        GeneratedBatches.batch_at_step = original
     assert outcome.stopped_because == "SIGTERM" and not outcome.finished
     _, _, state = load_checkpoint(tmp_path / CHECKPOINT)
     assert 1 <= state["step"] < 9
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
+@pytest.mark.slow
 def test_progress_lines_report_images_speed_eta_and_validation(tmp_path):
     lines = []
     train_model(_tiny(), tmp_path, progress_seconds=0, log=lines.append)
@@ -205,12 +214,14 @@ def test_progress_lines_report_images_speed_eta_and_validation(tmp_path):
     assert "images 36/36 (100.0%)" in progress[-1] and "val_ap07" in progress[-1]
 
 
+@pytest.mark.slow
 def test_resuming_with_other_settings_is_refused(tmp_path):
     train_model(_tiny(), tmp_path, verbose=False, max_steps=1)
     with pytest.raises(RunDirectoryError, match="different configuration"):
         train_model(_tiny(batch_size=8), tmp_path, verbose=False)
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_names_the_file(tmp_path):
     train_model(_tiny(), tmp_path, verbose=False, max_steps=1)
     (tmp_path / CHECKPOINT).write_bytes(b"not a checkpoint")
@@ -271,7 +282,7 @@ def test_seed_recipe_is_the_default():
 
 
 def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():
-    from spaceship_utils.runs import history_table
+    from spaceship_utils.training.runs import history_table
 
     history = {
         "loss": [1 / (i + 1) for i in range(200)],
@@ -293,7 +304,7 @@ def test_history_table_spreads_rows_over_the_run_and_keeps_the_last():
 
 
 def test_best_epoch_counts_from_one_and_follows_the_direction():
-    from spaceship_utils.runs import best_epoch
+    from spaceship_utils.training.runs import best_epoch
 
     history = {"val_loss": [0.5, 0.2, 0.3], "val_ap07": [0.1, 0.4, 0.4]}
     assert best_epoch(history, "val_loss", higher_is_better=False) == 2
@@ -302,6 +313,7 @@ def test_best_epoch_counts_from_one_and_follows_the_direction():
         best_epoch(history, "loss", higher_is_better=False)
 
 
+@pytest.mark.slow
 def test_a_run_directory_with_a_tilde_lands_in_the_home_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     train_model(_tiny(epochs=1), "~/runs/tiny", verbose=False)
@@ -309,7 +321,8 @@ def test_a_run_directory_with_a_tilde_lands_in_the_home_directory(tmp_path, monk
 
 
 def test_the_hold_then_cosine_schedule_warms_up_holds_the_peak_and_anneals_at_the_end():
-    from spaceship_utils.train import HoldThenCosine, TrainingConfig, build_and_compile
+    from spaceship_utils.training.loop import build_and_compile
+    from spaceship_utils.training.recipes import HoldThenCosine, TrainingConfig
 
     schedule = HoldThenCosine(1e-3, total_steps=1000)  # warm-up 20 steps, decay from 800
     rates = {step: float(schedule(step)) for step in (0, 10, 20, 500, 800, 900, 1000)}
@@ -346,7 +359,7 @@ def test_fit_on_the_batches_reads_new_images_every_epoch():
 
 
 def test_the_first_step_with_empty_images_is_found_in_order():
-    from spaceship_utils.train import first_step_with_empty_images
+    from spaceship_utils.training.batches import first_step_with_empty_images
 
     batches = GeneratedBatches("classifier", batch_size=8, steps_per_epoch=50, seed=0)
     step = first_step_with_empty_images(batches, 2)
@@ -368,7 +381,7 @@ def test_a_negative_seed_and_an_option_without_a_value_are_refused(capsys):
 
 
 def test_the_kept_epoch_follows_each_tasks_monitor():
-    from spaceship_utils.train import kept_epoch
+    from spaceship_utils.training.recipes import kept_epoch
 
     history = {"val_loss": [0.5, 0.2, 0.3], "val_ap07": [0.1, 0.2, 0.4]}
     assert kept_epoch(history, "regressor") == 2  # the lowest validation loss
@@ -377,14 +390,15 @@ def test_the_kept_epoch_follows_each_tasks_monitor():
         kept_epoch(history, "segmenter")
 
 
+@pytest.mark.slow
 def test_a_weight_average_is_validated_kept_and_resumed_exactly(tmp_path):
     config = _tiny(seed=4, ema_momentum=0.5)
     whole = train_model(config, tmp_path / "whole", verbose=False)
     assert {"raw_val_loss", "raw_val_ap07"} <= set(whole.history)
     assert whole.history["val_loss"] != whole.history["raw_val_loss"]  # two sets of weights
     # The kept weights are the average: their validation loss is the history's val_loss.
-    from spaceship_utils.models import build_network
-    from spaceship_utils.train import validation_data, validation_metrics
+    from spaceship_utils.training.batches import validation_data
+    from spaceship_utils.training.tasks import build_network, validation_metrics
 
     kept = build_network("regressor")
     kept.load_weights(tmp_path / "whole" / "best.weights.h5")
@@ -400,6 +414,7 @@ def test_a_weight_average_is_validated_kept_and_resumed_exactly(tmp_path):
         _tiny(ema_momentum=1.0)
 
 
+@pytest.mark.slow
 def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path):
     config = _tiny(epochs=2)
     train_model(config, tmp_path, verbose=False, max_steps=2)
@@ -411,8 +426,9 @@ def test_a_run_started_before_a_setting_existed_still_resumes(tmp_path):
         train_model(_tiny(epochs=2, ema_momentum=0.9), tmp_path, verbose=False)
 
 
+@pytest.mark.slow
 def test_a_second_cycle_starts_from_the_first_runs_weights_and_records_them(tmp_path):
-    from spaceship_utils.runs import file_sha256
+    from spaceship_utils.training.runs import file_sha256
 
     first = train_model(_tiny(epochs=1), tmp_path / "first", verbose=False)
     assert first.finished
@@ -433,8 +449,9 @@ def test_a_second_cycle_starts_from_the_first_runs_weights_and_records_them(tmp_
     assert "initial_weights" not in json.loads((tmp_path / "first" / "provenance.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_second_cycle_resumes_from_its_checkpoint_without_its_start_file(tmp_path):
-    from spaceship_utils.runs import file_sha256
+    from spaceship_utils.training.runs import file_sha256
 
     train_model(_tiny(epochs=1), tmp_path / "first", verbose=False)
     start = tmp_path / "first" / "final.weights.h5"
@@ -452,6 +469,7 @@ def test_a_second_cycle_resumes_from_its_checkpoint_without_its_start_file(tmp_p
         train_model(_tiny(epochs=2, seed=1), tmp_path / "split", verbose=False)
 
 
+@pytest.mark.slow
 def test_missing_or_unloadable_initial_weights_name_the_file(tmp_path):
     missing = _tiny(initial_weights=tmp_path / "nowhere.weights.h5")
     with pytest.raises(RunDirectoryError, match="initial weights: no file .*nowhere.weights.h5"):

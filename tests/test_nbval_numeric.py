@@ -153,10 +153,12 @@ def test_chapter_7_run_on_an_amd_cpu_is_within_the_tolerances():
     sanitize = read_sanitizer(ROOT / "tests" / "nbval_sanitize.cfg")
     report = compare_notebooks(CHAPTER_7, EVIDENCE, sanitize)
     changed_code = [f for f in report if "the code differs" in f.text]
-    assert len(changed_code) <= 2, "the evidence ran an older chapter 7: compare what is alike"
+    code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(CHAPTER_7, 4).cells)
+    # The evidence ran an older chapter 7: what is alike must still be most of it.
+    assert len(changed_code) <= code_cells // 10, [str(finding) for finding in changed_code]
     assert report == changed_code, [str(finding) for finding in report]
     moved = compare_notebooks(CHAPTER_7, EVIDENCE, sanitize, explain=True)
-    assert sum(not f.failing for f in moved) > 50, "the AMD run differs: it must have been seen"
+    assert sum(not f.failing for f in moved) > 20, "the AMD run differs: it must have been seen"
 
 
 def test_the_command_fails_where_pytest_would(tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from spaceship_utils.quick_mode import ChapterFailed, read_quick_parameters, run_quick_notebooks
+from tests.quick_mode import ChapterFailed, read_quick_parameters, run_quick_notebooks
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -69,11 +69,10 @@ def test_quick_mode_names_the_chapter_and_cell_that_failed(tmp_path):
     source.mkdir()
     _write_chapter(source, "01_fine.ipynb", "print(N)")
     _write_chapter(source, "02_broken.ipynb", "assert N == 1, 'N was overridden'")
-    (source / "quick_parameters.json").write_text(
-        json.dumps({"01_fine.ipynb": {"N": 2}, "02_broken.ipynb": {"N": 3}})
-    )
+    table = tmp_path / "quick_parameters.json"
+    table.write_text(json.dumps({"01_fine.ipynb": {"N": 2}, "02_broken.ipynb": {"N": 3}}))
     with pytest.raises(ChapterFailed) as error:
-        run_quick_notebooks(source, tmp_path / "out")
+        run_quick_notebooks(source, tmp_path / "out", table)
     message = str(error.value)
     assert "02_broken.ipynb" in message and "assert N == 1" in message
     assert "AssertionError" in message and "N was overridden" in message
@@ -83,9 +82,10 @@ def test_quick_mode_names_the_chapter_and_cell_that_failed(tmp_path):
 
 def test_quick_parameters_must_list_every_chapter(tmp_path):
     _write_chapter(tmp_path, "01_a.ipynb", "")
-    (tmp_path / "quick_parameters.json").write_text("{}")
+    table = tmp_path / "quick_parameters.json"
+    table.write_text("{}")
     with pytest.raises(ValueError, match="missing"):
-        read_quick_parameters(tmp_path)
+        read_quick_parameters(tmp_path, table)
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -151,7 +151,7 @@ def test_committed_figures_stay_under_300_kb(path):
     ],
 )
 def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):
-    from spaceship_utils.book_results import recorded_values
+    from spaceship_utils.evaluation.book_results import recorded_values
 
     recorded = recorded_values(NOTEBOOKS / chapter)
     readme = (NOTEBOOKS.parent / "README.md").read_text()
@@ -162,7 +162,7 @@ def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, 
 
 
 def test_the_readme_quotes_chapter_6s_batch_statistics_refresh():
-    from spaceship_utils.book_results import recorded_values
+    from spaceship_utils.evaluation.book_results import recorded_values
 
     recorded = recorded_values(NOTEBOOKS / "06_evaluation.ipynb")
     readme = " ".join((NOTEBOOKS.parent / "README.md").read_text().split())
@@ -179,7 +179,7 @@ def test_recorded_values_read_back_what_record_stored(tmp_path):
     notebook.metadata["kernelspec"] = KERNEL
     notebook.cells = [
         nbformat.v4.new_code_cell(
-            "from spaceship_utils.book_results import record\n"
+            "from spaceship_utils.evaluation.book_results import record\n"
             "record('score', 0.25)\nrecord('iou', 0.649542940612)\nrecord('samples', 10000)"
         )
     ]
@@ -189,7 +189,7 @@ def test_recorded_values_read_back_what_record_stored(tmp_path):
 
     NotebookClient(notebook, kernel_name="python3").execute()
     nbformat.write(notebook, path)
-    from spaceship_utils.book_results import recorded_values
+    from spaceship_utils.evaluation.book_results import recorded_values
 
     assert recorded_values(path) == {"score": "0.25", "iou": "0.649543", "samples": "10000"}
     assert notebook.cells[0].outputs[0]["output_type"] == "display_data"

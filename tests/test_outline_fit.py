@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from skimage.draw import line, polygon_perimeter
 
-from spaceship_utils.data import make_data
-from spaceship_utils.geometry import rotated_iou, rotation_matrices, ship_outline_local
-from spaceship_utils.outline_fit import (
+from spaceship_utils.core.geometry import rotated_iou, rotation_matrices, ship_outline_local
+from spaceship_utils.data.generator import make_data
+from spaceship_utils.detection.candidates import check_weight, judged_scores
+from spaceship_utils.detection.outline_fit import (
     CENTRE_SHIFT,
     FAILED_FIT,
     LINE_SHARE,
@@ -15,7 +16,6 @@ from spaceship_utils.outline_fit import (
     fit_outlines,
     log_ratio_maps,
 )
-from spaceship_utils.pipelines import check_weight, judged_scores
 
 
 def test_an_edge_sums_the_pixels_skimage_draws_but_its_last():

@@ -3,18 +3,18 @@ import json
 import numpy as np
 import pytest
 
-from spaceship_utils import own_answers
-from spaceship_utils.data import generate_batch
-from spaceship_utils.own_answers import (
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.detection.restarts import RESTART_SHIFTS, RESTART_TURNS
+from spaceship_utils.networks.verifier import verification_targets
+from spaceship_utils.networks.windows import window_views
+from spaceship_utils.training import hard_examples
+from spaceship_utils.training.hard_examples import (
     OwnAnswersError,
     own_answer_batch,
     own_answer_windows,
     read_own_answers,
     write_own_answers,
 )
-from spaceship_utils.pipelines import RESTART_SHIFTS, RESTART_TURNS
-from spaceship_utils.refiner import window_views
-from spaceship_utils.verifier import verification_targets
 
 
 @pytest.fixture(scope="module")
@@ -24,18 +24,15 @@ def refined_detector():
     return load_pretrained("refined_detector")
 
 
+@pytest.mark.slow
 def test_own_answers_are_the_boxes_the_verifier_is_asked_about(refined_detector):
     images, labels = generate_batch(24, np.random.default_rng(31))
-    model = refined_detector
-    shipped, model.restart_below = model.restart_below, 0.9999  # more doubted boxes to see
-    try:
-        windows, targets = own_answer_windows(model, images, labels)
-    finally:
-        model.restart_below = shipped
+    model = refined_detector.with_settings(restart_below=0.9999)  # more doubted boxes to see
+    windows, targets = own_answer_windows(model, images, labels)
     boxes_by_pass, detector_presence = model.boxes_by_pass(images, model.passes)
-    boxed = model.presence(images, detector_presence) >= model.presence_threshold
+    boxed = model.vote.presence(images, detector_presence) >= model.presence_threshold
     refined = boxes_by_pass[-1][boxed]
-    doubted = model.verifier_scores(images[boxed], refined) < 0.9999
+    doubted = model.restarts.verifier_scores(images[boxed], refined) < 0.9999
     assert doubted.any()
     starts = len(RESTART_TURNS) + len(RESTART_SHIFTS) + 1  # and the second guess
     assert windows.shape == (boxed.sum() + starts * doubted.sum(), 64, 64, 2)
@@ -46,8 +43,9 @@ def test_own_answers_are_the_boxes_the_verifier_is_asked_about(refined_detector)
     )
 
 
+@pytest.mark.slow
 def test_own_answers_are_written_in_chunks_that_resume(refined_detector, tmp_path, monkeypatch):
-    monkeypatch.setattr(own_answers, "CHUNK_IMAGES", 8)
+    monkeypatch.setattr(hard_examples, "CHUNK_IMAGES", 8)
     lines = []
     write_own_answers(refined_detector, tmp_path, chunks=2, log=lines.append)
     assert len(lines) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [
@@ -61,7 +59,7 @@ def test_own_answers_are_written_in_chunks_that_resume(refined_detector, tmp_pat
     (windows, targets), (held_out, held_targets) = read_own_answers(tmp_path, 1)
     assert windows.dtype == np.float16 and targets.dtype == np.float32
     assert held_out.dtype == np.float32 and len(held_out) == len(held_targets) == 1
-    images, labels = generate_batch(8, np.random.default_rng([own_answers.OWN_ANSWERS_SEED, 1]))
+    images, labels = generate_batch(8, np.random.default_rng([hard_examples.OWN_ANSWERS_SEED, 1]))
     second, _ = own_answer_windows(refined_detector, images, labels)
     with np.load(tmp_path / "chunk_0001.npz") as chunk:
         np.testing.assert_array_equal(chunk["windows"], second.astype(np.float16))
@@ -115,7 +113,8 @@ def test_a_batch_of_own_answers_shows_each_window_in_one_of_its_views():
 
 
 def test_verifier_batches_take_half_their_windows_from_own_answers():
-    from spaceship_utils.train import GeneratedBatches, TrainingConfig
+    from spaceship_utils.training.batches import GeneratedBatches
+    from spaceship_utils.training.recipes import TrainingConfig
 
     windows = np.random.default_rng(1).uniform(size=(6, 64, 64, 2)).astype(np.float16)
     targets = np.ones((6, 1), np.float32)
@@ -132,10 +131,12 @@ def test_verifier_batches_take_half_their_windows_from_own_answers():
         TrainingConfig.recipe("detector", own_answers="somewhere")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Skipping nested container")
 def test_a_verifier_run_trains_on_own_answers_and_validates_on_held_out_ones(tmp_path):
-    from spaceship_utils.train import TrainingConfig, train_model
-    from spaceship_utils.verifier import build_verifier
+    from spaceship_utils.networks.verifier import build_verifier
+    from spaceship_utils.training.loop import train_model
+    from spaceship_utils.training.recipes import TrainingConfig
 
     (tmp_path / "answers").mkdir()
     _write_chunks(tmp_path / "answers", [6, 6, 6])

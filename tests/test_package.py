@@ -45,8 +45,8 @@ def test_every_public_name_resolves_to_its_module_object():
         assert getattr(spaceship_utils, name) is getattr(module, name)
     from spaceship_utils import ap_at_iou, make_data  # what the README teaches
 
-    assert make_data.__module__ == "spaceship_utils.data"
-    assert ap_at_iou.__module__ == "spaceship_utils.metrics"
+    assert make_data.__module__ == "spaceship_utils.data.generator"
+    assert ap_at_iou.__module__ == "spaceship_utils.core.metrics"
 
 
 def test_an_unknown_name_is_an_attribute_error():
@@ -54,8 +54,23 @@ def test_an_unknown_name_is_an_attribute_error():
         spaceship_utils.make_date  # noqa: B018
 
 
-def test_the_docstring_lists_every_module_once():
-    modules = {info.name for info in pkgutil.iter_modules(spaceship_utils.__path__)}
-    documented = re.findall(r"^- `(\w+)`: ", spaceship_utils.__doc__, re.M)
-    assert len(documented) == len(set(documented))
-    assert set(documented) == modules
+COMMANDS = {"train", "evaluate", "own_answers"}
+"""The package's top-level modules that are command lines (`python -m spaceship_utils.NAME`)."""
+
+
+def _listed(package) -> list[str]:
+    return re.findall(r"^- `(\w+)`: ", package.__doc__, re.M)
+
+
+def test_the_docstrings_list_every_folder_and_module_once():
+    top = {info.name for info in pkgutil.iter_modules(spaceship_utils.__path__)}
+    listed = _listed(spaceship_utils)
+    assert len(listed) == len(set(listed)) and set(listed) | COMMANDS == top
+    for command in COMMANDS:
+        assert f"python -m spaceship_utils.{command}" in spaceship_utils.__doc__
+    for info in pkgutil.iter_modules(spaceship_utils.__path__):
+        if info.ispkg:
+            package = importlib.import_module(f"spaceship_utils.{info.name}")
+            modules = {module.name for module in pkgutil.iter_modules(package.__path__)}
+            listed = _listed(package)
+            assert len(listed) == len(set(listed)) and set(listed) == modules, info.name

@@ -1,4 +1,4 @@
-"""Tests of spaceship_utils.pixel_statistics: pixel densities and what a threshold keeps.
+"""Tests of spaceship_utils.studies.pixel_statistics: pixel densities and what a threshold keeps.
 
 `make_layers` draws from NumPy's legacy global stream, as the official generator does, so
 these tests seed it with `np.random.seed` (hence the NPY002 waivers).
@@ -7,15 +7,17 @@ these tests seed it with `np.random.seed` (hence the NPY002 waivers).
 import numpy as np
 import pytest
 
-from spaceship_utils.data import make_layers
-from spaceship_utils.pixel_statistics import (
-    PIXEL_CLASSES,
-    classify_pixels,
+from spaceship_utils.data.generator import make_layers
+from spaceship_utils.data.pixel_model import (
     likelihood_ratio,
     noise_pixel_density,
     noise_pixel_mean,
     ship_pixel_density,
     ship_pixel_mean,
+)
+from spaceship_utils.studies.pixel_statistics import (
+    PIXEL_CLASSES,
+    classify_pixels,
     sweep_layers,
     threshold_sweep,
 )
@@ -183,7 +185,8 @@ def test_the_sweep_summary_has_one_row_per_threshold():
 
 
 def test_the_outline_share_between_two_values_integrates_the_density():
-    from spaceship_utils.pixel_statistics import outline_share_between, ship_pixel_density
+    from spaceship_utils.data.pixel_model import ship_pixel_density
+    from spaceship_utils.studies.pixel_statistics import outline_share_between
 
     grid = np.linspace(0.5, 0.8, 100_001)
     numeric = np.trapezoid(ship_pixel_density(grid), grid)
@@ -195,7 +198,7 @@ def test_the_outline_share_between_two_values_integrates_the_density():
 
 
 def test_outline_pixels_kept_counts_bright_outline_pixels_only():
-    from spaceship_utils.pixel_statistics import outline_pixels_kept
+    from spaceship_utils.studies.pixel_statistics import outline_pixels_kept
 
     np.random.seed(2)  # noqa: NPY002
     layers = make_layers(has_spaceship=True)

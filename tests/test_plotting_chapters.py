@@ -8,22 +8,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spaceship_utils.data import make_layers
-from spaceship_utils.label_losses import iou_vs_yaw_offset
-from spaceship_utils.label_statistics import sample_labels
-from spaceship_utils.pixel_statistics import classify_pixels, threshold_sweep
-from spaceship_utils.plotting import (
-    plot_component_shares,
+from spaceship_utils.data.generator import make_layers
+from spaceship_utils.data.preprocessing import encode_yaw, threshold_images
+from spaceship_utils.plotting.data import (
     plot_label_histograms,
     plot_layer_breakdown,
     plot_pixel_value_densities,
     plot_threshold_comparison,
     plot_threshold_sweep,
-    plot_yaw_codes,
-    plot_yaw_losses,
     plot_yaw_twins,
 )
-from spaceship_utils.preprocessing import encode_yaw, threshold_images
+from spaceship_utils.plotting.labels import plot_component_shares, plot_yaw_codes, plot_yaw_losses
+from spaceship_utils.studies.label_losses import iou_vs_yaw_offset
+from spaceship_utils.studies.label_statistics import sample_labels
+from spaceship_utils.studies.pixel_statistics import classify_pixels, threshold_sweep
 
 
 @pytest.fixture(scope="module")

@@ -4,21 +4,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.plotting import (
-    draw_box,
+from spaceship_utils.plotting.evaluation import (
     plot_gallery,
     plot_iou_histogram,
-    plot_sample_grid,
     plot_score_by_group,
-    plot_training_history,
 )
+from spaceship_utils.plotting.samples import plot_sample_grid
+from spaceship_utils.plotting.style import draw_box
+from spaceship_utils.plotting.training import plot_training_history
+from tests.helpers import generated
 
 
 @pytest.fixture(scope="module")
 def ships():
-    images, labels = generate_batch(5, np.random.default_rng(3), ship_probability=1.0)
-    return images, labels.astype(np.float64)
+    return generated(5, seed=3, ships_only=True)
 
 
 def test_a_box_is_a_closed_outline_with_a_nose_arrow_and_nan_draws_nothing(ships):
@@ -85,8 +84,8 @@ def test_training_history_can_be_drawn_against_training_images():
 
 
 def test_the_outline_figure_shows_image_and_log_ratios_for_each_ship(ships):
-    from spaceship_utils.outline_fit import fit_outlines, log_ratio_maps
-    from spaceship_utils.plotting import plot_outline_fits
+    from spaceship_utils.detection.outline_fit import fit_outlines, log_ratio_maps
+    from spaceship_utils.plotting.detection import plot_outline_fits
 
     images, labels = ships
     starts = labels[:3] + [2.0, -1.0, 0.05, 1.0, -2.0]
@@ -106,9 +105,9 @@ def test_the_outline_figure_shows_image_and_log_ratios_for_each_ship(ships):
 
 
 def test_the_line_free_figure_shows_lines_and_both_fits_for_each_image(ships):
-    from spaceship_utils.line_search import find_lines, line_free_log_ratios
-    from spaceship_utils.outline_fit import fit_outlines_to_maps, log_ratio_maps
-    from spaceship_utils.plotting import plot_line_free_fits
+    from spaceship_utils.detection.line_search import find_lines, line_free_log_ratios
+    from spaceship_utils.detection.outline_fit import fit_outlines_to_maps, log_ratio_maps
+    from spaceship_utils.plotting.detection import plot_line_free_fits
 
     images, labels = ships
     plain, free = log_ratio_maps(images[:2]), line_free_log_ratios(images[:2])

@@ -4,16 +4,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from spaceship_utils.preprocessing import (
+from spaceship_utils.core.geometry import wrapped_angle_error
+from spaceship_utils.core.validation import check_images
+from spaceship_utils.data.preprocessing import (
     LABEL_SCALE,
     decode_yaw,
     denormalise_labels,
     encode_yaw,
     normalise_labels,
     threshold_images,
-    wrapped_angle_error,
 )
-from spaceship_utils.validation import check_images
 
 
 def test_threshold_keeps_pixels_at_or_above_it():
@@ -100,14 +100,14 @@ def test_single_image_gets_a_batch_axis():
 
 
 def test_has_box_marks_rows_without_nan():
-    from spaceship_utils.validation import has_box
+    from spaceship_utils.core.validation import has_box
 
     rows = np.array([[1.0, 2, 3, 4, 5], [np.nan] * 5, [1.0, np.nan, 3, 4, 5]])
     np.testing.assert_array_equal(has_box(rows), [True, False, False])
 
 
 def test_raw_yaw_codes_of_the_wrong_shape_are_refused():
-    from spaceship_utils.preprocessing import decode_yaw
+    from spaceship_utils.data.preprocessing import decode_yaw
 
     assert decode_yaw(np.array([[0.25], [0.5]]), "raw").shape == (2,)
     with pytest.raises(ValueError, match=r"shape \(N,\) or \(N, 1\)"):

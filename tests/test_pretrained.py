@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 
 import spaceship_utils
-from spaceship_utils.models import build_classifier, build_regressor
+from spaceship_utils.detection.pipelines import BaselinePipeline
+from spaceship_utils.networks.seed import build_classifier, build_regressor
 from spaceship_utils.pretrained import (
     WEIGHTS_DIR,
-    BaselinePipeline,
     WeightsError,
     install_run,
     load_pretrained,
     read_manifest,
     shipped_history,
 )
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +29,11 @@ def weights_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_the_shipped_baseline_loads_and_predicts_the_public_contract():
     model = spaceship_utils.load_pretrained("baseline")
     np.random.seed(0)
-    images = np.stack([spaceship_utils.data.make_data()[0] for _ in range(6)])
+    images = np.stack([spaceship_utils.data.generator.make_data()[0] for _ in range(6)])
     boxes = model.predict(images)
     assert boxes.shape == (6, 5) and boxes.dtype == np.float64
     rows_nan = np.isnan(boxes)
@@ -47,6 +49,7 @@ def test_shipped_manifest_lists_both_baseline_files_with_provenance():
         assert len(entry["sha256"]) == 64 and entry["provenance"]
 
 
+@pytest.mark.slow
 def test_pipeline_applies_the_presence_rule(weights_dir):
     model = load_pretrained("baseline", weights_dir)
     images = np.random.default_rng(0).random((3, 200, 200)) * 0.8
@@ -56,6 +59,7 @@ def test_pipeline_applies_the_presence_rule(weights_dir):
     assert np.isfinite(details.raw_boxes).all()
 
 
+@pytest.mark.slow
 def test_missing_file_names_the_file_and_the_fix(weights_dir, tmp_path):
     broken = tmp_path / "weights"
     broken.mkdir()
@@ -64,6 +68,7 @@ def test_missing_file_names_the_file_and_the_fix(weights_dir, tmp_path):
         load_pretrained("baseline", broken)
 
 
+@pytest.mark.slow
 def test_corrupt_file_is_refused(weights_dir, tmp_path):
     corrupt = tmp_path / "weights"
     corrupt.mkdir()
@@ -77,11 +82,13 @@ def test_corrupt_file_is_refused(weights_dir, tmp_path):
         load_pretrained("baseline", corrupt)
 
 
+@pytest.mark.slow
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown pretrained model"):
         load_pretrained("resnet")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("images", "message"),
     [(np.zeros((2, 100, 100)), "shape"), (np.full((1, 200, 200), np.inf), "NaN or infinite")],
@@ -116,13 +123,15 @@ def test_a_manifest_that_is_not_json_is_named(tmp_path):
         read_manifest(tmp_path / "manifest.json")
 
 
+@pytest.mark.slow
 def test_detector_without_shipped_weights_says_how_to_train_it(weights_dir):
     with pytest.raises(WeightsError, match=r"no detector weights for 'detector' are shipped yet"):
         load_pretrained("detector", weights_dir)
 
 
+@pytest.mark.slow
 def test_a_calibrated_presence_threshold_travels_with_the_weights(tmp_path):
-    from spaceship_utils.detector import build_detector
+    from spaceship_utils.networks.detector import build_detector
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -137,7 +146,7 @@ def test_a_calibrated_presence_threshold_travels_with_the_weights(tmp_path):
 
 
 def test_calibration_picks_the_threshold_that_scores_best():
-    from spaceship_utils.pipelines import Predictions, calibrated_presence_threshold
+    from spaceship_utils.detection.pipelines import Predictions, calibrated_presence_threshold
 
     box = [100.0, 100.0, 1.0, 20.0, 30.0]
     labels = np.array([box, box, [np.nan] * 5, [np.nan] * 5])
@@ -153,7 +162,7 @@ def test_calibration_picks_the_threshold_that_scores_best():
 
 def test_the_shipped_run_and_its_kept_epoch_are_described():
     from spaceship_utils.pretrained import describe_shipped_run
-    from spaceship_utils.train import TrainingConfig
+    from spaceship_utils.training.recipes import TrainingConfig
 
     run, kept = describe_shipped_run("detector", "detector").splitlines()
     recipe = TrainingConfig.recipe("detector")  # the shipped detector is the recipe's run
@@ -181,7 +190,7 @@ def test_ablation_records_come_reference_first_and_a_missing_reference_is_named(
 
 def test_the_readme_quotes_the_shipped_ablation_records():
     from spaceship_utils.pretrained import shipped_ablations
-    from spaceship_utils.runs import read_history
+    from spaceship_utils.training.runs import read_history
 
     readme = (WEIGHTS_DIR.parents[1] / "README.md").read_text().splitlines()
     ablations = shipped_ablations()
@@ -194,19 +203,13 @@ def test_the_readme_quotes_the_shipped_ablation_records():
         assert float(cells[3]) == pytest.approx(100 * (score - reference), abs=0.051), name
 
 
+@pytest.mark.slow
 def test_your_own_detector_run_loads_as_a_pipeline(tmp_path):
     from spaceship_utils.pretrained import WeightsError, load_detector_run
-    from spaceship_utils.train import TrainingConfig, train_model
+    from spaceship_utils.training.loop import train_model
 
     design = {"width": 8, "dilations": [1], "box_loss": "l1+riou"}
-    config = TrainingConfig.recipe(
-        "detector",
-        epochs=1,
-        steps_per_epoch=2,
-        batch_size=4,
-        validation_samples=8,
-        detector_options=design,
-    )
+    config = tiny_config("detector", detector_options=design)
     stopped = train_model(config, tmp_path / "run", verbose=False, max_steps=1)
     with pytest.raises(WeightsError, match="has not finished an epoch"):
         load_detector_run(tmp_path / "run")
@@ -238,7 +241,7 @@ def test_an_earlier_run_record_describes_the_run_its_history_holds(tmp_path):
 
 def test_a_run_started_from_earlier_weights_says_which(tmp_path):
     from spaceship_utils.pretrained import describe_earlier_run
-    from spaceship_utils.runs import append_history_row
+    from spaceship_utils.training.runs import append_history_row
 
     run = tmp_path / "second_cycle"
     run.mkdir()
@@ -262,7 +265,7 @@ def test_a_run_started_from_earlier_weights_says_which(tmp_path):
 def test_a_line_vote_travels_in_the_manifest_and_a_broken_one_is_named(tmp_path):
     import shutil
 
-    from spaceship_utils.line_vote import LineVote
+    from spaceship_utils.detection.line_vote import LineVote
     from spaceship_utils.pretrained import MANIFEST, ship_line_vote, shipped_line_vote
 
     assert shipped_line_vote({}) is None

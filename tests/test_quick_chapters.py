@@ -1,5 +1,5 @@
 """Every chapter in quick mode: papermill runs it headlessly with its parameters from
-notebooks/quick_parameters.json, as a reader's parameterised run would, and keeps the
+tests/quick_parameters.json, as a reader's parameterised run would, and keeps the
 executed copy in _build/quick-notebooks. `make test` runs these beside the committed
 chapters at their defaults (`pytest --nbval notebooks/`); `make unit` leaves them out."""
 
@@ -8,13 +8,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from spaceship_utils.quick_mode import read_quick_parameters, run_quick_notebook
+from tests.quick_mode import read_quick_parameters, run_quick_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 QUICK_DIR = ROOT / "_build" / "quick-notebooks"
 
 
+@pytest.mark.slow
 @pytest.mark.quick_chapters
 @pytest.mark.parametrize("name", sorted(read_quick_parameters(NOTEBOOKS)))
 def test_the_chapter_runs_in_quick_mode(name):

@@ -4,28 +4,27 @@ import keras
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.geometry import rotated_iou
-from spaceship_utils.refiner import (
+from spaceship_utils.core.geometry import rotated_iou
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.networks.refiner import build_refiner, refiner_loss
+from spaceship_utils.networks.windows import (
     FLIP_SHARE,
     PROPOSAL_NOISE,
     TARGET_COLUMNS,
     WILD_SHARE,
     apply_refinement,
-    build_refiner,
     correction_turns,
     crop_windows,
     perturbed_proposals,
     refinement_targets,
-    refiner_loss,
     window_frame_boxes,
 )
+from tests.helpers import generated, tiny_config
 
 
 @pytest.fixture(scope="module")
 def ships():
-    images, labels = generate_batch(64, np.random.default_rng(11), ship_probability=1.0)
-    return images, labels.astype(np.float64)
+    return generated(64, seed=11, ships_only=True)
 
 
 def test_an_unturned_window_is_a_plain_crop():
@@ -139,7 +138,7 @@ def test_axes_a_half_turn_apart_need_no_turn():
 
 
 def test_the_refiner_loss_is_zero_for_the_true_corrections_and_grows_with_errors(ships):
-    from spaceship_utils.refiner import unchanged_corrections
+    from spaceship_utils.networks.windows import unchanged_corrections
 
     _, labels = ships
     proposals = perturbed_proposals(labels, np.random.default_rng(3))
@@ -166,30 +165,25 @@ def test_the_refiner_reads_windows_and_answers_six_corrections(ships):
         crop_windows(images[:1], np.full((1, 5), np.nan))
 
 
+@pytest.mark.slow
 def test_a_refiner_run_trains_and_joins_the_detector_in_one_pipeline(tmp_path):
-    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.detection.refined import RefinedDetectorPipeline
     from spaceship_utils.pretrained import load_refined_detector_run
-    from spaceship_utils.train import TrainingConfig, train_model, validation_data
+    from spaceship_utils.training.batches import validation_data
+    from spaceship_utils.training.loop import train_model
 
-    refiner = TrainingConfig.recipe(
-        "refiner", epochs=1, steps_per_epoch=2, batch_size=4, validation_samples=8
-    )
+    refiner = tiny_config("refiner")
     outcome = train_model(refiner, tmp_path / "refiner", verbose=False)
     assert outcome.finished and 0 <= outcome.history["val_ap07"][0] <= 1
     windows, targets, labels = validation_data("refiner", 8, refiner.seed)
     assert windows.shape == (8, 64, 64, 2) and targets.shape == (8, 6)
     assert np.isfinite(labels).all()  # every validation image holds a ship
 
-    detector = TrainingConfig.recipe(
-        "detector",
-        epochs=1,
-        steps_per_epoch=1,
-        batch_size=4,
-        validation_samples=8,
-        detector_options={"width": 8, "dilations": [1]},
-    )
+    detector = tiny_config("detector", steps_per_epoch=1)
     train_model(detector, tmp_path / "detector", verbose=False)
-    model = load_refined_detector_run(tmp_path / "detector", tmp_path / "refiner", 0.0)
+    model = load_refined_detector_run(
+        tmp_path / "detector", tmp_path / "refiner", presence_threshold=0.0
+    )
     assert isinstance(model, RefinedDetectorPipeline) and len(model.networks) == 2
     images, _ = generate_batch(3, np.random.default_rng(4))
     details = model.predict_details(images)
@@ -199,8 +193,8 @@ def test_a_refiner_run_trains_and_joins_the_detector_in_one_pipeline(tmp_path):
 
 
 def test_the_first_refiner_windows_come_from_clean_images():
-    from spaceship_utils.refiner import CLEAN_WINDOWS
-    from spaceship_utils.train import GeneratedBatches
+    from spaceship_utils.networks.windows import CLEAN_WINDOWS
+    from spaceship_utils.training.batches import GeneratedBatches
 
     batches = GeneratedBatches("refiner", 32, 1000, seed=0)
     last_clean = CLEAN_WINDOWS // 32 - 1
@@ -210,30 +204,17 @@ def test_the_first_refiner_windows_come_from_clean_images():
     assert np.mean(clean[..., 0] == 0) > 0.5 and np.mean(noisy[..., 0] == 0) < 0.2
 
 
+@pytest.mark.slow
 def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_files(tmp_path):
-    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.detection.refined import RefinedDetectorPipeline
     from spaceship_utils.pretrained import install_run, load_pretrained, share_shipped_weights
-    from spaceship_utils.train import TrainingConfig, train_model
+    from spaceship_utils.training.loop import train_model
 
     weights = tmp_path / "weights"
+    smallest = {"steps_per_epoch": 1, "batch_size": 2, "validation_samples": 4}
     runs = {
-        "classifier": TrainingConfig.recipe(
-            "classifier", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
-        ),
-        "detector": TrainingConfig.recipe(
-            "detector",
-            epochs=1,
-            steps_per_epoch=1,
-            batch_size=2,
-            validation_samples=4,
-            detector_options={"width": 8, "dilations": [1]},
-        ),
-        "refiner": TrainingConfig.recipe(
-            "refiner", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
-        ),
-        "verifier": TrainingConfig.recipe(
-            "verifier", epochs=1, steps_per_epoch=1, batch_size=2, validation_samples=4
-        ),
+        task: tiny_config(task, **smallest)
+        for task in ("classifier", "detector", "refiner", "verifier")
     }
     for role, config in runs.items():
         train_model(config, tmp_path / role, verbose=False)
@@ -254,7 +235,7 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
     model = load_pretrained("refined_detector", weights)
     assert isinstance(model, RefinedDetectorPipeline) and model.presence_threshold == 0.3
     assert model.classifier is not None and model.restart_below == 0.6
-    assert model.verifier_votes and model.gate_threshold == 0.55
+    assert model.vote.verifier_votes and model.gate_threshold == 0.55
     assert model.outline_weight == 0.05
     assert model.network_passes == (1, 4 * model.passes, 1, 1)
     manifest = json.loads((weights / "manifest.json").read_text())
@@ -284,8 +265,9 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
 def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):
     import matplotlib.pyplot as plt
 
-    from spaceship_utils.plotting import plot_refinements
-    from spaceship_utils.refiner import refined_ious, unchanged_corrections
+    from spaceship_utils.networks.refiner import refined_ious
+    from spaceship_utils.networks.windows import unchanged_corrections
+    from spaceship_utils.plotting.detection import plot_refinements
 
     images, labels = ships
     proposals = perturbed_proposals(labels[:5], np.random.default_rng(6))
@@ -307,7 +289,7 @@ def test_the_refinement_figure_shows_each_window_with_three_boxes(ships):
 def test_boxes_around_the_truth_show_each_box_in_the_true_boxs_window(ships):
     import matplotlib.pyplot as plt
 
-    from spaceship_utils.plotting import plot_boxes_around_truth
+    from spaceship_utils.plotting.detection import plot_boxes_around_truth
 
     images, labels = ships
     boxes = labels[:3].copy()
@@ -321,7 +303,7 @@ def test_boxes_around_the_truth_show_each_box_in_the_true_boxs_window(ships):
 
 
 def test_network_outputs_are_predicts_numbers_batch_by_batch():
-    from spaceship_utils.pipelines import network_outputs
+    from spaceship_utils.core.runtime import network_outputs
 
     model = build_refiner(width=8)
     windows = np.random.default_rng(0).random((5, 64, 64, 2)).astype(np.float32)
@@ -335,7 +317,7 @@ def test_network_outputs_are_predicts_numbers_batch_by_batch():
 
 
 def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
-    from spaceship_utils import pipelines
+    from spaceship_utils.detection import refined
 
     images, _ = ships
     box = np.array([[100.0, 100.0, 0.3, 20.0, 30.0]])
@@ -347,21 +329,21 @@ def test_each_refiner_pass_corrects_the_last_correction(ships, monkeypatch):
 
     # The detector proposes `box` for every image.
     monkeypatch.setattr(
-        pipelines.DetectorPipeline,
+        refined.DetectorPipeline,
         "raw_predictions",
         lambda self, batch, batch_size: (np.repeat(box, len(batch), 0), np.ones(len(batch))),
     )
     expected = box
     for passes in (0, 1, 2):
-        refined = pipelines.RefinedDetectorPipeline(None, Refiner(), passes=passes, views=False)
-        got, _ = refined.raw_predictions(images[:2].astype(np.float32), 8)
+        model = refined.RefinedDetectorPipeline(None, Refiner(), passes=passes, views=False)
+        got, _ = model.raw_predictions(images[:2].astype(np.float32), 8)
         np.testing.assert_allclose(got, np.repeat(expected, 2, axis=0), atol=1e-9)
         expected = apply_refinement(expected, step)  # the next pass moves it once more
     assert not np.allclose(apply_refinement(box, step), box)
 
 
 def test_a_classifier_votes_on_presence_with_the_detector(ships, monkeypatch):
-    from spaceship_utils import pipelines
+    from spaceship_utils.detection import refined
 
     images, _ = ships
     box = np.array([[100.0, 100.0, 0.3, 20.0, 30.0]])
@@ -372,12 +354,12 @@ def test_a_classifier_votes_on_presence_with_the_detector(ships, monkeypatch):
             return np.full((len(inputs), 1), 0.2)
 
     monkeypatch.setattr(
-        pipelines.DetectorPipeline,
+        refined.DetectorPipeline,
         "raw_predictions",
         lambda self, batch, batch_size: (np.repeat(box, len(batch), 0), np.full(len(batch), 0.6)),
     )
-    alone = pipelines.RefinedDetectorPipeline(None, None, 0.5, passes=0)
-    voted = pipelines.RefinedDetectorPipeline(None, None, 0.5, passes=0, classifier=Classifier())
+    alone = refined.RefinedDetectorPipeline(None, None, 0.5, passes=0)
+    voted = refined.RefinedDetectorPipeline(None, None, 0.5, passes=0, classifier=Classifier())
     np.testing.assert_allclose(alone.predict_details(images[:2]).presence, 0.6)
     details = voted.predict_details(images[:2])
     np.testing.assert_allclose(details.presence, 0.4)  # the mean of 0.6 and 0.2
@@ -385,8 +367,12 @@ def test_a_classifier_votes_on_presence_with_the_detector(ships, monkeypatch):
 
 
 def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkeypatch):
-    from spaceship_utils import pipelines
-    from spaceship_utils.evaluate import presence_vote_table, refiner_pass_table, refiner_runs
+    from spaceship_utils.detection import refined, refinement
+    from spaceship_utils.evaluation.refiner_tables import (
+        presence_vote_table,
+        refiner_pass_table,
+        refiner_runs,
+    )
 
     images, labels = ships[0][:6], ships[1][:6].copy()
     labels[5] = np.nan  # an empty image
@@ -405,14 +391,14 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
             return np.array([[1.0]] * 5 + [[0.5]])
 
     monkeypatch.setattr(
-        pipelines.DetectorPipeline,
+        refined.DetectorPipeline,
         "raw_predictions",
         lambda self, batch, batch_size: (proposals.copy(), presence),
     )
     monkeypatch.setattr(
-        pipelines, "apply_refinement", lambda boxes, _: np.vstack([labels[:5], boxes[5:]])
+        refinement, "apply_refinement", lambda boxes, _: np.vstack([labels[:5], boxes[5:]])
     )
-    model = pipelines.RefinedDetectorPipeline(
+    model = refined.RefinedDetectorPipeline(
         None, Refiner(), 0.55, passes=1, classifier=Classifier()
     )
     # Mean presence 0.95, 0.95, 0.95, 0.6, 0.95, 0.55: a box on every image at 0.55.
@@ -426,7 +412,7 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
     assert rows["detector"] == ["0.05", "0.8333", "0.8333"]
     assert rows["mean of the two"] == ["0.56", "1.0000", "1.0000"]
     assert rows["the truth"] == ["-", "1.0000", "1.0000"]
-    alone = pipelines.RefinedDetectorPipeline(None, Refiner(), 0.55, passes=1)
+    alone = refined.RefinedDetectorPipeline(None, Refiner(), 0.55, passes=1)
     with pytest.raises(ValueError, match="no classifier"):
         presence_vote_table(refiner_runs(alone, images, passes=1), labels)
     with pytest.raises(ValueError, match="at least the model's 1"):
@@ -434,7 +420,7 @@ def test_the_pass_and_vote_tables_score_each_pass_and_each_opinion(ships, monkey
 
 
 def test_the_refined_detector_counts_its_refiner_once_per_pass():
-    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.detection.refined import RefinedDetectorPipeline
 
     assert RefinedDetectorPipeline(None, None, passes=2, views=False).network_passes == (1, 2)
     assert RefinedDetectorPipeline(None, None, passes=2, views=True).network_passes == (1, 8)
@@ -446,8 +432,8 @@ def test_each_window_view_is_the_window_of_a_reflected_or_turned_proposal(ships)
     """The four views of a window are windows the refiner could have been given: of the
     mirrored image around the mirrored proposal, of the proposal turned half a turn, and of
     both; their true corrections, turned back, are the window's own."""
-    from spaceship_utils.refiner import average_view_corrections, window_views
-    from spaceship_utils.symmetry import transform_boxes, transform_images
+    from spaceship_utils.detection.symmetry import transform_boxes, transform_images
+    from spaceship_utils.networks.windows import average_view_corrections, window_views
 
     images, labels = ships
     proposals = perturbed_proposals(labels, np.random.default_rng(5))
@@ -477,7 +463,7 @@ def test_each_window_view_is_the_window_of_a_reflected_or_turned_proposal(ships)
 
 
 def test_view_corrections_come_four_by_four():
-    from spaceship_utils.refiner import average_view_corrections, window_views
+    from spaceship_utils.networks.windows import average_view_corrections, window_views
 
     with pytest.raises(ValueError, match="4 views of each window, got 6 rows"):
         average_view_corrections(np.zeros((6, len(TARGET_COLUMNS))))
@@ -486,7 +472,7 @@ def test_view_corrections_come_four_by_four():
 
 
 def test_the_refined_detector_averages_its_refiner_over_the_views(ships, monkeypatch):
-    from spaceship_utils import pipelines
+    from spaceship_utils.detection import refined
 
     images, labels = ships
     calls = []
@@ -498,8 +484,8 @@ def test_the_refined_detector_averages_its_refiner_over_the_views(ships, monkeyp
             answers[:, 0], answers[:, 2:5] = 0.1, (np.log(0.5), np.log(0.6), 1.0)
             return answers
 
-    model = pipelines.RefinedDetectorPipeline(None, Refiner(), passes=1, views=True)
-    corrections = model.corrections(crop_windows(images[:3], labels[:3]))
+    model = refined.RefinedDetectorPipeline(None, Refiner(), passes=1, views=True)
+    corrections = model.refinement.corrections(crop_windows(images[:3], labels[:3]))
     assert calls == [12]
     # The shift across flips sign in the mirrored views: it averages out.
     np.testing.assert_allclose(corrections[:, 0], 0.0, atol=1e-12)

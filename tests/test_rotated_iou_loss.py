@@ -3,17 +3,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.detector import (
-    boxes_from_channels,
+from spaceship_utils.core.geometry import box_corners, rotated_iou
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.networks.detector_loss import (
     design_loss,
     detector_loss,
     detector_loss_with_rotated_iou,
+)
+from spaceship_utils.networks.detector_targets import (
+    boxes_from_channels,
     encode_targets,
     outputs_from_targets,
 )
-from spaceship_utils.geometry import box_corners, rotated_iou
-from spaceship_utils.rotated_iou_loss import box_corners_tensor, rotated_iou_tensor
+from spaceship_utils.networks.rotated_iou_loss import box_corners_tensor, rotated_iou_tensor
 
 
 def _box_pairs(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +130,7 @@ def test_the_iou_loss_gradient_is_finite_for_an_untrained_networks_outputs():
 
 
 def _candidates(first, second):
-    from spaceship_utils.rotated_iou_loss import overlap_corner_candidates
+    from spaceship_utils.networks.rotated_iou_loss import overlap_corner_candidates
 
     xs, ys, real = overlap_corner_candidates(
         keras.ops.convert_to_tensor(first, "float32"),
@@ -153,7 +155,7 @@ def test_the_overlap_corners_are_inner_corners_or_edge_crossings():
 
 
 def test_the_overlap_figure_marks_corners_and_crossings():
-    from spaceship_utils.plotting import plot_overlap_construction
+    from spaceship_utils.plotting.detection import plot_overlap_construction
 
     first = np.array([[100.0, 100.0, 0.3, 30.0, 50.0]])
     second = np.array([[108.0, 95.0, 1.1, 26.0, 44.0]])
@@ -175,7 +177,7 @@ def test_the_overlap_figure_marks_corners_and_crossings():
 
 
 def test_the_iou_term_reads_every_learning_cell_and_refuses_a_radius_it_cannot():
-    from spaceship_utils.detector import IOU_CELLS_PER_IMAGE
+    from spaceship_utils.networks.detector_loss import IOU_CELLS_PER_IMAGE
 
     _, labels = generate_batch(6, np.random.default_rng(7), ship_probability=1.0)
     for radius in (0, 2):

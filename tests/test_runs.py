@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from spaceship_utils.runs import (
+from spaceship_utils.training.runs import (
     RunDirectoryError,
     append_history_row,
     compare_runs,
@@ -83,7 +83,7 @@ def test_a_run_record_copies_config_and_history_only(tmp_path):
 
 
 def test_run_comparison_figure_draws_one_curve_per_run(tmp_path):
-    from spaceship_utils.plotting import plot_run_comparison
+    from spaceship_utils.plotting.detection import plot_run_comparison
 
     histories = {
         name: read_history(_fake_run(tmp_path / name, {}, [0.1, 0.4, 0.6]) / "history.csv")
@@ -120,7 +120,7 @@ def test_a_history_keeps_its_columns_and_drops_a_line_cut_short(tmp_path):
 
 
 def test_an_unreadable_checkpoint_is_named(tmp_path):
-    from spaceship_utils.runs import load_checkpoint, save_checkpoint
+    from spaceship_utils.training.runs import load_checkpoint, save_checkpoint
 
     path = tmp_path / "checkpoint.npz"
     save_checkpoint(path, [np.ones(3)], [np.zeros(2)], {"step": 4})
@@ -133,7 +133,7 @@ def test_an_unreadable_checkpoint_is_named(tmp_path):
 
 
 def test_the_raw_weights_history_replaces_the_averaged_validation():
-    from spaceship_utils.runs import raw_weights_history
+    from spaceship_utils.training.runs import raw_weights_history
 
     history = {"loss": [2.0], "val_ap07": [0.6], "raw_val_ap07": [0.5], "images": [32.0]}
     assert raw_weights_history(history) == {"loss": [2.0], "images": [32.0], "val_ap07": [0.5]}

@@ -2,7 +2,7 @@
 
 import logging
 
-from spaceship_utils.runtime import describe_machine, describe_runtime, import_keras
+from spaceship_utils.core.runtime import describe_machine, describe_runtime, import_keras
 
 
 def test_describe_runtime_names_python_numpy_keras_and_the_backend():

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.geometry import box_corners, heading_vectors, rotated_iou
-from spaceship_utils.pipelines import Predictions
-from spaceship_utils.symmetry import (
+from spaceship_utils.core.geometry import box_corners, heading_vectors, rotated_iou
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.detection.pipelines import Predictions
+from spaceship_utils.detection.symmetry import (
     SYMMETRIES,
     inverse_symmetry,
     predict_with_symmetries,
@@ -107,7 +107,7 @@ def test_averaging_an_equivariant_model_changes_nothing(clean_ships):
 
 
 def test_the_averaging_wrapper_is_a_pipeline(clean_ships):
-    from spaceship_utils.symmetry import SymmetryAveraged
+    from spaceship_utils.detection.symmetry import SymmetryAveraged
 
     images, labels = clean_ships
     wrapped = SymmetryAveraged(Oracle(images, labels))
@@ -119,7 +119,7 @@ def test_the_averaging_wrapper_is_a_pipeline(clean_ships):
 
 
 def test_the_wrapper_keeps_the_pipelines_threshold_and_counts_its_passes(clean_ships):
-    from spaceship_utils.symmetry import SymmetryAveraged
+    from spaceship_utils.detection.symmetry import SymmetryAveraged
 
     images, labels = clean_ships
     oracle = Oracle(images, labels)
@@ -137,8 +137,8 @@ def test_the_wrapper_keeps_the_pipelines_threshold_and_counts_its_passes(clean_s
 
 
 def test_each_view_of_a_sample_carries_its_own_ship_box(clean_ships):
-    from spaceship_utils.outline_fit import fit_outlines
-    from spaceship_utils.symmetry import views_of_sample
+    from spaceship_utils.detection.outline_fit import fit_outlines
+    from spaceship_utils.detection.symmetry import views_of_sample
 
     images, labels = clean_ships
     views, boxes = views_of_sample(images[0], labels[0])
@@ -155,7 +155,7 @@ def test_each_view_of_a_sample_carries_its_own_ship_box(clean_ships):
 
 
 def test_symmetry_names():
-    from spaceship_utils.symmetry import symmetry_name
+    from spaceship_utils.detection.symmetry import symmetry_name
 
     assert symmetry_name(0) == "identity"
     assert symmetry_name(7) == "flip x + flip y + transpose"

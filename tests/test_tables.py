@@ -1,8 +1,8 @@
-"""Tests of spaceship_utils.tables: the package's one plain-text table formatter."""
+"""Tests of spaceship_utils.core.tables: the package's one plain-text table formatter."""
 
 import pytest
 
-from spaceship_utils.tables import format_table
+from spaceship_utils.core.tables import format_table
 
 
 def test_format_table_aligns_columns():
@@ -13,7 +13,7 @@ def test_format_table_aligns_columns():
 
 
 def test_format_columns_puts_one_mapping_in_each_column():
-    from spaceship_utils.tables import format_columns
+    from spaceship_utils.core.tables import format_columns
 
     text = format_columns(
         "IoU", {"a": {"0": 1200, "above 0.7": 5}, "b": {"0": 3, "above 0.7": 9}}, ",d"

@@ -1,23 +1,23 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.data import generate_batch
-from spaceship_utils.geometry import box_corners, rotated_iou, wrap_angle
-from spaceship_utils.pipelines import judged_scores, vote_can_reach
-from spaceship_utils.refiner import build_refiner
-from spaceship_utils.verifier import (
+from spaceship_utils.core.geometry import box_corners, rotated_iou, wrap_angle
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.detection.presence import vote_can_reach
+from spaceship_utils.networks.refiner import build_refiner
+from spaceship_utils.networks.verifier import (
     TRUNK_LAYERS,
     build_verifier,
     copy_refiner_trunk,
     verification_targets,
     verifier_proposals,
 )
+from tests.helpers import generated
 
 
 @pytest.fixture(scope="module")
 def batch():
-    images, labels = generate_batch(64, np.random.default_rng(5))
-    return images, labels.astype(np.float64)
+    return generated(64, seed=5)
 
 
 def test_boxes_to_judge_sit_near_ships_and_on_empty_images(batch):
@@ -81,12 +81,15 @@ def test_a_verifier_starts_from_the_refiners_trunk(tmp_path):
     assert scores.shape == (3, 1) and ((scores >= 0) & (scores <= 1)).all()
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Skipping nested container")  # the wrong file, last
 def test_a_verifier_run_starts_from_a_refiner_run_and_joins_the_pipeline(tmp_path):
-    from spaceship_utils.pipelines import RefinedDetectorPipeline
+    from spaceship_utils.detection.refined import RefinedDetectorPipeline
     from spaceship_utils.pretrained import load_refined_detector_run
-    from spaceship_utils.runs import RunDirectoryError
-    from spaceship_utils.train import TrainingConfig, train_model, validation_data
+    from spaceship_utils.training.batches import validation_data
+    from spaceship_utils.training.loop import train_model
+    from spaceship_utils.training.recipes import TrainingConfig
+    from spaceship_utils.training.runs import RunDirectoryError
 
     small = {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4, "validation_samples": 8}
     train_model(TrainingConfig.recipe("refiner", **small), tmp_path / "refiner", verbose=False)
@@ -102,7 +105,10 @@ def test_a_verifier_run_starts_from_a_refiner_run_and_joins_the_pipeline(tmp_pat
     )
     train_model(detector, tmp_path / "detector", verbose=False)
     model = load_refined_detector_run(
-        tmp_path / "detector", tmp_path / "refiner", 0.0, verifier_run=tmp_path / "verifier"
+        tmp_path / "detector",
+        tmp_path / "refiner",
+        verifier_run=tmp_path / "verifier",
+        presence_threshold=0.0,
     )
     assert isinstance(model, RefinedDetectorPipeline) and model.verifier is not None
     assert model.network_passes == (1, 4 * model.passes, 1)
@@ -116,7 +122,7 @@ def test_a_verifier_run_starts_from_a_refiner_run_and_joins_the_pipeline(tmp_pat
 
 
 def test_a_restart_turns_the_axis_and_keeps_the_proposals_nose():
-    from spaceship_utils.pipelines import nose_towards, turned_boxes
+    from spaceship_utils.detection.restarts import nose_towards, turned_boxes
 
     box = np.array([[100.0, 100.0, 3.0, 20.0, 30.0]])
     eighth = turned_boxes(box, np.pi / 4)
@@ -136,7 +142,7 @@ def test_a_restart_turns_the_axis_and_keeps_the_proposals_nose():
 
 
 def test_a_shifted_start_moves_along_the_boxs_own_sides():
-    from spaceship_utils.pipelines import RESTART_SHIFTS, restart_starts, shifted_boxes
+    from spaceship_utils.detection.restarts import RESTART_SHIFTS, restart_starts, shifted_boxes
 
     box = np.array([[100.0, 80.0, 0.7, 20.0, 30.0]])
     corners = box_corners(box)[0]  # local (-w, -h), (-w, h), (w, h), (w, -h) halves
@@ -161,7 +167,7 @@ def restart_model(monkeypatch, batch):
     scores as the proposal's axis does (the verifier reads the nearest image's likes). The
     detector's second guess lies 70 px below the proposal, nose back at 240°; the verifier
     scores any box that low `Verifier.second_guess` (0.1 on every image)."""
-    from spaceship_utils import pipelines
+    from spaceship_utils.detection import refined
 
     proposals = np.array(
         [
@@ -208,16 +214,17 @@ def restart_model(monkeypatch, batch):
         first, _ = raw_predictions(self, chunk, batch_size)
         return first + [0.0, 70.0, 4 * np.pi / 3, 0.0, 0.0]
 
-    monkeypatch.setattr(pipelines.DetectorPipeline, "raw_predictions", raw_predictions)
+    from spaceship_utils.detection import refinement, restarts
+
+    monkeypatch.setattr(refined.DetectorPipeline, "raw_predictions", raw_predictions)
+    monkeypatch.setattr(restarts.Restarts, "second_peak_proposals", second_peak_proposals)
+    passed_on = lambda images, boxes: boxes[:, None, None, :]  # noqa: E731
+    monkeypatch.setattr(refinement, "crop_windows", passed_on)
+    monkeypatch.setattr(restarts, "verifier_windows", passed_on)
     monkeypatch.setattr(
-        pipelines.RefinedDetectorPipeline, "second_peak_proposals", second_peak_proposals
+        refinement, "apply_refinement", lambda boxes, corrections: boxes + [0, 1, 0, 0, 0]
     )
-    for windows in ("crop_windows", "verifier_windows"):
-        monkeypatch.setattr(pipelines, windows, lambda images, boxes: boxes[:, None, None, :])
-    monkeypatch.setattr(
-        pipelines, "apply_refinement", lambda boxes, corrections: boxes + [0, 1, 0, 0, 0]
-    )
-    model = pipelines.RefinedDetectorPipeline(
+    model = refined.RefinedDetectorPipeline(
         None, Refiner(), 0.5, passes=1, views=False, verifier=Verifier(), restart_below=0.5
     )
     return model, proposals, Verifier
@@ -232,7 +239,7 @@ def test_a_doubted_box_is_restarted_and_the_best_scored_start_kept(restart_model
     np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])  # trusted
     assert np.isnan(boxes[2]).all()  # no box drawn: not restarted either
     assert verifier.calls == [3, 8]  # the refined boxes, then image 0's eight restarts
-    model.restart_below = 1.0
+    model = model.with_settings(restart_below=1.0)
     # Image 1's favourite axis, 135°, with the proposal's nose: yaw -45°.
     assert model.predict(images)[1, 2] == pytest.approx(wrap_angle(np.array(-np.pi / 4)))
 
@@ -248,7 +255,7 @@ def test_the_detectors_second_guess_wins_with_its_own_nose(restart_model, batch)
 
 
 def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch):
-    from spaceship_utils.evaluate import (
+    from spaceship_utils.evaluation.restart_tables import (
         first_starts,
         restart_runs,
         restart_table,
@@ -264,7 +271,7 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
     np.testing.assert_array_equal(in_chunks.scores, runs.scores)
     np.testing.assert_array_equal(in_chunks.presence, runs.presence)
     for below in (0.0, 0.5, 1.0):
-        model.restart_below = below
+        model = model.with_settings(restart_below=below)
         chosen, restarted = restarted_choice(runs, below)
         np.testing.assert_allclose(chosen[:2], model.predict(images)[:2])
         assert (
@@ -297,14 +304,18 @@ def test_the_restart_table_scores_what_the_pipeline_answers(restart_model, batch
 
 
 def test_the_verifier_votes_on_presence_with_its_score_of_the_box_kept(restart_model, batch):
-    from spaceship_utils.evaluate import restart_runs, verifier_vote_table, voted_choice
-    from spaceship_utils.pipelines import gate_boxes
+    from spaceship_utils.detection.presence import gate_boxes
+    from spaceship_utils.evaluation.restart_tables import (
+        restart_runs,
+        verifier_vote_table,
+        voted_choice,
+    )
 
     model, proposals, verifier = restart_model
     images = batch[0][:3]
     runs = restart_runs(model, images)
     assert runs.voters == 1  # no classifier: the detector alone votes before the verifier
-    model.verified_presence_threshold = 0.5
+    model = model.with_settings(verified_presence_threshold=0.5)
     details = model.predict_details(images)
     # Image 0 restarted (0.3 -> 0.95), image 1 trusted (0.8); image 2's presence, 0.2, can
     # still reach 0.5 with a score of 1: restarted too (0.1 -> 0.9), and its box drawn.
@@ -314,12 +325,14 @@ def test_the_verifier_votes_on_presence_with_its_score_of_the_box_kept(restart_m
     boxes, presence = voted_choice(runs, model.restart_below)
     np.testing.assert_allclose(presence, details.presence)
     np.testing.assert_allclose(gate_boxes(boxes, presence, 0.5), details.boxes)
-    model.verified_presence_threshold = 0.65  # 0.2 + 1 < 2 x 0.65: no restart, no box
+    # 0.2 + 1 < 2 x 0.65: no restart, no box.
+    model = model.with_settings(verified_presence_threshold=0.65)
     details = model.predict_details(images)
     assert verifier.calls[-2:] == [3, 8] and np.isnan(details.boxes[2]).all()
     assert details.presence[2] == pytest.approx((0.2 + 0.1) / 2)
     assert model.gate_threshold == 0.65
-    model.verified_presence_threshold = None  # no vote: the detector's gate at 0.5 again
+    # No vote: the detector's gate at 0.5 again.
+    model = model.with_settings(verified_presence_threshold=None)
     assert model.gate_threshold == 0.5 and np.isnan(model.predict(images)[2]).all()
     labels = np.array([[50.0, 101.0, np.pi / 4, 20.0, 30.0], proposals[1], [np.nan] * 5])
     rows = [row.split() for row in verifier_vote_table(runs, labels, 0.5).splitlines()[2:]]
@@ -339,8 +352,8 @@ def test_with_a_classifier_three_probabilities_vote(restart_model, batch):
             return np.full((len(inputs), 1), 0.6)
 
     model.classifier = Classifier()
-    model.verified_presence_threshold = 0.52
-    assert model.presence_voters == 2
+    model = model.with_settings(verified_presence_threshold=0.52)
+    assert model.vote.voters == 2
     details = model.predict_details(batch[0][:3])
     # Detector 1, 1, 0.2; classifier 0.6; the verifier's scores of the boxes kept.
     expected = [(1 + 0.6 + 0.95) / 3, (1 + 0.6 + 0.8) / 3, (0.2 + 0.6 + 0.9) / 3]
@@ -353,16 +366,21 @@ def test_with_a_classifier_three_probabilities_vote(restart_model, batch):
         vote_can_reach(np.ones(2), 0, 0.5)
 
 
+@pytest.mark.slow
 def test_the_shipped_verifier_sees_a_box_too_wide_or_too_narrow():
     from spaceship_utils import load_pretrained
 
     images, labels = generate_batch(64, np.random.default_rng(7), ship_probability=1.0)
     model = load_pretrained("refined_detector")
-    true_scores = model.verifier_scores(images, labels)
+    true_scores = model.restarts.verifier_scores(images, labels)
     for factor in (1.5, 1 / 1.5):  # IoU 0.67 with the true box: it does not score
         resized = labels.astype(np.float64)
         resized[:, 3] *= factor
-        assert np.median(model.verifier_scores(images, resized)) < 0.5 < np.median(true_scores)
+        assert (
+            np.median(model.restarts.verifier_scores(images, resized))
+            < 0.5
+            < np.median(true_scores)
+        )
 
 
 @pytest.fixture
@@ -371,7 +389,7 @@ def outline_model(restart_model, monkeypatch):
     every box 8 px right, and its log ratio is 10 for a box near x = 50, 0 elsewhere; the
     verifier scores the fit of image 0's favourite axis (45°, at x = 58) 0.97, above the
     restarts' best 0.95."""
-    from spaceship_utils import pipelines
+    from spaceship_utils.detection import restarts
 
     model, proposals, _ = restart_model
     fits = []
@@ -381,10 +399,10 @@ def outline_model(restart_model, monkeypatch):
         moved = starts + [8.0, 0, 0, 0, 0]
         return moved, np.where(np.abs(starts[..., 0] - 50) < 5, 10.0, 0.0)
 
-    monkeypatch.setattr(pipelines, "fitted_outline_boxes", fitted_outline_boxes)
-    import spaceship_utils.evaluate as evaluate
+    monkeypatch.setattr(restarts, "fitted_outline_boxes", fitted_outline_boxes)
+    from spaceship_utils.evaluation import outline_tables
 
-    monkeypatch.setattr(evaluate, "fitted_outline_boxes", fitted_outline_boxes)
+    monkeypatch.setattr(outline_tables, "fitted_outline_boxes", fitted_outline_boxes)
     scores_of = model.verifier.predict_on_batch
 
     def predict_on_batch(windows):
@@ -395,7 +413,7 @@ def outline_model(restart_model, monkeypatch):
         return scores
 
     model.verifier.predict_on_batch = predict_on_batch
-    model.outline_weight = 0.05
+    model = model.with_settings(outline_weight=0.05)
     return model, proposals, fits
 
 
@@ -408,24 +426,25 @@ def test_fitted_outlines_join_the_restarts_and_the_judge_picks_among_all(outline
     assert fits == [(9, 1, 5, False)]
     np.testing.assert_allclose(boxes[0], [58.0, 101.0, np.pi / 4, 20.0, 30.0])
     np.testing.assert_allclose(boxes[1], proposals[1] + [0, 1, 0, 0, 0])
-    candidates, scores, judged = model.judged_candidates(
+    candidates, scores, log_ratios = model.restarts.candidates_to_judge(
         images[:1], np.zeros((2, 1, 5)) + [50.0, 0, 0, 20, 30], np.array([[0.5], [0.5]])
     )
-    assert candidates.shape == (4, 1, 5) and scores.shape == judged.shape == (4, 1)
-    np.testing.assert_allclose(judged[:, 0], judged_scores(scores[:, 0], np.full(4, 10.0), 0.05))
-    model.outline_weight = None  # no fits: the verifier alone picks among the starts
+    assert candidates.shape == (4, 1, 5) and scores.shape == log_ratios.shape == (4, 1)
+    np.testing.assert_allclose(log_ratios[:, 0], np.full(4, 10.0))
+    # No fits: the verifier alone picks among the starts.
+    model = model.with_settings(outline_weight=None)
     np.testing.assert_allclose(model.predict(images)[0], [50.0, 101.0, np.pi / 4, 20.0, 30.0])
     assert len(fits) == 2  # the two calls above, none since
 
 
 def test_the_outline_table_scores_what_the_pipeline_answers(outline_model, batch):
-    from spaceship_utils.evaluate import (
+    from spaceship_utils.detection.presence import gate_boxes
+    from spaceship_utils.evaluation.outline_tables import (
         outline_choice,
         outline_judge_table,
         outline_runs,
-        restart_runs,
     )
-    from spaceship_utils.pipelines import gate_boxes
+    from spaceship_utils.evaluation.restart_tables import restart_runs
 
     model, proposals, _ = outline_model
     images = batch[0][:3]
@@ -443,9 +462,8 @@ def test_the_outline_table_scores_what_the_pipeline_answers(outline_model, batch
 
 
 def test_variants_share_their_work_and_answer_as_each_one_alone(outline_model, batch):
-    import copy
 
-    from spaceship_utils.pipelines import variant_predictions
+    from spaceship_utils.detection.variants import variant_predictions
 
     model, _, _ = outline_model
     images = batch[0][:3]
@@ -459,11 +477,12 @@ def test_variants_share_their_work_and_answer_as_each_one_alone(outline_model, b
     }
     variants = {}
     for name, (verifier, threshold, weight) in settings.items():
-        variants[name] = copy.copy(model)
-        variants[name].verifier = model.verifier if verifier else None
-        variants[name].verified_presence_threshold = threshold
-        variants[name].outline_weight = weight
-    variants["line-free fits"].line_free_fits = True
+        variants[name] = model.with_settings(
+            verifier=model.verifier if verifier else None,
+            verified_presence_threshold=threshold,
+            outline_weight=weight,
+            line_free_fits=name == "line-free fits",
+        )
     _, _, fits = outline_model
     shared = variant_predictions(variants, images)
     # one fit of each kind of the two images any variant restarts
@@ -480,17 +499,15 @@ def test_variants_share_their_work_and_answer_as_each_one_alone(outline_model, b
 
 
 def test_variants_must_share_networks_and_passes(outline_model):
-    import copy
 
-    from spaceship_utils.pipelines import BaselinePipeline, variant_predictions
+    from spaceship_utils.detection.pipelines import BaselinePipeline
+    from spaceship_utils.detection.variants import variant_predictions
 
     model, _, _ = outline_model
-    other = copy.copy(model)
-    other.passes = 2
+    other = model.with_settings(passes=2)
     with pytest.raises(ValueError, match="'other' has another passes"):
         variant_predictions({"model": model, "other": other}, np.zeros((1, 200, 200)))
-    other = copy.copy(model)
-    other.restart_below = 0.9
+    other = model.with_settings(restart_below=0.9)
     with pytest.raises(ValueError, match="another restart_below"):
         variant_predictions({"model": model, "other": other}, np.zeros((1, 200, 200)))
     with pytest.raises(TypeError, match="not a refined detector"):
@@ -502,10 +519,9 @@ def test_variants_must_share_networks_and_passes(outline_model):
 def test_the_line_vote_decides_presence_where_the_three_way_vote_is_in_doubt(
     outline_model, batch, monkeypatch
 ):
-    import copy
-
-    from spaceship_utils import pipelines
-    from spaceship_utils.line_vote import LineVote
+    from spaceship_utils.detection import presence, refined
+    from spaceship_utils.detection.line_vote import LineVote
+    from spaceship_utils.detection.variants import variant_predictions
 
     model, _, _ = outline_model
     images = batch[0][:3]
@@ -515,17 +531,17 @@ def test_the_line_vote_decides_presence_where_the_three_way_vote_is_in_doubt(
         asked.append(len(boxes))
         return np.where(boxes[:, 0] < 90, 100.0, -100.0)
 
-    monkeypatch.setattr(pipelines, "line_free_evidence", line_free_evidence)
+    monkeypatch.setattr(presence, "line_free_evidence", line_free_evidence)
 
     class Classifier:  # 0.6 on every image
         def predict_on_batch(self, inputs):
             return np.full((len(inputs), 1), 0.6)
 
     model.classifier = Classifier()
-    model.verified_presence_threshold = 0.52
-    voted = copy.copy(model)
+    model = model.with_settings(verified_presence_threshold=0.52)
+    voted = model
     # The regression reads the evidence alone: probability sigmoid(clip(evidence) / 50).
-    model.line_vote = LineVote((0.0, 0.0, 1.0), 0.0, (0.3, 0.75))
+    model = model.with_settings(line_vote=LineVote((0.0, 0.0, 1.0), 0.0, (0.3, 0.75)))
     details = model.predict_details(images)
     # Three-way votes: image 0 (1 + 0.6 + 0.97) / 3 and image 1 (1 + 0.6 + 0.8) / 3, above
     # the band: the vote decides; image 2 (0.2 + 0.6 + 0.9) / 3 = 0.567, in the band: the
@@ -535,17 +551,18 @@ def test_the_line_vote_decides_presence_where_the_three_way_vote_is_in_doubt(
     np.testing.assert_allclose(details.presence, [2.57 / 3, 2.4 / 3, line], rtol=1e-9)
     assert asked == [1] and np.isnan(details.boxes[2]).all()
     assert not np.isnan(voted.predict(images)[2]).any()  # the vote alone draws it
-    shared = pipelines.variant_predictions({"vote": voted, "line vote": model}, images)
+    shared = variant_predictions({"vote": voted, "line vote": model}, images)
     for name, variant in (("vote", voted), ("line vote", model)):
         alone = variant.predict_details(images)
         for field in ("boxes", "presence", "raw_boxes"):
             np.testing.assert_allclose(getattr(shared[name], field), getattr(alone, field))
-    model.verified_presence_threshold = 0.9  # outside the band: refused, not silently odd
+    # Outside the band: refused, not silently odd.
+    model = model.with_settings(verified_presence_threshold=0.9)
     with pytest.raises(ValueError, match="must lie inside the line vote's band"):
         model.predict(images[1:2])  # an image outside the band too
-    model.verified_presence_threshold = 0.52
+    model = model.with_settings(verified_presence_threshold=0.52)
     model.classifier = None
     with pytest.raises(ValueError, match="reads the classifier's vote"):
         model.predict(images)
     with pytest.raises(TypeError, match="line_vote must be a LineVote"):
-        pipelines.RefinedDetectorPipeline(None, None, line_vote={"band": (0.3, 0.8)})
+        refined.RefinedDetectorPipeline(None, None, line_vote={"band": (0.3, 0.8)})

@@ -1,0 +1,10 @@
+"""Scoring a pipeline, and the tables the chapters build from the scores.
+
+- `harness`: the challenge score on official samples (`evaluate_model`), galleries,
+  groups, comparisons.
+- `refiner_tables`: chapter 7's tables of the refiner: passes, views, the presence vote.
+- `restart_tables`: chapter 7's tables of the verifier's restarts and its vote.
+- `outline_tables`: chapter 7's tables of the outline fits and the line vote.
+- `cost`: trainable parameters, FLOPs and CPU latency.
+- `book_results`: numbers a chapter records for the book's other pages to quote.
+"""
