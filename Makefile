@@ -88,7 +88,8 @@ book-strict: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build book -W -n --keep-going
 
 # The pages of that build in headless Chromium (Debian's chromium and chromium-driver):
-# maths typeset, images loaded, no spilled dropdowns, wide outputs scroll.
+# maths typeset, images loaded, no spilled dropdowns, no output wider than the column,
+# no figure shrunk below 0.8 of its width, a first screen of text, not code.
 browser: book-strict
 	$(BIN)/python -m pytest tests/test_book_html.py -m built_book
 

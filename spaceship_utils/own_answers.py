@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from spaceship_utils.pretrained import load_pretrained
 from spaceship_utils.training.hard_examples import OWN_ANSWERS_SEED, write_own_answers
 
 
@@ -30,10 +31,6 @@ def main(argv: list[str] | None = None) -> None:
         "--restart-below", type=float, help="its restart threshold; default: the shipped one"
     )
     args = parser.parse_args(argv)
-    from spaceship_utils.pretrained import (
-        load_pretrained,  # pretrained imports train, which imports this
-    )
-
     model = load_pretrained("refined_detector")
     if args.verifier_weights is not None:
         if not args.verifier_weights.is_file():

@@ -252,20 +252,30 @@ def _earlier_run(name: str, runs_dir: Path) -> Path:
 
 
 def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: str) -> str:
+    """A run's record in lines that fit the book's column: what it trained on, where it
+    started from, its speed, machine and date, its runtime, and the epoch it keeps."""
     machine = record.get("machine", "machine not recorded")
     metric = task_named(role).monitor[0]
     kept = kept_epoch(history, role)
-    start = record.get("initial_weights")
-    started = f"started from {start['file']} (SHA-256 {start['sha256'][:12]}...), " if start else ""
-    return (
+    lines = [
         f"{title}: {record['training_images']:,} training images (batch "
-        f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h, validation "
-        f"included; {started}{record['images_per_second']:.0f} training images/s in a "
-        f"median epoch; {machine}, {record['runtime']}, {record['date']}\n"
+        f"{record['batch_size']}) in {record['training_seconds'] / 3600:.2f} h"
+    ]
+    start = record.get("initial_weights")
+    if start:
+        lines.append(f"started from {start['file']} (SHA-256 {start['sha256'][:12]}...)")
+    lines.append(
+        f"validation included; {record['images_per_second']:.0f} training images/s in a "
+        f"median epoch, {record['date']}"
+    )
+    lines.append(f"machine: {machine}")
+    lines.append(f"runtime: {record['runtime']}")
+    lines.append(
         f"{kept_as}: epoch {kept} of {len(history[metric])}, the best {metric} "
         f"({history[metric][kept - 1]:.4f})"
         + (f", SHA-256 {record['weights_sha256'][:12]}..." if "weights_sha256" in record else "")
     )
+    return "\n".join(lines)
 
 
 def load_pretrained(

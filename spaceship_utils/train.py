@@ -85,9 +85,10 @@ def command_line() -> argparse.ArgumentParser:
 def detector_design(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict | None:
     """The detector's design from `--design` and each `--option KEY=JSON` (None for the
     other tasks); a parser error names a malformed option."""
-    if (args.design or args.option) and args.task != "detector":
+    takes_design = TASKS[args.task].takes_design
+    if (args.design or args.option) and not takes_design:
         parser.error("--design and --option apply to the detector only")
-    design = dict(DESIGNS[args.design or "fast"]) if args.task == "detector" else None
+    design = dict(DESIGNS[args.design or "fast"]) if takes_design else None
     for option in args.option:
         key, equals, value = option.partition("=")
         if not equals:

@@ -303,6 +303,8 @@ CHROMIUM_FLAGS = [
 # Runs in the page: wait for MathJax and the images, then collect what a reader would see.
 INSPECT_PAGE = r"""
 const done = arguments[arguments.length - 1];
+const MIN_IMAGE_SCALE = arguments[0];
+const COLLAPSED = ".tag_hide-input, .tag_hide-cell";  // cells behind a "Show code" toggle
 (async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
@@ -364,7 +366,10 @@ const done = arguments[arguments.length - 1];
     pageWidth: document.documentElement.scrollWidth,
     windowWidth: document.documentElement.clientWidth,
     codeColumns: (() => {
-      const pre = article.querySelector("div.cell_output pre, div.cell_input pre");
+      // The first block of code a reader sees open (not in a collapsed cell: those are
+      // drawn narrower, behind their toggle); outputs have their own check (wideOutputs).
+      const pre = [...article.querySelectorAll("div.cell_input pre, div.highlight pre")]
+        .find((el) => el.clientWidth > 0 && !el.closest(COLLAPSED + ", div.cell_output"));
       if (!pre) { return null; }
       const probe = document.createElement("span");
       probe.textContent = "0".repeat(100);
@@ -377,9 +382,43 @@ const done = arguments[arguments.length - 1];
       return Math.floor(100 * inner / width);
     })(),
     articleWidth: article_box.width,
+    // Images drawn narrower than they were made: their text shrinks with them.
+    shrunkImages: images
+      .filter((image) => image.closest("article") && image.naturalWidth > 0)
+      .filter((image) => image.clientWidth < MIN_IMAGE_SCALE * image.naturalWidth)
+      .map((image) => ({
+        src: image.getAttribute("src").slice(-60),
+        natural: image.naturalWidth,
+        shown: image.clientWidth,
+      })),
+    // Outputs wider than the text column, scrolling or not.
+    wideOutputs: [...article.querySelectorAll("div.cell_output pre, div.cell_output table")]
+      .filter((el) => el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1)
+      .map((el) => el.innerText.split("\n").find((line) => line.length > 0).slice(0, 80)),
+    // Lines of code (cell inputs and code blocks, not outputs) on the first screen.
+    openingCodeLines: [...article.querySelectorAll("div.cell_input pre, div.highlight pre")]
+      .filter((pre) => !pre.closest(COLLAPSED + ", div.cell_output") && pre.clientWidth > 0)
+      .map((pre) => {
+        const box = pre.getBoundingClientRect();
+        const shown = Math.min(box.bottom, window.innerHeight) - Math.max(box.top, 0);
+        const line = parseFloat(getComputedStyle(pre).lineHeight) || 20;
+        return Math.max(0, Math.round(shown / line));
+      })
+      .reduce((total, lines) => total + lines, 0),
   });
 })();
 """
+
+
+MIN_IMAGE_SCALE = 0.8
+"""The smallest share of its natural width an image may be drawn at: the book's figures set
+their text at 10 pt at 100 dpi (about 14 px), so at 0.8 it stays above 11 px."""
+OPENING_CODE_LINES = 8
+"""The most lines of code a page's first screen (1280 x 900) may show, one short cell:
+imports and parameters are collapsed (`hide-input`), so a page opens with its text."""
+NOT_YET_FITTED = {"notebooks/07_beyond_the_baseline.html"}
+"""Pages whose figures and outputs may still be wider than the column (shrunk, or
+scrolling): chapter 7's, until it is split into a part of short chapters."""
 
 
 @pytest.fixture(scope="module")
@@ -419,7 +458,7 @@ def page_ids() -> list[str]:
 def test_page_reads_as_written(browser, page):
     driver = browser
     driver.get((HTML / page).as_uri())
-    seen = driver.execute_async_script(INSPECT_PAGE)
+    seen = driver.execute_async_script(INSPECT_PAGE, MIN_IMAGE_SCALE)
     if os.environ.get("BOOK_SCREENSHOTS"):
         folder = Path(os.environ["BOOK_SCREENSHOTS"])
         folder.mkdir(parents=True, exist_ok=True)
@@ -440,3 +479,9 @@ def test_page_reads_as_written(browser, page):
     assert seen["pageWidth"] <= seen["windowWidth"], "the page itself scrolls sideways"
     if seen["codeColumns"] is not None:
         assert seen["codeColumns"] >= 100, f"code blocks fit {seen['codeColumns']} columns"
+    assert seen["openingCodeLines"] <= OPENING_CODE_LINES, (
+        f"{seen['openingCodeLines']} lines of code on the page's first screen"
+    )
+    if page not in NOT_YET_FITTED:
+        assert not seen["shrunkImages"], f"figures drawn too small to read: {seen['shrunkImages']}"
+        assert not seen["wideOutputs"], f"outputs wider than the column: {seen['wideOutputs']}"

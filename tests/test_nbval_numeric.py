@@ -2,6 +2,7 @@
 another CPU, and what it still catches."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -148,16 +149,26 @@ def test_a_malformed_declaration_is_refused_by_name(pytester, monkeypatch):
 
 @pytest.mark.skipif(not EVIDENCE.is_file(), reason="needs ../shared/evidence beside the checkout")
 def test_chapter_7_run_on_an_amd_cpu_is_within_the_tolerances():
+    """The evidence is an older run of chapter 7 on an AMD CPU. What it can show is that
+    the tolerant cells (`nbval_numeric`) absorb another CPU's numbers; the exact cells and
+    the figures' sizes have changed form since (each CI run re-runs them on its machine)."""
     from tests.nbval_numeric import read_sanitizer
 
     sanitize = read_sanitizer(ROOT / "tests" / "nbval_sanitize.cfg")
-    report = compare_notebooks(CHAPTER_7, EVIDENCE, sanitize)
+
+    def without_figure_sizes(text: str) -> str:
+        return re.sub(r"<Figure size \d+x\d+ with", "<Figure with", sanitize(text))
+
+    chapter = nbformat.read(CHAPTER_7, 4)
+    code = [cell for cell in chapter.cells if cell.cell_type == "code"]
+    tolerant = {index for index, cell in enumerate(code) if "nbval_numeric" in cell.metadata}
+    report = compare_notebooks(CHAPTER_7, EVIDENCE, without_figure_sizes)
     changed_code = [f for f in report if "the code differs" in f.text]
-    code_cells = sum(cell.cell_type == "code" for cell in nbformat.read(CHAPTER_7, 4).cells)
     # The evidence ran an older chapter 7: what is alike must still be most of it.
-    assert len(changed_code) <= code_cells // 10, [str(finding) for finding in changed_code]
-    assert report == changed_code, [str(finding) for finding in report]
-    moved = compare_notebooks(CHAPTER_7, EVIDENCE, sanitize, explain=True)
+    assert len(changed_code) <= len(code) // 10, [str(finding) for finding in changed_code]
+    failing = [f for f in report if f.cell in tolerant and f not in changed_code]
+    assert not failing, [str(finding) for finding in failing]
+    moved = compare_notebooks(CHAPTER_7, EVIDENCE, without_figure_sizes, explain=True)
     assert sum(not f.failing for f in moved) > 20, "the AMD run differs: it must have been seen"
 
 

@@ -181,7 +181,7 @@ def test_recorded_values_read_back_what_record_stored(tmp_path):
         nbformat.v4.new_code_cell(
             "from spaceship_utils.evaluation.book_results import record\n"
             "record('score', 0.25)\nrecord('iou', 0.649542940612)\nrecord('samples', 10000)"
-        )
+        ),
     ]
     path = tmp_path / "recorded.ipynb"
     nbformat.write(notebook, path)

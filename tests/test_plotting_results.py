@@ -1,5 +1,8 @@
 """Tests of the figures of chapters 4-7: samples with boxes, histories, scores, galleries."""
 
+import io
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -9,7 +12,7 @@ from spaceship_utils.plotting.evaluation import (
     plot_iou_histogram,
     plot_score_by_group,
 )
-from spaceship_utils.plotting.samples import plot_sample_grid
+from spaceship_utils.plotting.samples import draw_intro_figure, plot_sample_grid, plot_task
 from spaceship_utils.plotting.style import draw_box
 from spaceship_utils.plotting.training import plot_training_history
 from tests.helpers import generated
@@ -122,3 +125,81 @@ def test_the_line_free_figure_shows_lines_and_both_fits_for_each_image(ships):
     assert all(len(ax.lines[0].get_xdata()) == 5 for ax in panels[1:3])  # a closed outline
     with pytest.raises(ValueError, match="one box, one title and one set of lines per image"):
         plot_line_free_fits(images[:2], labels[:2], lines, plain, free, fits, ["only one"])
+
+
+def test_the_task_figure_zooms_on_the_box_and_frames_it_on_the_image(ships):
+    images, labels = ships
+    fig = plot_task(images[0], images[0], labels[0])
+    whole, zoom = fig.axes[:2]
+    x, y, _, width, height = labels[0]
+    reach = np.hypot(width, height) / 2 + 6
+    np.testing.assert_allclose(zoom.get_xlim(), (x - reach, x + reach))
+    np.testing.assert_allclose(zoom.get_ylim(), (y + reach, y - reach))  # rows grow down
+    assert whole.get_xlim() == (-0.5, 199.5)  # the whole image
+
+
+def test_gallery_panels_say_which_kind_of_miss_they_show(ships):
+    images, labels = ships
+    empty = np.full(5, np.nan)
+    fig = plot_gallery(
+        images[:3],
+        [labels[0], labels[1], empty],
+        [labels[0], empty, labels[2]],
+        [0.95, 0.0, 0.0],
+        title="t",
+    )
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles == ["IoU 0.95", "ship missed: no box", "box, but no ship"]
+
+
+def test_training_curves_mark_the_kept_epoch_and_a_reference_level():
+    history = {
+        "loss": [1.0, 0.5, 0.4],
+        "val_loss": [0.9, 0.6, 0.7],
+        "accuracy": [0.7, 0.8, 0.9],
+        "val_accuracy": [0.75, 0.85, 0.8],
+        "images": [8000, 16000, 24000],
+    }
+    fig = plot_training_history(
+        history,
+        ("loss", "accuracy"),
+        x_axis="images",
+        kept=2,
+        levels={"accuracy": (0.8, "always 'ship'")},
+    )
+    loss, accuracy = fig.axes
+    kept_lines = [line for line in accuracy.lines if line.get_label() == "kept epoch"]
+    assert kept_lines and kept_lines[0].get_xdata()[0] == 16.0  # thousands of images
+    assert [
+        line.get_ydata()[0] for line in accuracy.lines if line.get_label() == "always 'ship'"
+    ] == [0.8]
+    colours = {
+        (ax, line.get_label()): line.get_color() for ax in (loss, accuracy) for line in ax.lines
+    }
+    assert (
+        colours[(loss, "validation")]
+        == colours[(accuracy, "validation")]
+        != colours[(loss, "training")]
+    )
+    assert accuracy.get_ylabel() == "accuracy" and loss.get_ylabel() == "loss"
+
+
+INTRO_FIGURE = Path(__file__).resolve().parents[1] / "book" / "_static" / "task.jpg"
+
+
+def test_the_introduction_shows_what_draw_intro_figure_draws():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    draw_intro_figure().savefig(
+        buffer, format="jpeg", bbox_inches="tight", pil_kwargs={"quality": 75}
+    )
+    drawn = np.asarray(Image.open(buffer).convert("L"), dtype=np.float64)
+    committed = np.asarray(Image.open(INTRO_FIGURE).convert("L"), dtype=np.float64)
+    regenerate = (
+        'redraw it: python -c "from spaceship_utils.plotting.samples import '
+        "draw_intro_figure; draw_intro_figure().savefig('book/_static/task.jpg', "
+        "bbox_inches='tight', pil_kwargs={'quality': 75})\""
+    )
+    assert drawn.shape == committed.shape, regenerate
+    assert np.abs(drawn - committed).mean() < 2.0, regenerate  # JPEG noise is well below

@@ -164,12 +164,13 @@ def test_the_shipped_run_and_its_kept_epoch_are_described():
     from spaceship_utils.pretrained import describe_shipped_run
     from spaceship_utils.training.recipes import TrainingConfig
 
-    run, kept = describe_shipped_run("detector", "detector").splitlines()
+    run, speed, machine, runtime, kept = describe_shipped_run("detector", "detector").splitlines()
     recipe = TrainingConfig.recipe("detector")  # the shipped detector is the recipe's run
     assert run.startswith(
         f"detector detector: {recipe.training_images:,} training images (batch 32) in "
     )
-    assert "validation included" in run and "training images/s in a median epoch" in run
+    assert "validation included" in speed and "training images/s in a median epoch" in speed
+    assert machine.startswith("machine: ") and runtime.startswith("runtime: Python ")
     history = shipped_history("detector", "detector")
     best = int(np.argmax(history["val_ap07"]))
     assert kept == (
@@ -231,7 +232,7 @@ def test_an_earlier_run_record_describes_the_run_its_history_holds(tmp_path):
     best = int(np.argmax(history["val_ap07"]))
     lines = describe_earlier_run("first_detector").splitlines()
     assert lines[0].startswith("first_detector (detector): 480,000 training images (batch 32)")
-    assert lines[1] == (
+    assert lines[-1] == (
         f"weights kept: epoch {best + 1} of {len(history['val_ap07'])}, the best val_ap07 "
         f"({history['val_ap07'][best]:.4f})"
     )
@@ -258,8 +259,8 @@ def test_a_run_started_from_earlier_weights_says_which(tmp_path):
     }
     (run / "provenance.json").write_text(json.dumps(record))
     append_history_row(run / "history.csv", {"epoch": 0, "val_ap07": 0.5, "images": 64})
-    first_line = describe_earlier_run("second_cycle", tmp_path).splitlines()[0]
-    assert "started from first.weights.h5 (SHA-256 abababababab...)" in first_line
+    second_line = describe_earlier_run("second_cycle", tmp_path).splitlines()[1]
+    assert second_line == "started from first.weights.h5 (SHA-256 abababababab...)"
 
 
 def test_a_line_vote_travels_in_the_manifest_and_a_broken_one_is_named(tmp_path):

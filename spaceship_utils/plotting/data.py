@@ -20,6 +20,7 @@ from spaceship_utils.data.preprocessing import THRESHOLD
 from spaceship_utils.plotting.samples import plot_sample
 from spaceship_utils.plotting.style import (
     CLASS_COLOURS,
+    COLUMN_INCHES,
     THRESHOLD_COLOUR,
 )
 from spaceship_utils.studies.pixel_statistics import PIXEL_CLASSES
@@ -54,15 +55,15 @@ def plot_layer_breakdown(
     panels = (
         (noise, None, "background noise"),
         (lines, None, "noise lines"),
-        (ship, label, "ship outline (true box in red)"),
-        (image, label, "the image: pixel-wise max"),
+        (ship, label, "ship (true box in red)"),
+        (image, label, "image: their maximum"),
     )
-    fig, axes = plt.subplots(1, 4, figsize=(10.4, 3.0))
+    fig, axes = plt.subplots(1, 4, figsize=(COLUMN_INCHES, 2.3))
     for ax, (layer, box, title) in zip(axes, panels, strict=True):
         plot_sample(ax, layer, box, title=title)
         _show_pixel_ticks(ax)
-        ax.set_xlabel("x (column, px)")
-    axes[0].set_ylabel("y (row, px)")
+        ax.set_xlabel("x (px)")
+    axes[0].set_ylabel("y (px)")
     fig.tight_layout()
     return fig
 
@@ -81,7 +82,7 @@ def plot_label_histograms(
     boxes = check_boxes(labels, "labels")
     has_ship = has_box(boxes)
     ships = boxes[has_ship]
-    fig, axes = plt.subplots(2, 3, figsize=(10.0, 5.6))
+    fig, axes = plt.subplots(2, 3, figsize=(COLUMN_INCHES, 5.0))
     for column, ax in enumerate(axes.flat[:5]):
         values = ships[:, column]
         ax.hist(values, bins=_histogram_edges(values), color="tab:blue", alpha=0.75)
@@ -136,7 +137,9 @@ def plot_threshold_comparison(
     thresholded = check_images(thresholded, "thresholded")
     boxes = check_boxes(boxes, "boxes")
     references = images if outlines is None else check_images(outlines, "outlines")
-    fig, axes = plt.subplots(len(images), 4, figsize=(9.6, 2.5 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(images), 4, figsize=(COLUMN_INCHES, 1.95 * len(images)), squeeze=False
+    )
     titles = (
         "raw",
         f"thresholded (>= {threshold})",
@@ -169,23 +172,24 @@ def plot_threshold_sweep(sweep, highlight: float | None = THRESHOLD) -> plt.Figu
     """
     thresholds = sweep.thresholds
     classes = PIXEL_CLASSES
-    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 3.4))
     shares = 100 * sweep.kept_share()
+    # Ship and line pixels are kept at almost the same rates: the ship's thick line under
+    # the lines' thin dashed one keeps both in sight.
+    style = {"ship": {"linewidth": 4, "alpha": 0.6}, "line": {"linestyle": "--"}}
     for code, name in enumerate(classes):
-        style = "--" if name == "line" else "-"
         axes[0].plot(
             thresholds,
             shares[:, code],
-            style,
             marker="o",
             markersize=3,
             color=CLASS_COLOURS[name],
             label=f"{name} pixels",
+            **style.get(name, {}),
         )
     axes[0].set_ylabel("pixels kept (%)")
-    axes[0].legend(frameon=False)
     per_image = (
-        (axes[1], sweep.kept_counts[:, :, 0], "ship pixels kept per image"),
+        (axes[1], sweep.kept_counts[:, :, 0], "ship px kept per image"),
         (axes[2], sweep.outline_snr, "outline SNR per image"),
     )
     for ax, values, ylabel in per_image:
@@ -201,13 +205,17 @@ def plot_threshold_sweep(sweep, highlight: float | None = THRESHOLD) -> plt.Figu
         ax.plot(thresholds, quartiles[1], marker="o", markersize=3, color="tab:red", label="median")
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
-    axes[1].legend(frameon=False, loc="upper right")
-    axes[2].legend(frameon=False, loc="upper left")
+    # One legend for all panels, below them: the panels are too narrow to hold one.
+    handles, labels = zip(
+        *(pair for ax in axes[:2] for pair in zip(*ax.get_legend_handles_labels(), strict=True)),
+        strict=True,
+    )
+    fig.legend(handles, labels, frameon=False, loc="lower center", ncol=3)
     for ax in axes:
         ax.set_xlabel("threshold")
         if highlight is not None:
             ax.axvline(highlight, color=THRESHOLD_COLOUR, linestyle=":", linewidth=1.5)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
 
 
@@ -217,7 +225,7 @@ def plot_pixel_value_densities(sweep, noise_level: float = NOISE_LEVEL) -> plt.F
     """
     grid = np.linspace(0, 1, 1001)
     edges = sweep.bin_edges
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.4))
     for code, name, density in ((2, "noise", noise_pixel_density), (0, "ship", ship_pixel_density)):
         counts = sweep.value_counts[code]
         measured = counts / (counts.sum() * np.diff(edges))

@@ -13,6 +13,7 @@ import numpy as np
 
 from spaceship_utils.core.geometry import box_corners, rotated_iou
 from spaceship_utils.core.validation import check_boxes, check_images
+from spaceship_utils.networks.windows import crop_windows, refinement_targets, window_frame_boxes
 from spaceship_utils.plotting.samples import plot_sample
 from spaceship_utils.plotting.style import (
     IMAGE_STYLE,
@@ -149,10 +150,6 @@ def plot_refinements(
     rows = -(-count // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
 
-    from spaceship_utils.networks.windows import (
-        window_frame_boxes,  # here: the refiner module imports Keras
-    )
-
     def in_pixels(values: np.ndarray) -> np.ndarray:
         """Refiner outputs or targets (K, 6) -> boxes in the window's pixels (K, 5)."""
         boxes = window_frame_boxes(values)
@@ -190,11 +187,6 @@ def plot_boxes_around_truth(
     images (K, 200, 200), turned and scaled as the refiner's windows are, showing their
     thresholded copy (the outline pixels that stand out of the noise): how a box lies on
     the ship, whatever it was cut around. Titles give the IoU."""
-    from spaceship_utils.networks.windows import (  # the refiner module imports Keras
-        crop_windows,
-        refinement_targets,
-    )
-
     windows = crop_windows(images, labels)
     truth = refinement_targets(labels, labels)
     corrections = refinement_targets(labels, boxes)

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from spaceship_utils.plotting.samples import plot_sample_grid
+from spaceship_utils.plotting.style import COLUMN_INCHES
 
 
 def plot_iou_histogram(
@@ -28,7 +29,16 @@ def plot_iou_histogram(
             label=f"{name} (n = {values.size:,})",
         )
     ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    ax.text(threshold, ax.get_ylim()[1] * 0.95, f" IoU = {threshold}", va="top")
+    # Above the plot, where no bar can hide it.
+    ax.annotate(
+        f"IoU = {threshold}",
+        (threshold, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+    )
     ax.set_xlabel("IoU with the true box (misses count 0)")
     ax.set_ylabel("samples")
     # Upper left, but right of the bar at IoU 0 (the misses), clear of the threshold's label.
@@ -44,17 +54,28 @@ def plot_score_by_group(
 
     `splits` maps a split name to rows of `harness.score_by_group` (group, samples, score).
     """
-    fig, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(splits),
+        figsize=(COLUMN_INCHES, 3.8),
+        sharey=True,
+        squeeze=False,
+    )
     for ax, (name, rows) in zip(axes.flat, splits.items(), strict=True):
         rows = [row for row in rows if row["group"] != "no ship"]
         positions = np.arange(len(rows))
-        ax.bar(positions, [row["score"] for row in rows], color="tab:blue", alpha=0.8)
-        for position, row in zip(positions, rows, strict=True):
-            ax.text(position, row["score"] + 0.01, f"n={row['samples']}", ha="center", fontsize=8)
+        scores = np.array([row["score"] for row in rows])
+        samples = np.array([row["samples"] for row in rows])
+        # One standard error of a rate on that many samples.
+        errors = np.sqrt(scores * (1 - scores) / np.maximum(samples, 1))
+        ax.bar(positions, scores, yerr=errors, color="tab:blue", alpha=0.8, capsize=3)
+        for position, count in zip(positions, samples, strict=True):
+            ax.text(position, 0.02, f"{count:,}", ha="center", color="white", rotation=90)
         ax.set_xticks(positions, [row["group"] for row in rows], rotation=25, ha="right")
-        ax.set_ylim(0, None)
-        ax.set_ylabel(f"share with IoU > {threshold}")
+        ax.set_ylim(0, 1)
         ax.set_title(f"by {name}")
+    axes[0, 0].set_ylabel(f"share with IoU > {threshold}")
+    fig.text(0.99, 0.01, "white: samples per bar; bars: ±1 standard error", ha="right")
     fig.tight_layout()
     return fig
 
@@ -67,7 +88,8 @@ def plot_gallery(
     title: str,
     columns: int = 4,
 ) -> plt.Figure:
-    """A titled grid of evaluated samples with their IoU; says so when there are none."""
+    """A titled grid of evaluated samples with their IoU (or which kind of miss: no box
+    on a ship, a box on an empty image); says so when there are none."""
     if len(images) == 0:
         fig, ax = plt.subplots(figsize=(6.4, 0.8))
         ax.axis("off")
@@ -77,8 +99,20 @@ def plot_gallery(
         np.stack(images),
         np.stack(true_boxes),
         np.stack(predicted_boxes),
-        titles=[f"IoU {iou:.2f}" for iou in ious],
+        titles=[
+            _sample_verdict(true, predicted, iou)
+            for true, predicted, iou in zip(true_boxes, predicted_boxes, ious, strict=True)
+        ],
         columns=columns,
     )
     fig.suptitle(title, y=1.02)
     return fig
+
+
+def _sample_verdict(true_box: np.ndarray, predicted_box: np.ndarray, iou: float) -> str:
+    """What a gallery panel says: the IoU, or which kind of miss scores 0."""
+    if np.isnan(predicted_box).any():
+        return "ship missed: no box"
+    if np.isnan(true_box).any():
+        return "box, but no ship"
+    return f"IoU {iou:.2f}"

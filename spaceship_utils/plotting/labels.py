@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from spaceship_utils.plotting.style import ENCODING_STYLES, PI_TICKS
+from spaceship_utils.plotting.style import COLUMN_INCHES, ENCODING_STYLES, PI_TICKS
 
 
 def plot_component_shares(
@@ -17,7 +17,7 @@ def plot_component_shares(
 ) -> plt.Figure:
     """Grouped bars: each label column's share of the MSE (left) and of the mean |gradient|
     (right), one bar colour per labelling scheme (the keys, e.g. 'raw', 'seed scale')."""
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.6), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.4), sharey=True)
     positions = np.arange(len(names))
     for ax, shares, ylabel in (
         (axes[0], loss_shares, "share of the MSE (%)"),
@@ -43,7 +43,11 @@ def plot_component_shares(
 def plot_yaw_codes(yaw_rad: np.ndarray, codes: Mapping[str, np.ndarray]) -> plt.Figure:
     """What each yaw encoding feeds the network: codes (K, 1) or (K, 2) against yaw (K,)."""
     fig, axes = plt.subplots(
-        1, len(codes), figsize=(3.5 * len(codes), 3.0), sharey=True, squeeze=False
+        1,
+        len(codes),
+        figsize=(min(3.5 * len(codes), COLUMN_INCHES), 3.0),
+        sharey=True,
+        squeeze=False,
     )
     for ax, (encoding, values) in zip(axes[0], codes.items(), strict=True):
         values = np.asarray(values).reshape(len(yaw_rad), -1)
@@ -71,7 +75,7 @@ def plot_yaw_losses(
     """Left: each yaw encoding's loss, relative to its largest value, as the prediction sweeps
     the circle (true yaw dotted, yaw + pi faint). Right: what the score sees, 1 - IoU of the
     predicted and the true box."""
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.8), sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.6), sharex=True)
     for encoding, values in losses.items():
         title, colour = ENCODING_STYLES.get(encoding, (encoding, "black"))
         axes[0].plot(yaw_pred_rad, values, color=colour, label=title)

@@ -8,7 +8,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from spaceship_utils.core.validation import check_images
-from spaceship_utils.plotting.style import PREDICTED_COLOUR, TRUE_COLOUR, draw_box
+from spaceship_utils.data.generator import first_centred_layers
+from spaceship_utils.plotting.style import (
+    BOOK_STYLE,
+    COLUMN_INCHES,
+    PREDICTED_COLOUR,
+    TRUE_COLOUR,
+    draw_box,
+)
 
 
 def plot_sample(
@@ -46,6 +53,7 @@ def plot_sample_grid(
     images = check_images(images)
     count = len(images)
     rows = max(1, int(np.ceil(count / columns)))
+    panel_size = min(panel_size, COLUMN_INCHES / columns)  # the grid fits the column
     fig, axes = plt.subplots(
         rows, columns, figsize=(panel_size * columns, panel_size * rows), squeeze=False
     )
@@ -62,3 +70,33 @@ def plot_sample_grid(
         )
     fig.tight_layout()
     return fig
+
+
+def plot_task(image: np.ndarray, ship: np.ndarray, true_box: np.ndarray) -> plt.Figure:
+    """The task in one figure: an image (200, 200) with its true box (x, y, yaw, width,
+    height) in red, and beside it the ship's own layer (200, 200) zoomed on the box, the
+    outline the noise hides (`data.generator.make_layers`)."""
+    fig, (whole, zoom) = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.6))
+    plot_sample(whole, image, true_box, title="an image and its box (200 × 200 px)")
+    plot_sample(zoom, ship, true_box, title="the ship hidden there, zoomed")
+    reach = np.hypot(true_box[3], true_box[4]) / 2 + 6  # the box's corners and 6 px
+    zoom.set_xlim(true_box[0] - reach, true_box[0] + reach)
+    zoom.set_ylim(true_box[1] + reach, true_box[1] - reach)
+    whole.indicate_inset_zoom(zoom, edgecolor="gold")
+    fig.tight_layout()
+    return fig
+
+
+def draw_intro_figure() -> plt.Figure:
+    """The book's opening figure, `book/_static/task.jpg` (the introduction is a page, not
+    a chapter, so the file is committed and a test checks it is what this draws):
+    `plot_task` on chapter 1's first sample (seed 0: its first ship centred well inside
+    the image)."""
+    state = np.random.get_state()  # the caller's legacy stream is left as it was
+    np.random.seed(0)
+    try:
+        layers = first_centred_layers(low=60, high=140)
+    finally:
+        np.random.set_state(state)
+    with plt.rc_context(BOOK_STYLE):
+        return plot_task(layers.image, layers.ship, layers.label)

@@ -10,6 +10,12 @@ import numpy as np
 from spaceship_utils.core.geometry import box_corners, heading_vectors
 from spaceship_utils.core.validation import check_boxes
 
+COLUMN_INCHES = 7.5
+"""The width of the book's text column at the figures' 100 dpi: 756 px in a 1280-px
+window. A figure no wider is shown at its natural size, its 10-pt text about 14 px; the
+page tests allow no image drawn at less than 0.8 of its width (text under 11 px)."""
+
+
 TRUE_COLOUR = "tab:red"
 
 
@@ -19,6 +25,18 @@ PREDICTED_COLOUR = "tab:cyan"
 FIGURE_FORMAT = ("jpeg", {"pil_kwargs": {"quality": 75}})
 """How notebooks embed figures: JPEG, because panels of uniform noise do not compress as
 PNG (a gallery of eight images is about 1 MB as PNG and well under 300 KB as JPEG)."""
+
+
+BOOK_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "image.cmap": "gray",
+}
+"""The Matplotlib settings of every figure in the book."""
 
 
 def use_book_style() -> None:
@@ -32,17 +50,7 @@ def use_book_style() -> None:
         if get_ipython() is not None:
             backend_inline = sys.modules["matplotlib_inline"].backend_inline
             backend_inline.set_matplotlib_formats(FIGURE_FORMAT[0], **FIGURE_FORMAT[1])
-    plt.rcParams.update(
-        {
-            "figure.dpi": 100,
-            "savefig.dpi": 100,
-            "font.size": 10,
-            "axes.titlesize": 10,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "image.cmap": "gray",
-        }
-    )
+    plt.rcParams.update(BOOK_STYLE)
 
 
 def draw_box(
@@ -89,14 +97,14 @@ bright pixels (up to 4.3, above the noise), blue for dark ones."""
 THRESHOLD_COLOUR = "tab:orange"
 
 
-PI_TICKS = (np.pi * np.arange(5) / 2, ["0", "pi/2", "pi", "3pi/2", "2pi"])
+PI_TICKS = (np.pi * np.arange(5) / 2, ["0", "π/2", "π", "3π/2", "2π"])
 
 
 CLASS_COLOURS = {"ship": "tab:red", "line": "tab:blue", "noise": "tab:gray"}
 
 
 ENCODING_STYLES = {
-    "raw": ("yaw / 2 pi (the seed)", "tab:purple"),
+    "raw": ("yaw / 2π (the seed)", "tab:purple"),
     "sincos": ("sin, cos of yaw", "tab:green"),
     "sincos2": ("sin, cos of 2 yaw", "tab:orange"),
 }

@@ -7,24 +7,41 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from spaceship_utils.plotting.style import COLUMN_INCHES
+
+CURVE_COLOURS = {"training": "tab:blue", "validation": "tab:orange"}
+"""One colour per curve, the same in every panel and chapter."""
+METRIC_NAMES = {
+    "loss": "loss",
+    "accuracy": "accuracy",
+    "ap07": "AP@0.7 (share with IoU > 0.7)",
+}
+"""The y-axis label of each metric a history records."""
+
 
 def plot_training_history(
     history: Mapping[str, Sequence[float]],
     metrics: Sequence[str] = ("loss",),
     x_axis: str = "epoch",
     x_label: str | None = None,
+    kept: int | None = None,
+    levels: Mapping[str, tuple[float, str]] | None = None,
 ) -> plt.Figure:
     """Training and validation curves, one panel per metric, against epochs or images.
 
     `x_axis` is 'epoch' (or any per-row count, named by `x_label`) or 'images' (thousands of
     training images, from the history's `images` column). Losses are drawn on a log scale;
-    `val_<metric>` entries become the validation curve.
+    `val_<metric>` entries become the validation curve. `kept` (an epoch, from 1) marks the
+    epoch whose weights the run keeps; `levels` draws, per metric, a reference level and
+    its label (e.g. {"accuracy": (0.8, "always 'ship'")}).
     """
     if x_axis not in ("epoch", "images"):
         raise ValueError(f"x_axis must be 'epoch' or 'images', got {x_axis!r}")
     if x_axis == "images" and "images" not in history:
         raise ValueError("x_axis='images' needs an 'images' column in the history")
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(min(4.2 * len(metrics), COLUMN_INCHES), 3.2), squeeze=False
+    )
     for ax, metric in zip(axes.flat, metrics, strict=True):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in history:
@@ -33,19 +50,27 @@ def plot_training_history(
                     x = np.asarray(history["images"], dtype=np.float64) / 1e3
                 else:
                     x = np.arange(1, values.size + 1)
+                curve = "validation" if key.startswith("val_") else "training"
                 ax.plot(
                     x,
                     values,
                     style,
+                    color=CURVE_COLOURS[curve],
                     marker="o" if values.size <= 40 else None,
                     markersize=3,
-                    label="validation" if key.startswith("val_") else "training",
+                    label=curve,
                 )
+        if kept is not None:
+            at = history["images"][kept - 1] / 1e3 if x_axis == "images" else kept
+            ax.axvline(at, color="black", linestyle=":", linewidth=1, label="kept epoch")
+        if levels and metric in levels:
+            level, name = levels[metric]
+            ax.axhline(level, color="tab:gray", linewidth=1, label=name)
         default_label = "training images (thousands)" if x_axis == "images" else "epoch"
         ax.set_xlabel(x_label or default_label)
-        ax.set_ylabel(metric)
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
         if "loss" in metric:
             ax.set_yscale("log")
-        ax.legend(frameon=False)
+        ax.legend(frameon=False, loc="best" if "loss" in metric else "lower right")
     fig.tight_layout()
     return fig

@@ -111,7 +111,7 @@ class ThresholdSweep:
     def summary_table(self) -> str:
         """One row per threshold: the share of each class kept (all images pooled), the
         ship's share of what is kept, and per image the median outline pixels kept and
-        the median outline SNR."""
+        the median outline SNR ("SNR")."""
         shares, ship_share = self.kept_share(), self.ship_share_of_kept()
         kept, snr = self.median_outline_kept(), self.median_outline_snr()
         rows = [
@@ -129,7 +129,7 @@ class ThresholdSweep:
             *(f"{name} kept" for name in PIXEL_CLASSES),
             "ship share of kept",
             "ship px kept (median)",
-            "outline SNR (median)",
+            "SNR (median)",
         ]
         return format_table(header, rows)
 

@@ -51,15 +51,15 @@ class GeneratedBatches(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        task_named(task)  # a ValueError naming the tasks there are
+        kind = task_named(task)  # a ValueError naming the tasks there are
         self.task = task
         self.batch_size = check_count(batch_size, "batch_size", minimum=1)
         self.steps_per_epoch = check_count(steps_per_epoch, "steps_per_epoch", minimum=1)
         self.seed = seed
         self.design = design
         check_count(clean_windows, "clean_windows", minimum=0)
-        self.clean_windows = clean_windows if task == "refiner" else 0
-        if own_answers is not None and task != "verifier":
+        self.clean_windows = clean_windows if kind.starts_clean else 0
+        if own_answers is not None and not kind.reads_hard_examples:
             raise ValueError(f"own_answers train the verifier only, not the {task}")
         self.own_answers = own_answers
         self.own_count = 0 if own_answers is None else round(OWN_ANSWER_SHARE * batch_size)

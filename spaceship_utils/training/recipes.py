@@ -122,14 +122,14 @@ class TrainingConfig:
             raise ValueError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.detector_options and self.task != "detector":
+        if self.detector_options and not task.takes_design:
             raise ValueError(f"detector_options apply to the detector only, not the {self.task}")
         split_design(self.detector_options)  # names an unknown option now, not hours later
         design_loss(self.detector_options)
         if self.initial_weights is not None:
             self.initial_weights = str(Path(self.initial_weights).expanduser().resolve())
         if self.own_answers is not None:
-            if self.task != "verifier":
+            if not task.reads_hard_examples:
                 raise ValueError(f"own_answers train the verifier only, not the {self.task}")
             self.own_answers = str(Path(self.own_answers).expanduser().resolve())
 

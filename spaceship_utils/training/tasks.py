@@ -71,6 +71,12 @@ class Task:
     """How a run starts from a weights file (None: `model.load_weights`)."""
     starts_from: str = "run of the same task and design"
     """Whose weights file a run of this task can start from, for error messages."""
+    takes_design: bool = False
+    """Whether the network is built from a design (`TrainingConfig.detector_options`)."""
+    reads_hard_examples: bool = False
+    """Whether a run can train on the refined detector's own answers (`hard_examples`)."""
+    starts_clean: bool = False
+    """Whether a fresh run's first windows come from noise-free images (`CLEAN_WINDOWS`)."""
 
     def start_from(self, model: keras.Model, path: str) -> None:
         """Load the weights file `path` into a fresh `model` of this task."""
@@ -167,6 +173,7 @@ TASKS: dict[str, Task] = {
         ship_share=SHIP_PROBABILITY,
         recipe={"epochs": 60, **_AVERAGED, "detector_options": DESIGNS["fast"]},
         boxes=detector_boxes,
+        takes_design=True,
     ),
     "refiner": Task(
         "refiner",
@@ -177,6 +184,7 @@ TASKS: dict[str, Task] = {
         monitor=("val_ap07", max),
         ship_share=1.0,
         recipe={"epochs": 120, **_AVERAGED},
+        starts_clean=True,
     ),
     "verifier": Task(
         "verifier",
@@ -189,6 +197,7 @@ TASKS: dict[str, Task] = {
         recipe={"epochs": 60, **_AVERAGED, "seed": 2},
         load_initial_weights=start_verifier_from,
         starts_from="verifier or refiner run (a refiner's trunk only)",
+        reads_hard_examples=True,
     ),
 }
 """The networks the book trains: the seed's two (chapters 4 and 5), chapter 7's detector,
