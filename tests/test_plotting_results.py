@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from spaceship_utils.core.geometry import box_corners
 from spaceship_utils.plotting.evaluation import (
     plot_gallery,
     plot_iou_histogram,
@@ -203,3 +204,19 @@ def test_the_introduction_shows_what_draw_intro_figure_draws():
     )
     assert drawn.shape == committed.shape, regenerate
     assert np.abs(drawn - committed).mean() < 2.0, regenerate  # JPEG noise is well below
+
+
+def test_a_zoomed_panel_frames_both_boxes_and_a_panel_without_one_keeps_the_image(ships):
+    images, labels = ships
+    far = labels[1] + [40.0, 0, 0, 0, 0]
+    empty = np.full(5, np.nan)
+    fig = plot_sample_grid(
+        images[:2], np.stack([labels[0], empty]), np.stack([far, empty]), zoom=True
+    )
+    first, second = fig.axes[:2]
+    corners = np.concatenate([box_corners(labels[0][None])[0], box_corners(far[None])[0]])
+    (left, right), (bottom, top) = first.get_xlim(), first.get_ylim()
+    assert left < corners[:, 0].min() and right > corners[:, 0].max()
+    assert top < corners[:, 1].min() and bottom > corners[:, 1].max()
+    assert right - left == pytest.approx(bottom - top)  # a square: the ship keeps its shape
+    assert second.get_xlim() == (-0.5, 199.5)

@@ -87,9 +87,11 @@ def plot_gallery(
     ious: Sequence[float],
     title: str,
     columns: int = 4,
+    zoom: bool = False,
 ) -> plt.Figure:
     """A titled grid of evaluated samples with their IoU (or which kind of miss: no box
-    on a ship, a box on an empty image); says so when there are none."""
+    on a ship, a box on an empty image), each panel cropped to its boxes with `zoom`; says
+    so when there are none."""
     if len(images) == 0:
         fig, ax = plt.subplots(figsize=(6.4, 0.8))
         ax.axis("off")
@@ -104,6 +106,7 @@ def plot_gallery(
             for true, predicted, iou in zip(true_boxes, predicted_boxes, ious, strict=True)
         ],
         columns=columns,
+        zoom=zoom,
     )
     fig.suptitle(title, y=1.02)
     return fig

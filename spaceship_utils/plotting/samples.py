@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from spaceship_utils.core.geometry import box_corners
 from spaceship_utils.core.validation import check_images
 from spaceship_utils.data.generator import first_centred_layers
 from spaceship_utils.plotting.style import (
@@ -48,8 +49,11 @@ def plot_sample_grid(
     titles: Sequence[str] | None = None,
     columns: int = 4,
     panel_size: float = 2.6,
+    zoom: bool = False,
 ) -> plt.Figure:
-    """A grid of samples: images (N, 200, 200), optional (N, 5) true and predicted boxes."""
+    """A grid of samples: images (N, 200, 200), optional (N, 5) true and predicted boxes;
+    with `zoom`, each panel is cropped to its boxes (`zoom_on_boxes`), so a 30-px ship is
+    not lost in 200 px of noise."""
     images = check_images(images)
     count = len(images)
     rows = max(1, int(np.ceil(count / columns)))
@@ -61,15 +65,31 @@ def plot_sample_grid(
         if index >= count:
             ax.axis("off")
             continue
-        plot_sample(
-            ax,
-            images[index],
-            None if true_boxes is None else true_boxes[index],
-            None if predicted_boxes is None else predicted_boxes[index],
-            None if titles is None else titles[index],
-        )
+        boxes = [None if boxes is None else boxes[index] for boxes in (true_boxes, predicted_boxes)]
+        plot_sample(ax, images[index], *boxes, None if titles is None else titles[index])
+        if zoom:
+            zoom_on_boxes(ax, boxes)
     fig.tight_layout()
     return fig
+
+
+def zoom_on_boxes(
+    ax: plt.Axes, boxes: Sequence[np.ndarray | None], margin_px: float = 12.0
+) -> None:
+    """Crop `ax` to a square around the corners of the boxes given (each (5,); None and NaN
+    boxes left out), `margin_px` beyond them; no box: the axes keep the whole image."""
+    corners = [
+        box_corners(np.asarray(box, dtype=np.float64)[None])[0]
+        for box in boxes
+        if box is not None and not np.isnan(box).any()
+    ]
+    if not corners:
+        return
+    points = np.concatenate(corners)
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    half = (points.max(axis=0) - points.min(axis=0)).max() / 2 + margin_px
+    ax.set_xlim(centre[0] - half, centre[0] + half)
+    ax.set_ylim(centre[1] + half, centre[1] - half)  # rows grow downwards
 
 
 def plot_task(image: np.ndarray, ship: np.ndarray, true_box: np.ndarray) -> plt.Figure:
