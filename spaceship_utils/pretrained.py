@@ -313,7 +313,7 @@ def load_pretrained(
             networks["refiner"],
             classifier=networks["classifier"],
             verifier=networks["verifier"],
-            **shipped | {"presence_threshold": threshold},
+            **shipped,
         )
     return BaselinePipeline(networks["classifier"], networks["regressor"], threshold)
 
