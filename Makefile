@@ -16,7 +16,7 @@ BOOK_HTML := book/_build/html
 MATHJAX_DIR := book/_mathjax
 MATHJAX := $(MATHJAX_DIR)/node_modules/.installed-stamp
 # pytest processes for the unit tests and the chapters (pytest-xdist): two, as many as the
-# CI machine's cores. Chapter 7 takes most of the chapters' time; the others run beside it.
+# CI machine's cores; the chapters and the unit test files are shared out between them.
 WORKERS ?= 2
 # `make test` runs the chapters with TensorFlow's oneDNN kernels off, so the network floats
 # differ from those the committed outputs were made with (by 1e-5 to 1e-3 px in a box, as
@@ -24,7 +24,7 @@ WORKERS ?= 2
 # tolerances of tests/nbval_numeric.py. `make test-exact` compares them exactly, with the
 # default settings, on the machine that wrote the outputs.
 # It also lifts any cap on oneDNN's instruction set (ONEDNN_MAX_CPU_ISA), which would make
-# chapter 7 twice as slow; `make test CROSS_CPU=` runs the chapters under your own settings.
+# chapters 9-11 twice as slow; `make test CROSS_CPU=` runs the chapters under your own settings.
 CROSS_CPU ?= -u ONEDNN_MAX_CPU_ISA TF_ENABLE_ONEDNN_OPTS=0
 
 .PHONY: book test test-exact lint format unit notebooks checks book-strict browser mathjax benchmark clean
@@ -76,9 +76,8 @@ notebooks: $(STAMP)
 test-exact: $(STAMP)
 	$(BIN)/python -m pytest notebooks --nbval --nbval-exact -n $(WORKERS) --dist loadfile
 
-# `unit` and `notebooks` in one pytest run: chapter 7 at its defaults takes most of the
-# time, so the unit tests and the other chapters run beside it, a test file or chapter at
-# a time in each process (the one with the most tests, chapter 7, starts first).
+# `unit` and `notebooks` in one pytest run, a test file or chapter at a time in each
+# process, so that the two processes stay busy to the end.
 checks: $(STAMP)
 	rm -rf $(QUICK_DIR)
 	env $(CROSS_CPU) $(BIN)/python -m pytest tests notebooks --nbval -m "not built_book" \

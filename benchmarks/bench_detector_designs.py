@@ -47,7 +47,7 @@ CANDIDATES = {
     "stride 8, 8x8 stem, bottleneck 64 x8": DESIGNS["fast"] | dict(dilations=EIGHT_BLOCKS),
     "stride 8, 8x8 stem, bottleneck 64 x6 (shipped)": DESIGNS["fast"],
     "stride 8, 8x8 stem, bottleneck 96 x6": DESIGNS["fast"] | dict(width=96),
-    # Chapter 7's ablations that change the cost per image:
+    # Chapter 7's ablations that change the cost per image, and chapter 9's rotated IoU loss:
     "shipped, 4x4 stem": DESIGNS["fast"] | FOUR_PIXEL_STEM,
     "shipped, raw image only": DESIGNS["fast"] | dict(inputs="raw"),
     "shipped, l1+gwd box loss": DESIGNS["fast"] | dict(box_loss="l1+gwd"),

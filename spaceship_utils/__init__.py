@@ -22,8 +22,9 @@ Folders, from the bottom up (each imports only from those above it in this list)
 - `plotting`: every figure of the book, by chapter.
 
 The commands: `python -m spaceship_utils.train` (train a network),
-`python -m spaceship_utils.evaluate` (score one) and `python -m spaceship_utils.own_answers`
-(collect the refined detector's own answers for its verifier).
+`python -m spaceship_utils.evaluate` (score one, or `--record` the book's pipelines) and
+`python -m spaceship_utils.own_answers` (collect the refined detector's own answers for its
+verifier).
 """
 
 from __future__ import annotations

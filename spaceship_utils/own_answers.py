@@ -39,3 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.restart_below is not None:
         model = model.with_settings(restart_below=args.restart_below)
     write_own_answers(model, args.directory, args.chunks, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -138,3 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         train_model(config, run_dir, hours=args.hours, log=lambda line: print(line, flush=True))
     except RunDirectoryError as error:
         parser.error(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ several):
     "metadata": {"nbval_numeric": {"samples": 10000}}
 
 A cell that prints a fitted model's coefficients may add "relative": 0.1, say: one sample
-near the boundary of a small fit (chapter 7's line vote, a logistic regression on a few
+near the boundary of a small fit (chapter 11's line vote, a logistic regression on a few
 hundred images) moves its coefficients by a few percent on another CPU, while the score it
 reaches, compared as a rate, stays put.
 
@@ -58,10 +58,11 @@ FLIPPED_SHARE = 0.0008
 """A statistic over n samples may move as if max(FLIPPED_SAMPLES, FLIPPED_SHARE * n) of
 them had changed their discrete decision (a threshold crossed, a box kept, a restart
 chosen) on another CPU. Seen: scores moved by at most 0.0005 on the 10,000 official samples
-(4 of the about 8,000 samples the score counts) and 0.0012 on chapter 7's 2,048 validation
-images (2 of about 1,650), between an AMD EPYC and the Intel Xeon that wrote the outputs,
-and between oneDNN off and on. Allowed: 0.0008 on 10,000 samples, a third of the standard
-error of a score near 0.95 there (0.0022), and 0.0024 on 2,048, half of it (0.0048)."""
+(4 of the about 8,000 samples the score counts) and 0.0012 on the 2,048 validation images
+of chapters 7 and 9-11 (2 of about 1,650), between an AMD EPYC and the Intel Xeon that wrote
+the outputs, and between oneDNN off and on. Allowed: 0.0008 on 10,000 samples, a third of
+the standard error of a score near 0.95 there (0.0022), and 0.0024 on 2,048, half of it
+(0.0048)."""
 
 RELATIVE = 0.01
 """Share of its size by which any other number (degrees, pixels, a fitted weight above 1)

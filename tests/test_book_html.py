@@ -416,9 +416,6 @@ their text at 10 pt at 100 dpi (about 14 px), so at 0.8 it stays above 11 px."""
 OPENING_CODE_LINES = 8
 """The most lines of code a page's first screen (1280 x 900) may show, one short cell:
 imports and parameters are collapsed (`hide-input`), so a page opens with its text."""
-NOT_YET_FITTED = {"notebooks/07_beyond_the_baseline.html"}
-"""Pages whose figures and outputs may still be wider than the column (shrunk, or
-scrolling): chapter 7's, until it is split into a part of short chapters."""
 
 
 @pytest.fixture(scope="module")
@@ -482,6 +479,5 @@ def test_page_reads_as_written(browser, page):
     assert seen["openingCodeLines"] <= OPENING_CODE_LINES, (
         f"{seen['openingCodeLines']} lines of code on the page's first screen"
     )
-    if page not in NOT_YET_FITTED:
-        assert not seen["shrunkImages"], f"figures drawn too small to read: {seen['shrunkImages']}"
-        assert not seen["wideOutputs"], f"outputs wider than the column: {seen['wideOutputs']}"
+    assert not seen["shrunkImages"], f"figures drawn too small to read: {seen['shrunkImages']}"
+    assert not seen["wideOutputs"], f"outputs wider than the column: {seen['wideOutputs']}"

@@ -224,30 +224,3 @@ def test_variants_reuse_the_refined_detectors_evaluation_and_refuse_another():
         evaluate_variants(variants, refined=computed["shipped"], **kwargs)  # voted presence
     with pytest.raises(ValueError, match="refined is not what these variants"):
         evaluate_variants(variants, refined=first, **{**kwargs, "seed": 5})
-
-
-def test_the_presence_change_table_counts_boxes_taken_and_given_by_kind():
-    from spaceship_utils.core.metrics import sample_ious
-    from spaceship_utils.evaluation.harness import Evaluation
-    from spaceship_utils.evaluation.restart_tables import presence_change_table
-
-    ship = [100.0, 100.0, 0.0, 20.0, 30.0]
-    labels = np.array([[np.nan] * 5, [np.nan] * 5, ship, ship, ship])
-    raw = np.array([ship, ship, ship, [130.0, 100.0, 0.0, 20.0, 30.0], ship])
-
-    def evaluation(drawn):
-        boxes = np.where(np.array(drawn)[:, None], raw, np.nan)
-        return Evaluation(labels, boxes, raw, np.zeros(5), sample_ious(boxes, labels), {}, {})
-
-    before, after = evaluation([1, 0, 1, 1, 0]), evaluation([0, 1, 0, 0, 1])
-    rows = [row.split()[-2:] for row in presence_change_table(before, after).splitlines()[2:]]
-    # empty images: one box taken, one given; hits: image 2 taken, 4 given; a miss taken
-    assert rows == [["1", "1"], ["1", "1"], ["1", "0"]]
-    moved = evaluation([1, 1, 1, 1, 1])
-    moved.raw_boxes = raw + [1.0, 0, 0, 0, 0]
-    with pytest.raises(ValueError, match="different boxes"):
-        presence_change_table(before, moved)
-    other = evaluation([1, 1, 1, 1, 1])
-    other.labels = labels[::-1]
-    with pytest.raises(ValueError, match="different samples"):
-        presence_change_table(before, other)

@@ -159,20 +159,6 @@ def test_the_fitted_vote_meets_the_gate_where_the_regression_meets_its_threshold
         fit_line_vote(features[ships], boxes[ships], three_way[ships], labels[ships], 0.5)
 
 
-def test_the_examples_are_a_box_taken_away_and_a_box_given_else_the_largest_moves():
-    from spaceship_utils.evaluation.outline_tables import line_vote_examples
-
-    labels = np.array([[np.nan] * 5, [np.nan] * 5, [100.0, 100.0, 0.0, 20.0, 30.0]] * 2)
-    three_way = np.array([0.6, 0.7, 0.5, 0.6, 0.5, 0.4])
-    line_presence = np.array([0.6, 0.3, 0.8, 0.6, 0.2, 0.45])
-    assert line_vote_examples(three_way, line_presence, labels, 0.54) == [1, 2]
-    # no box taken away nor given: the empty image lowered most, the ship raised most
-    moved = three_way + [0, -0.1, 0, -0.3, 0, 0.1]
-    assert line_vote_examples(three_way, moved, labels, 0.9) == [3, 5]
-    with pytest.raises(ValueError, match="a ship and images without"):
-        line_vote_examples(three_way[:2], line_presence[:2], labels[:2], 0.54)
-
-
 def test_the_decided_presence_is_the_votes_in_its_band_and_the_three_way_vote_elsewhere():
     vote = LineVote((0.0, 0.0, 1.0), 0.0, (0.3, 0.8))
     three_way = np.array([0.1, 0.5, 0.9])

@@ -11,7 +11,7 @@ from tests.quick_mode import ChapterFailed, read_quick_parameters, run_quick_not
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = {"name": "python3", "display_name": "Python 3", "language": "python"}
-CHAPTERS = sorted(NOTEBOOKS.glob("0*.ipynb"))
+CHAPTERS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
 def parameters_cell(notebook) -> dict[str, object]:
@@ -101,77 +101,58 @@ def test_committed_figures_stay_under_300_kb(path):
                     assert size < 300_000, f"cell {index}: {kind} of {size // 1000} KB"
 
 
-@pytest.mark.parametrize(
-    "chapter, row_start, columns",
-    [
-        (
-            "06_evaluation.ipynb",
-            "| shipped weights",
-            {1: "baseline_score", 2: "baseline_mean_iou", 3: "baseline_classifier_accuracy"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| shipped detector",
-            {1: "detector_score", 2: "detector_mean_iou", 3: "detector_mean_iou_where_boxed"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| refined detector",
-            {1: "refined_score", 2: "refined_mean_iou", 3: "refined_mean_iou_where_boxed"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| with restarts",
-            {1: "restarted_score", 2: "restarted_mean_iou", 3: "restarted_mean_iou_where_boxed"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| with the verifier's vote",
-            {1: "voted_score", 2: "voted_mean_iou", 3: "voted_mean_iou_where_boxed"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| with outline fits",
-            {1: "fitted_score", 2: "fitted_mean_iou", 3: "fitted_mean_iou_where_boxed"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| with the line vote",
-            {1: "lined_score", 2: "lined_mean_iou", 3: "lined_mean_iou_where_boxed"},
-        ),
-        (
-            "07_beyond_the_baseline.ipynb",
-            "| with line-free fits",
-            {
-                1: "line_free_score",
-                2: "line_free_mean_iou",
-                3: "line_free_mean_iou_where_boxed",
-            },
-        ),
-    ],
-)
+README_ROWS = [
+    (
+        "06_evaluation.ipynb",
+        "| seed baseline, shipped weights",
+        {1: "{baseline_score:.4f}", 2: "{baseline_mean_iou:.4f}"},
+    ),
+    (
+        "07_a_detector_for_the_cpu.ipynb",
+        "| one-network detector",
+        {1: "{detector_score:.4f}", 2: "{detector_mean_iou:.4f}"},
+    ),
+    (
+        "12_the_whole_pipeline.ipynb",
+        "| shipped pipeline |",
+        {1: "{line_free_score:.4f}", 2: "{line_free_mean_iou:.4f}"},
+    ),
+    (
+        "12_the_whole_pipeline.ipynb",
+        "| shipped pipeline, held-out seed",
+        {
+            1: "{held_out_score:.4f} (s.e. {held_out_standard_error:.4f})",
+            2: "{held_out_mean_iou:.4f}",
+        },
+    ),
+]
+"""README's results table: the row's first cell, and each later cell as the chapter's
+recorded values format it."""
+
+
+@pytest.mark.parametrize("chapter, row_start, columns", README_ROWS)
 def test_the_readme_quotes_the_scores_the_chapters_recorded(chapter, row_start, columns):
     from spaceship_utils.evaluation.book_results import recorded_values
 
-    recorded = recorded_values(NOTEBOOKS / chapter)
+    recorded = {key: float(value) for key, value in recorded_values(NOTEBOOKS / chapter).items()}
     readme = (NOTEBOOKS.parent / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith(row_start))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    for column, key in columns.items():
-        assert cells[column] == f"{float(recorded[key]):.4f}", key
+    for column, template in columns.items():
+        assert cells[column] == template.format(**recorded), template
 
 
-def test_the_readme_quotes_chapter_6s_batch_statistics_refresh():
+def test_the_readme_quotes_the_shipped_pipeline_s_size_and_speed():
     from spaceship_utils.evaluation.book_results import recorded_values
 
-    recorded = recorded_values(NOTEBOOKS / "06_evaluation.ipynb")
+    recorded = recorded_values(NOTEBOOKS / "12_the_whole_pipeline.ipynb")
     readme = " ".join((NOTEBOOKS.parent / "README.md").read_text().split())
-    shipped = float(recorded["regressor_hit_rate_shipped"])
-    refreshed = float(recorded["regressor_hit_rate_refreshed"])
-    assert (
-        f"from {shipped:.1%} to {refreshed:.1%} of the validation ships".replace("%", " %")
-        in readme
+    parameters = int(float(recorded["shipped_parameters"]))
+    assert f"{parameters:,} trainable parameters" in readme
+    shipped, baseline = (
+        float(recorded[f"{name}_ms_per_image"]) for name in ("shipped", "baseline")
     )
+    assert f"{shipped:.1f} ms per image against the baseline's {baseline:.1f}" in readme
 
 
 def test_recorded_values_read_back_what_record_stored(tmp_path):

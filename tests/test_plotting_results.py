@@ -1,4 +1,5 @@
-"""Tests of the figures of chapters 4-7: samples with boxes, histories, scores, galleries."""
+"""Tests of the figures of chapters 4-8 and 11: samples with boxes, histories, scores,
+galleries, outline fits."""
 
 import io
 from pathlib import Path
@@ -220,3 +221,41 @@ def test_a_zoomed_panel_frames_both_boxes_and_a_panel_without_one_keeps_the_imag
     assert top < corners[:, 1].min() and bottom > corners[:, 1].max()
     assert right - left == pytest.approx(bottom - top)  # a square: the ship keeps its shape
     assert second.get_xlim() == (-0.5, 199.5)
+
+
+def test_the_pipeline_map_highlights_the_chapter_s_own_stages():
+    from spaceship_utils.plotting.pipeline import NEW_COLOUR, PIPELINE_STAGES, plot_pipeline
+    from spaceship_utils.plotting.style import COLUMN_INCHES
+
+    fig = plot_pipeline(11)
+    assert fig.get_size_inches()[0] <= COLUMN_INCHES
+    from matplotlib.patches import FancyBboxPatch
+
+    boxes = [patch for patch in fig.axes[0].patches if isinstance(patch, FancyBboxPatch)]
+    assert len(boxes) == len(PIPELINE_STAGES) + 2  # and the image, and the answer
+    faces = [patch.get_facecolor() for patch in boxes]
+    new = [face for face in faces if face == plt.matplotlib.colors.to_rgba(NEW_COLOUR)]
+    assert len(new) == sum(chapter == 11 for _, chapter in PIPELINE_STAGES) == 2
+    with pytest.raises(ValueError, match="7-12"):
+        plot_pipeline(6)
+
+
+def test_stage_scores_and_latency_draw_one_mark_per_pipeline():
+    from types import SimpleNamespace
+
+    from spaceship_utils.plotting.evaluation import plot_latency, plot_stage_scores
+
+    results = {
+        name: SimpleNamespace(score=score, standard_error=0.005)
+        for name, score in (("detector", 0.77), ("refined", 0.89), ("shipped", 0.96))
+    }
+    fig = plot_stage_scores(results)
+    ax = fig.axes[0]
+    names = [label.get_text() for label in ax.get_yticklabels()]
+    ticks = dict(zip(names, ax.get_yticks(), strict=True))
+    assert ticks["detector"] > ticks["refined"] > ticks["shipped"]  # the first stage on top
+    costs = [{"pipeline": "a", "ms_per_image": 7.0}, {"pipeline": "b", "ms_per_image": 29.0}]
+    fig = plot_latency(costs, budget_ms=20)
+    bars = fig.axes[0].patches
+    assert len(bars) == 2 and bars[1].get_width() == 29.0
+    assert any("budget 20 ms" in text.get_text() for text in fig.axes[0].texts)

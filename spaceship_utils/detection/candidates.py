@@ -15,18 +15,18 @@ from spaceship_utils.detection.outline_fit import fit_outlines_to_maps, log_rati
 OUTLINE_WEIGHT = None
 """How much the log-likelihood ratio of a candidate's fitted outline (`outline_fit`) adds
 to the verifier's log-odds when the refined detector picks among its restart candidates;
-None: no outlines are fitted. `load_pretrained` sets the value chapter 7 chose."""
+None: no outlines are fitted. `load_pretrained` sets the value chapter 11 chose."""
 
 
 PLAIN_FITS_WEIGHT = 0.05
-"""The outline weight chapter 7 chose for outlines fitted on the plain log ratios, before
+"""The outline weight chapter 11 chose for outlines fitted on the plain log ratios, before
 it fitted them on the line-free ones; its line vote was fitted on the boxes kept with it."""
 
 
 LINE_FREE_FITS = False
 """Whether the refined detector fits those outlines on the log ratios with the long noise
 lines made neutral (`line_search.line_free_log_ratios`) instead of the plain ones
-(`outline_fit.log_ratio_maps`); `load_pretrained` sets the value chapter 7 chose."""
+(`outline_fit.log_ratio_maps`); `load_pretrained` sets the value chapter 11 chose."""
 
 
 def chosen_candidates(

@@ -30,7 +30,7 @@ four steps (all on the CPU with Numba):
 The box is read off the corners it settles on; the generator's centre and width are
 integers, and the box's are rounded to them. A noise line lying along a hypothesised
 edge looks like an outline to this model, so on its own it is a poor judge between
-far-apart boxes; chapter 7 uses it to propose one more candidate per restart start
+far-apart boxes; chapter 11 uses it to propose one more candidate per restart start
 and as a small term in the verifier's choice.
 """
 

@@ -109,8 +109,9 @@ class PresenceVote:
     def restart_eligible(self, presence: np.ndarray) -> np.ndarray:
         """Where (N,) a doubted box is worth restarting, given the presence (N,) before the
         verifier votes: where the gate will draw it or, when the verifier votes, where even
-        a score of 1 can lift the vote to `verified_presence_threshold`. A `line_vote` may
-        still draw a box below that, in its band; such a box keeps its first start."""
+        a score of 1 can lift the vote to `verified_presence_threshold`. A `line_vote`, if
+        given, may still draw a box below that, in its band; such a box keeps its first
+        start."""
         if self.verifier_votes:
             return vote_can_reach(presence, self.voters, self.verified_presence_threshold)
         return np.asarray(presence) >= self.presence_threshold

@@ -24,30 +24,30 @@ RESTART_SHIFTS = ((14.0, 0.0), (-14.0, 0.0), (0.0, 14.0), (0.0, -14.0))
 """The moves (px along the proposal's length, px across it) from which the refined detector
 also starts the refiner again on a box its verifier doubts: the proposal 14 px forward,
 back and to either side, its axis kept. A refiner can be lost in place, not only turned:
-started elsewhere on the ship, it may find the outline it missed. Chapter 7 chose the
+started elsewhere on the ship, it may find the outline it missed. Chapter 10 chose the
 distance (6 to 22 px measured) on its validation images and 4,096 fresh ones."""
 
 
 SECOND_PEAK_CLEARANCE = 2
 """How far from its heatmap's peak (cells along x or y, 8 px each) the refined detector
 looks for the last start of a restart: the detector's box at the best cell outside that
-square, its second guess of where the ship is. On chapter 7's validation images and 4,096
+square, its second guess of where the ship is. On chapter 10's validation images and 4,096
 fresh ones, 2 cells did better than 4."""
 
 
 RESTART_BELOW = 0.9
 """The verifier's score under which the refined detector restarts a box from its
-`restart_candidates`: on chapter 7's validation images, about 15 % of them (17 % once the
-verifier votes on presence, `VERIFIED_PRESENCE_THRESHOLD`), and the
-best of the thresholds chapter 7 tried there and on 4,096 fresh images (its restart table
-shows them; its cost table, what they cost). Each cycle of the verifier changes how much it
-doubts, so each gets its own threshold (the first one's was 0.995, the second's 0.8)."""
+`restart_candidates`: on chapter 10's validation images, about 16 % of them (17 % once the
+verifier votes on presence, `VERIFIED_PRESENCE_THRESHOLD`). Chosen there and on 4,096 fresh
+images; chapter 10's restart table shows it on a plateau from 0.8 to 1.0, and chapter 12's
+cost table what the restarts cost. Each round of the verifier's training changes how much
+it doubts, so each gets its own threshold."""
 
 
 RESTART_VIEWS = False
-"""Whether the restarts average the refiner's answers over the four window views, as the
-first start does (`REFINER_VIEWS`). On chapter 7's validation images one view scored as
-well or better, for a quarter of the work."""
+"""Whether the restarts average the refiner's answers over the four window views
+(`REFINER_VIEWS` says the same for the first start). One view scored as well or better on
+the validation images, for a quarter of the work."""
 
 
 def turned_boxes(boxes: np.ndarray, turn: float) -> np.ndarray:

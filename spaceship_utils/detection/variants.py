@@ -1,5 +1,5 @@
 """Several refined detectors that differ only in settings (`with_settings`), scored on the
-same images with the work they share done once: how chapter 7 scores each stage."""
+same images with the work they share done once: how chapter 12 scores each stage."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def variant_predictions(
     `predict_details`, with the work they share done once. The detector, classifier and
     refiner run once; the restarts (and the outline fits of each kind some variant fits)
     run once on every image any variant restarts; each variant then picks its own
-    candidates and gates its own presence. Chapter 7 scores the stages of its pipeline on
+    candidates and gates its own presence. Chapter 12 scores the stages of the pipeline on
     10,000 images this way. Given `refined`, the refined boxes (N, 5) and presence (N,)
     before the verifier votes that their refined detector (without a verifier) answered on
     these images already, the refiner and the classifier do not run again, and the

@@ -2,9 +2,12 @@
 
 - `harness`: the challenge score on official samples (`evaluate_model`), galleries,
   groups, comparisons.
-- `refiner_tables`: chapter 7's tables of the refiner: passes, views, the presence vote.
-- `restart_tables`: chapter 7's tables of the verifier's restarts and its vote.
-- `outline_tables`: chapter 7's tables of the outline fits and the line vote.
+- `refiner_tables`: chapter 9's tables of the refiner: passes, views, the presence vote.
+- `restart_tables`: chapter 10's tables of the verifier's restarts and its vote.
+- `outline_tables`: chapter 11's tables of the outline fits and the line vote.
+- `recorded`: predictions recorded on the official samples, read back after a replay.
+- `stage_gains`: chapter 12's pipelines by stage, left out one at a time, and the paired
+  bootstrap that measures each stage's gain.
 - `cost`: trainable parameters, FLOPs and CPU latency.
 - `book_results`: numbers a chapter records for the book's other pages to quote.
 """

@@ -30,6 +30,13 @@ from spaceship_utils.data.generator import make_data
 from spaceship_utils.detection.pipelines import Predictions
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
 from spaceship_utils.detection.variants import variant_predictions
+from spaceship_utils.evaluation.recorded import (
+    REPLAY_SAMPLES,
+    Recording,
+    RecordingError,
+    check_replay,
+    find_recording,
+)
 from spaceship_utils.studies.label_statistics import outline_leaves_image
 
 PUBLISHED_SCORE = 0.46879
@@ -64,6 +71,9 @@ class Evaluation:
     ious: np.ndarray
     galleries: dict[str, Gallery]
     seconds: dict[str, float]
+    recorded: bool = False
+    """True when the predictions were read from a recording (`evaluation.recorded`) after
+    a replay of the first samples: the inference seconds are those timed when recorded."""
 
     @property
     def has_ship(self) -> np.ndarray:
@@ -140,7 +150,9 @@ class Evaluation:
             f"presence accuracy (ship or no ship right): {self.classifier_accuracy:.4f}\n"
             f"nose direction right on hits: {heading:.4f} ({hits} boxes with IoU > 0.7)\n"
             f"time: {total:.1f} s (generation {self.seconds['generation']:.1f} s, "
-            f"inference {self.seconds['inference']:.1f} s, scoring {self.seconds['scoring']:.1f} s)"
+            f"inference {self.seconds['inference']:.1f} s"
+            f"{' when recorded' if self.recorded else ''}, "
+            f"scoring {self.seconds['scoring']:.1f} s)"
         )
 
 
@@ -154,17 +166,35 @@ def official_samples(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_model(
-    model, samples: int = 10_000, seed: int = 0, chunk_size: int = 500, gallery_size: int = 8
+    model,
+    samples: int = 10_000,
+    seed: int = 0,
+    chunk_size: int = 500,
+    gallery_size: int = 8,
+    recorded: str | None = None,
 ) -> Evaluation:
-    """Score `model.predict_details` on `samples` official samples after np.random.seed(seed)."""
+    """Score `model.predict_details` on `samples` official samples after np.random.seed(seed).
+
+    Given `recorded`, a pipeline name, and a recording of that name for these samples and
+    seed (`evaluation.recorded`), the model predicts only the first samples again, to
+    check the recording is its own, and the rest is read from the recording."""
     evaluations = evaluate_predictions(
-        lambda images, _: {"model": model.predict_details(images)},
+        lambda images, _: {recorded or "model": model.predict_details(images)},
         samples,
         seed,
         chunk_size,
         gallery_size,
+        recordings=_recordings([recorded] if recorded else [], samples, seed),
     )
-    return evaluations["model"]
+    return next(iter(evaluations.values()))
+
+
+def _recordings(names: list[str], samples: int, seed: int) -> dict[str, Recording] | None:
+    """The recordings of all these pipelines on these samples, or None if any is missing."""
+    found = {name: find_recording(name, samples, seed) for name in names}
+    if not names or any(recording is None for recording in found.values()):
+        return None
+    return found
 
 
 REUSE_CHECKED = 32
@@ -179,6 +209,7 @@ def evaluate_variants(
     chunk_size: int = 500,
     gallery_size: int = 8,
     refined: Evaluation | None = None,
+    recorded: bool = False,
 ) -> dict[str, Evaluation]:
     """`evaluate_model` of refined detectors that differ only in their verifier, presence
     thresholds, outline weight, line-free fits and line vote, on the same official samples,
@@ -186,7 +217,8 @@ def evaluate_variants(
     inference seconds are those of all of them together). Given `refined`, the
     `evaluate_model` of their refined detector without its verifier on the same samples
     and seed, its refined boxes and presence are reused rather than computed again (the
-    first `REUSE_CHECKED` images are, to check that they match)."""
+    first `REUSE_CHECKED` images are, to check that they match). With `recorded`, the
+    variants' recordings under their names are read if all exist (see `evaluate_model`)."""
     if refined is not None and len(refined.labels) != samples:
         raise ValueError(f"refined scored {len(refined.labels)} samples, not {samples}")
 
@@ -198,7 +230,10 @@ def evaluate_variants(
             check_reused_refinement(next(iter(variants.values())), images, *known)
         return variant_predictions(variants, images, refined=known)
 
-    evaluations = evaluate_predictions(predict, samples, seed, chunk_size, gallery_size)
+    recordings = _recordings(list(variants) if recorded else [], samples, seed)
+    evaluations = evaluate_predictions(
+        predict, samples, seed, chunk_size, gallery_size, recordings=recordings
+    )
     if refined is not None:
         labels = next(iter(evaluations.values())).labels
         if not np.array_equal(labels, refined.labels, equal_nan=True):
@@ -233,14 +268,21 @@ def evaluate_predictions(
     seed: int,
     chunk_size: int,
     gallery_size: int,
+    recordings: dict[str, Recording] | None = None,
 ) -> dict[str, Evaluation]:
     """Score the predictions `predict` returns, by name, for raw images (N, 200, 200) and
     where they lie among the samples (a slice), on `samples` official samples after
     np.random.seed(seed), `chunk_size` at a time. A first, untimed call gets one blank image
-    and an empty slice: building the predict functions is not inference time."""
+    and an empty slice: building the predict functions is not inference time. Given
+    `recordings` by the same names, `predict` runs on the first `REPLAY_SAMPLES` samples
+    only, which must match them (`recorded.check_replay`); the rest is read from them."""
     samples = check_count(samples, "samples", minimum=1)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
     names = list(predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32), slice(0, 0)))
+    if recordings is not None:
+        if set(recordings) != set(names):
+            raise RecordingError(f"recordings of {sorted(recordings)} for pipelines {names}")
+        predict = _replayed(predict, recordings)
     np.random.seed(seed)
     seconds = {"generation": 0.0, "inference": 0.0, "scoring": 0.0}
     fields = ("labels", "boxes", "raw_boxes", "presence", "ious")
@@ -262,14 +304,35 @@ def evaluate_predictions(
             for key, value in zip(fields, values, strict=True):
                 parts[name][key].append(value)
             _fill_galleries(galleries[name], gallery_size, images, labels, got.boxes, ious[name])
+    if recordings is not None:
+        seconds["inference"] = next(iter(recordings.values())).seconds["inference"]
     return {
         name: Evaluation(
             **{key: np.concatenate(parts[name][key]) for key in fields},
             galleries=galleries[name],
             seconds=dict(seconds),
+            recorded=recordings is not None,
         )
         for name in names
     }
+
+
+def _replayed(
+    predict: Callable[[np.ndarray, slice], dict[str, Predictions]],
+    recordings: dict[str, Recording],
+) -> Callable[[np.ndarray, slice], dict[str, Predictions]]:
+    """`predict` that checks the recordings on the first `REPLAY_SAMPLES` samples, then
+    answers every chunk from them."""
+
+    def replayed(images: np.ndarray, chunk: slice) -> dict[str, Predictions]:
+        if chunk.start == 0:
+            count = min(REPLAY_SAMPLES, len(images))
+            fresh = predict(images[:count], slice(0, count))
+            for name, recording in recordings.items():
+                check_replay(recording, fresh[name])
+        return {name: recording.predictions(chunk) for name, recording in recordings.items()}
+
+    return replayed
 
 
 def _fill_galleries(

@@ -1,6 +1,6 @@
-"""Chapter 7's tables of the generator's outline fitted to each candidate: which weight to
-give its likelihood, what the truth would pick, and the line vote on presence. They replay
-the pipeline's choice (`candidates.chosen_candidates`) on runs computed once."""
+"""Chapter 11's tables of the generator's outline fitted to each candidate: which weight to
+give its likelihood, what the truth would pick, and (its exercise) a line vote on presence.
+They replay the pipeline's choice (`candidates.chosen_candidates`) on runs computed once."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def line_free_fit_table(
     images (N, 200, 200) against their labels (N, 5): the outlines fitted on the plain log
     ratios (`plain`) at `plain_weight`, then those fitted on the line-free ones (`free`,
     `outline_runs(..., line_free=True)`) at each of `weights`, each with `model`'s presence
-    (its three-way vote and line vote, `PresenceVote.voted_presence`) at its
+    (its three-way vote, and its line vote if it has one: `PresenceVote.voted_presence`) at its
     gate: the restarted ships whose kept box hits (IoU above 0.7), the empty images boxed,
     the ships unboxed and the challenge score; last, for each kind of fit, the truth
     picking among the candidates and deciding presence."""
@@ -199,14 +199,14 @@ def line_free_fit_table(
         bound = ap_at_iou(np.where(has_ship[:, None], best, np.nan), labels)
         rows.append(
             (
-                f"the truth picks, {kind} fits",
+                f"truth picks, {kind} fits",
                 f"{np.sum(hits)} of {np.sum(restarted_ships)}",
                 "0",
                 "0",
                 f"{bound:.4f}",
             )
         )
-    header = ("candidates", "restarted ships hit", "empty images boxed", "ships unboxed")
+    header = ("candidates", "restarted hits", "empty boxed", "ships unboxed")
     return format_table((*header, "validation score"), rows)
 
 
@@ -260,28 +260,3 @@ def line_vote_table(
             )
         )
     return vote_table(rows, boxes, labels, "images asked")
-
-
-def line_vote_examples(
-    three_way: np.ndarray, line_presence: np.ndarray, labels: np.ndarray, gate_threshold: float
-) -> list[int]:
-    """Two images to show what the line vote changes, from the three-way vote (N,), the
-    presence once the line vote decides (N,) and the labels (N, 5): the first empty image
-    whose box it takes away (else the empty image whose presence it lowers most), and the
-    first ship it gives a box (else the ship whose presence it raises most)."""
-    has_ship = has_box(labels)
-    if has_ship.all() or not has_ship.any():
-        raise ValueError("line_vote_examples needs images with a ship and images without one")
-    before, after = three_way >= gate_threshold, line_presence >= gate_threshold
-    change = np.asarray(line_presence, dtype=np.float64) - three_way
-    examples = []
-    for kind, flipped, order in (
-        (~has_ship, before & ~after, change),
-        (has_ship, ~before & after, -change),
-    ):
-        candidates = np.flatnonzero(kind & flipped)
-        if candidates.size == 0:
-            candidates = np.flatnonzero(kind)
-            candidates = candidates[np.argsort(order[candidates], kind="stable")]
-        examples.append(int(candidates[0]))
-    return examples

@@ -1,4 +1,4 @@
-"""Chapter 7's tables of the refiner: the score after each pass, one view or four, and the
+"""Chapter 9's tables of the refiner: the score after each pass, one view or four, and the
 classifier's vote on presence, from the boxes of every pass computed once."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chapter 7's tables of the verifier's restarts: how many boxes each threshold restarts and
+"""Chapter 10's tables of the verifier's restarts: how many boxes each threshold restarts and
 what that buys, and the verifier's vote on presence. They replay the pipeline's choice
 (`candidates.chosen_candidates`) on the starts of every image, computed once."""
 
@@ -8,9 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from spaceship_utils.core.geometry import rotated_iou
 from spaceship_utils.core.metrics import (
-    IOU_THRESHOLD,
     ap_at_iou,
     axis_errors_degrees,
     best_presence_threshold,
@@ -28,7 +26,6 @@ from spaceship_utils.detection.presence import (
     with_one_more_vote,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
-from spaceship_utils.evaluation.harness import Evaluation
 
 
 @dataclass(frozen=True)
@@ -270,26 +267,3 @@ def far_axis_errors_by_shape(
     return format_table(
         ("length / width", "boxes", "median axis error", "box diagonal", "tail edge"), rows
     )
-
-
-def presence_change_table(before: Evaluation, after: Evaluation) -> str:
-    """Where two evaluations of the same samples and the same raw boxes (N, 5) make
-    different presence calls: how many empty images, ships whose box hits (IoU above 0.7)
-    and ships whose box misses had their box taken away and given, going from `before` to
-    `after`."""
-    if not np.array_equal(before.labels, after.labels, equal_nan=True):
-        raise ValueError("the two evaluations scored different samples")
-    if not np.array_equal(before.raw_boxes, after.raw_boxes, equal_nan=True):
-        raise ValueError("the two evaluations have different boxes: compare presence alone")
-    hit = np.nan_to_num(rotated_iou(before.raw_boxes, before.labels), nan=0.0) > IOU_THRESHOLD
-    taken = before.predicted_ship & ~after.predicted_ship
-    given = ~before.predicted_ship & after.predicted_ship
-    kinds = {
-        "empty images": ~before.has_ship,
-        "ships, the box a hit": before.has_ship & hit,
-        "ships, the box a miss": before.has_ship & ~hit,
-    }
-    rows = [
-        (name, f"{np.sum(kind & taken)}", f"{np.sum(kind & given)}") for name, kind in kinds.items()
-    ]
-    return format_table(("images", "box taken away", "box given"), rows)

@@ -1,6 +1,6 @@
 """The detector's loss: focal loss on the heatmap, and on the cells near each ship an L1 loss
-on its box channels (the default) or one of the alternative box losses chapter 7 compares
-(`BOX_LOSSES`: Gaussian Wasserstein distance, rotated IoU)."""
+on its box channels (the default) or one of the alternative box losses (`BOX_LOSSES`: the
+Gaussian Wasserstein distance chapter 7 compares, the rotated IoU of chapter 9)."""
 
 from __future__ import annotations
 

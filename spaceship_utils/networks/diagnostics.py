@@ -79,16 +79,17 @@ def memorise_batch(
 def fit_report(
     network: keras.Model, images: np.ndarray, labels: np.ndarray, training: bool
 ) -> tuple[str, np.ndarray]:
-    """How well `network` fits a batch: a line with each image's IoU and presence, and the
-    decoded boxes (N, 5). `training` runs batch normalisation on the batch's own statistics
-    (and nudges its running averages) instead of using the running averages."""
+    """How well `network` fits a batch: two lines, each image's IoU and each image's
+    presence, and the decoded boxes (N, 5). `training` runs batch normalisation on the
+    batch's own statistics (and nudges its running averages) instead of using the running
+    averages."""
     outputs = keras.ops.convert_to_numpy(network(images.astype(np.float32), training=training))
     boxes, presence = decode_predictions(outputs)
     ious = rotated_iou(boxes, labels)
     mode = "training mode" if training else "inference mode"
     line = (
-        f"{mode:>14}: IoU {np.array2string(ious, precision=2)}, mean {ious.mean():.2f}; "
-        f"presence {np.array2string(presence, precision=2)}"
+        f"{mode:>14}: IoU {np.array2string(ious, precision=2)}, mean {ious.mean():.2f}\n"
+        f"{'':>14}  presence {np.array2string(presence, precision=2)}"
     )
     return line, boxes
 

@@ -9,7 +9,7 @@ the true ship exceeds 0.7 (no ship in the image: 0). Its window is fitted to the
 (`verifier_windows`): each axis is scaled by the box's own side, so every box fills the
 same square and a box too wide, too narrow, too long or too short for its ship looks it.
 (The refiner's window, scaled by the larger side, shows the box's centre, axis and length
-but not its width: a verifier on it learned less, chapter 7.)
+but not its width: a verifier on it learned less, chapter 10.)
 
 It trains like the refiner, on fresh generated images without running the detector:
 boxes to judge come from the true ones with errors, half of them as small as the refined
@@ -18,7 +18,7 @@ boxes' (`VERIFIER_NOISE`), half as large as the refiner's training proposals
 the batch somewhere else. Its trunk is the refiner's (`refiner.window_features`), and a
 verifier run starts from a trained refiner's trunk (`copy_refiner_trunk`). The shipped
 verifier then trained a second and a third cycle with half of every batch the refined
-detector's own answers, the boxes it is asked about in use (`own_answers`, chapter 7).
+detector's own answers, the boxes it is asked about in use (`own_answers`, chapter 10).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ layers = keras.layers
 
 VERIFIER_NOISE = (1.0, 0.04, 0.05)
 """Standard deviations of the small errors (centre px, axis rad, log size): about the
-refined boxes' median errors on chapter 7's validation ships (0.9 px, 0.9°, 4 %), a little
+refined boxes' median errors on chapter 9's validation ships (0.9 px, 0.9°, 4 %), a little
 wider."""
 
 

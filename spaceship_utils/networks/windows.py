@@ -1,6 +1,6 @@
 """A second stage for the detector: correct a proposed box on a crop of the image.
 
-The detector reads each box off a 25×25 grid, and chapter 7 measures where that loses the
+The detector reads each box off a 25×25 grid, and chapter 8 measures where that loses the
 score: centres a few pixels off, axes a few degrees off, sizes a few per cent off. The
 refiner looks again, at full resolution and only where the ship is: it cuts a square
 window around a proposed box, turned so that the box's height axis runs down the window's

@@ -5,6 +5,8 @@
 - `data`: the generator's layers, pixel values and thresholds (chapters 1-2).
 - `labels`: label encodings and their losses (chapter 3).
 - `training`: training curves (chapters 4, 5 and 7).
-- `evaluation`: scores, IoU histograms and galleries (chapter 6).
-- `detection`: the detector, refiner, outline fits and line search (chapter 7).
+- `evaluation`: scores, IoU histograms and galleries (chapters 6 and 8), the score of each
+  stage and its cost (chapter 12).
+- `pipeline`: the map of chapters 7-12, the pipeline drawn up to a chapter's own stages.
+- `detection`: the detector, refiner, outline fits and line search (chapters 7 and 9-11).
 """

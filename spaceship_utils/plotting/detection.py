@@ -16,6 +16,7 @@ from spaceship_utils.core.validation import check_boxes, check_images
 from spaceship_utils.networks.windows import crop_windows, refinement_targets, window_frame_boxes
 from spaceship_utils.plotting.samples import plot_sample
 from spaceship_utils.plotting.style import (
+    COLUMN_INCHES,
     IMAGE_STYLE,
     LOG_RATIO_STYLE,
     OUTLINE_COLOUR,
@@ -92,6 +93,9 @@ def plot_run_comparison(
     return fig
 
 
+# --- Chapter 9: the refiner and its IoU loss -----------------------------------------------
+
+
 def plot_overlap_construction(
     box_a: np.ndarray,
     box_b: np.ndarray,
@@ -148,7 +152,10 @@ def plot_refinements(
     windows = np.asarray(windows)
     count, size = len(windows), windows.shape[1]
     rows = -(-count // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), squeeze=False)
+    panel = COLUMN_INCHES / columns  # the figure is as wide as the book's column
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(COLUMN_INCHES, (panel + 0.25) * rows), squeeze=False
+    )
 
     def in_pixels(values: np.ndarray) -> np.ndarray:
         """Refiner outputs or targets (K, 6) -> boxes in the window's pixels (K, 5)."""
@@ -181,7 +188,7 @@ def plot_refinements(
 
 
 def plot_boxes_around_truth(
-    images: np.ndarray, labels: np.ndarray, boxes: np.ndarray, columns: int = 6
+    images: np.ndarray, labels: np.ndarray, boxes: np.ndarray, columns: int = 4
 ) -> plt.Figure:
     """Predicted boxes (K, 5, cyan) on windows cut around the true boxes (K, 5, red) of
     images (K, 200, 200), turned and scaled as the refiner's windows are, showing their
@@ -191,6 +198,9 @@ def plot_boxes_around_truth(
     truth = refinement_targets(labels, labels)
     corrections = refinement_targets(labels, boxes)
     return plot_refinements(windows, truth, corrections, None, columns, channel=1)
+
+
+# --- Chapter 11: the outline fits and the line search --------------------------------------
 
 
 def plot_outline_fits(
@@ -211,7 +221,10 @@ def plot_outline_fits(
     count = len(images)
     if count == 0:
         raise ValueError("plot_outline_fits needs at least one image")
-    fig, axes = plt.subplots(2, count, figsize=(2.5 * count + 0.6, 5.2), squeeze=False)
+    panel = min(2.5, (COLUMN_INCHES - 0.6) / count)  # the colour bar takes 0.6 in
+    fig, axes = plt.subplots(
+        2, count, figsize=(panel * count + 0.6, 2 * panel + 0.6), squeeze=False
+    )
     before, after = rotated_iou(starts, labels), rotated_iou(fitted, labels)
     styles = (IMAGE_STYLE, LOG_RATIO_STYLE)
     for index in range(count):

@@ -1,4 +1,5 @@
-"""Chapter 6's figures: IoU histograms, scores by group and galleries of samples."""
+"""Scores as figures: IoU histograms, scores by group and galleries of samples (chapters
+6 and 8), the score of each stage and its cost (chapter 12)."""
 
 from __future__ import annotations
 
@@ -119,3 +120,56 @@ def _sample_verdict(true_box: np.ndarray, predicted_box: np.ndarray, iou: float)
     if np.isnan(true_box).any():
         return "box, but no ship"
     return f"IoU {iou:.2f}"
+
+
+def plot_stage_scores(results: Mapping, threshold: float = 0.7) -> plt.Figure:
+    """The score of each pipeline (`harness.Evaluation`s by name, in the order the stages
+    join) as a dot with ±1 standard error, joined as a staircase, each value written."""
+    names = list(results)
+    scores = np.array([results[name].score for name in names])
+    errors = np.array([results[name].standard_error for name in names])
+    positions = np.arange(len(names))[::-1]
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 0.45 * len(names) + 1.0))
+    ax.step(scores, positions, where="post", color="0.75", linewidth=1)
+    ax.errorbar(scores, positions, xerr=errors, fmt="o", color="tab:blue", capsize=3)
+    for score, position in zip(scores, positions, strict=True):
+        ax.annotate(
+            f"{score:.3f}",
+            (score, position),
+            xytext=(0, 7),
+            textcoords="offset points",
+            ha="center",
+        )
+    ax.set_yticks(positions, names)
+    ax.set_ylim(-0.6, len(names) - 0.3)
+    ax.set_xlabel(f"score (AP@{threshold}), ±1 standard error")
+    fig.tight_layout()
+    return fig
+
+
+def plot_latency(costs: Sequence[Mapping], budget_ms: float) -> plt.Figure:
+    """Milliseconds per image of each pipeline (rows of `cost.compare_costs`) as bars, with
+    the budget as a dashed line."""
+    names = [cost["pipeline"] for cost in costs]
+    times = np.array([cost["ms_per_image"] for cost in costs])
+    positions = np.arange(len(names))[::-1]
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 0.35 * len(names) + 1.0))
+    colours = np.where(times <= budget_ms, "tab:blue", "tab:orange")
+    ax.barh(positions, times, color=colours)
+    for time_ms, position in zip(times, positions, strict=True):
+        ax.text(time_ms, position, f" {time_ms:.1f}", va="center")
+    ax.axvline(budget_ms, color="black", linestyle="--", linewidth=1)
+    ax.annotate(
+        f"budget {budget_ms:g} ms",
+        (budget_ms, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+    )
+    ax.set_yticks(positions, names)
+    ax.set_xlabel("milliseconds per image (orange: over the budget)")
+    ax.set_xlim(0, max(times.max(), budget_ms) * 1.15)
+    fig.tight_layout()
+    return fig

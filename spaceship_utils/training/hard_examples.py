@@ -3,7 +3,7 @@
 A verifier (`verifier`) first learns from boxes made by adding random errors to true ones.
 The boxes it judges in the pipeline are the refiner's answers, and their errors follow
 another distribution, most of all on the boxes it doubts, where it must pick among
-restarts. Chapter 7 measured the cost: with the verifier trained on made-up boxes only,
+restarts. Chapter 10 measured the cost: with the verifier trained on made-up boxes only,
 letting the truth pick the start would score 2.2 points more on its validation images.
 
 This module collects those answers from fresh images (`own_answer_windows`): the refined

@@ -139,7 +139,8 @@ SEED_EPOCHS = {"classifier": 60, "regressor": 200}
 """Epochs of 1000 steps in the seed's train.py (batch 8): 480,000 and 1,600,000 images."""
 
 _AVERAGED = {"batch_size": 32, "schedule": "hold_cosine", "ema_momentum": 0.999}
-"""Chapter 7's networks train on batches of 32 with a moving average of their weights."""
+"""The networks of chapters 7, 9 and 10 train on batches of 32 with a moving average of
+their weights."""
 
 TASKS: dict[str, Task] = {
     "classifier": Task(
@@ -201,15 +202,15 @@ TASKS: dict[str, Task] = {
     ),
 }
 """The networks the book trains: the seed's two (chapters 4 and 5), chapter 7's detector,
-its refiner and the verifier that judges the refiner's boxes. The recipes: the seed's for
-its two networks (the regressor draws its images from seed 1, so the two never train on
-the same images), chapter 7's shipped runs for the detector (1,920,000 images) and the
-refiner's first cycle (3,840,000 windows). The shipped refiner then trained a second cycle
-from those weights (`initial_weights`, seed 1, 80 epochs, peak rate 3e-4: chapter 7). The
-verifier trains on seed 2 from the shipped refiner's trunk (pass the refiner's file as
-`initial_weights`); the shipped verifier then trained a second cycle from those weights,
-and a third from the second's, with half of every batch the refined detector's own answers
-(`hard_examples`, chapter 7)."""
+its refiner (chapter 9) and the verifier that judges the refiner's boxes (chapter 10). The
+recipes: the seed's for its two networks (the regressor draws its images from seed 1, so the
+two never train on the same images), the shipped runs of chapter 7 for the detector
+(1,920,000 images) and of chapter 9 for the refiner's first cycle (3,840,000 windows). The
+shipped refiner then trained a second cycle from those weights (`initial_weights`, seed 1,
+80 epochs, peak rate 3e-4: chapter 9). The verifier trains on seed 2 from the shipped
+refiner's trunk (pass the refiner's file as `initial_weights`); the shipped verifier then
+trained a second cycle from those weights, and a third from the second's, with half of every
+batch the refined detector's own answers (`hard_examples`, chapter 10)."""
 
 
 def task_named(name: str) -> Task:
