@@ -237,7 +237,7 @@ def test_a_refined_detector_shares_the_detectors_and_the_classifiers_weights_fil
     assert model.classifier is not None and model.restart_below == 0.6
     assert model.vote.verifier_votes and model.gate_threshold == 0.55
     assert model.outline_weight == 0.05
-    assert model.network_passes == (1, 4 * model.passes, 1, 1)
+    assert model.network_passes == (1, model.passes, 1, 1)  # one view of each window
     manifest = json.loads((weights / "manifest.json").read_text())
     for role, source in (("detector", "detector"), ("classifier", "baseline")):
         shared = manifest["refined_detector"]["files"][role]

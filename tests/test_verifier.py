@@ -111,7 +111,7 @@ def test_a_verifier_run_starts_from_a_refiner_run_and_joins_the_pipeline(tmp_pat
         presence_threshold=0.0,
     )
     assert isinstance(model, RefinedDetectorPipeline) and model.verifier is not None
-    assert model.network_passes == (1, 4 * model.passes, 1)
+    assert model.network_passes == (1, model.passes, 1)  # one view of each window
     boxes = model.predict(generate_batch(2, np.random.default_rng(4))[0])
     assert boxes.shape == (2, 5) and np.isfinite(boxes).all()  # threshold 0
     wrong_start = TrainingConfig.recipe(

@@ -36,6 +36,7 @@ from spaceship_utils.evaluation.recorded import (
     RecordingError,
     check_replay,
     find_recording,
+    replay_flips_allowed,
 )
 from spaceship_utils.studies.label_statistics import outline_leaves_image
 
@@ -246,18 +247,21 @@ def check_reused_refinement(
 ) -> None:
     """A ValueError unless `model`'s refined boxes and presence (before any verifier) on the
     first `REUSE_CHECKED` images (N, 200, 200) are the boxes (N, 5) and presence (N,) given,
-    up to float rounding: two loads of the same weights can differ by a thousandth of a
-    pixel after the refiner's passes, so each box must overlap its own with an IoU above
-    0.99, each presence lie within 0.001 of its own."""
+    up to float rounding: two loads of the same weights, or two CPUs, can differ by a
+    thousandth of a pixel after the refiner's passes, more on an empty image whose box sits
+    on noise, so each box must overlap its own with an IoU above 0.99 and each presence lie
+    within 0.001 of its own, but for `recorded.replay_flips_allowed` of them."""
     count = min(REUSE_CHECKED, len(images))
     boxes_by_pass, detector_presence = model.boxes_by_pass(images[:count], model.passes)
     own_presence = model.vote.presence(images[:count], detector_presence)
     overlaps = rotated_iou(boxes_by_pass[-1], boxes[:count])
-    if not (np.all(overlaps > 0.99) and np.allclose(own_presence, presence[:count], atol=1e-3)):
+    apart = (overlaps <= 0.99) | (np.abs(own_presence - presence[:count]) > 1e-3)
+    if np.sum(apart) > replay_flips_allowed(count):
         raise ValueError(
             "refined is not what these variants' refined detector answers on these samples "
-            f"(smallest IoU of its first {count} boxes with their own {np.min(overlaps):.3f}, "
-            f"largest presence difference {np.max(np.abs(own_presence - presence[:count])):.3g}):"
+            f"({np.sum(apart)} of its first {count} boxes apart: smallest IoU with their own "
+            f"{np.min(overlaps):.3f}, largest presence difference "
+            f"{np.max(np.abs(own_presence - presence[:count])):.3g}):"
             " evaluate it with evaluate_model on the same samples and seed, without its verifier"
         )
 
