@@ -71,6 +71,14 @@ def test_score_by_group_leaves_out_the_no_ship_row():
     assert ax.patches[0].get_height() == 0.5
 
 
+def test_score_by_group_ticks_leave_the_panel_title_s_word_out():
+    names = ["yaw 0-90°", "yaw 90-180°"]
+    rows = [{"group": name, "samples": 10, "score": 0.5} for name in names]
+    ax = plot_score_by_group({"yaw": rows}).axes[0]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["0-90°", "90-\n180°"]
+    assert ax.get_title() == "by yaw"
+
+
 def test_gallery_titles_carry_the_iou_and_an_empty_gallery_says_so(ships):
     images, labels = ships
     fig = plot_gallery(list(images[:2]), list(labels[:2]), list(labels[:2]), [0.91, 0.12], "good")
@@ -221,6 +229,7 @@ def test_a_zoomed_panel_frames_both_boxes_and_a_panel_without_one_keeps_the_imag
     assert top < corners[:, 1].min() and bottom > corners[:, 1].max()
     assert right - left == pytest.approx(bottom - top)  # a square: the ship keeps its shape
     assert second.get_xlim() == (-0.5, 199.5)
+    assert first.patch.get_hatch() and not second.patch.get_hatch()  # beyond the edge
 
 
 def test_the_pipeline_map_highlights_the_chapter_s_own_stages():

@@ -72,13 +72,32 @@ def plot_score_by_group(
         ax.bar(positions, scores, yerr=errors, color="tab:blue", alpha=0.8, capsize=3)
         for position, count in zip(positions, samples, strict=True):
             ax.text(position, 0.02, f"{count:,}", ha="center", color="white", rotation=90)
-        ax.set_xticks(positions, [row["group"] for row in rows], rotation=25, ha="right")
+        ax.set_xticks(positions, [_short_group(row["group"]) for row in rows])
         ax.set_ylim(0, 1)
-        ax.set_title(f"by {name}")
+        ax.set_title(GROUP_TITLES.get(name, f"by {name}"))
     axes[0, 0].set_ylabel(f"share with IoU > {threshold}")
-    fig.text(0.99, 0.01, "white: samples per bar; bars: ±1 standard error", ha="right")
-    fig.tight_layout()
+    fig.text(0.99, 0.99, "white: samples per bar; bars: ±1 standard error", ha="right", va="top")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
+
+
+GROUP_TITLES = {"size": "by ship width (px)", "edge": "by the image edge", "yaw": "by yaw"}
+"""Panel titles of `plot_score_by_group` for the splits of `harness.ship_groups`, which
+carry the words its tick labels leave out."""
+
+
+def _short_group(group: str) -> str:
+    """A group's name without the word its panel title holds, on two lines if long:
+    'width 18-23' -> '18-23', 'yaw 90-180°' -> '90-\\n180°', 'outline cut by the edge' ->
+    'cut by\\nthe edge'."""
+    for prefix in ("width ", "yaw ", "outline "):
+        group = group.removeprefix(prefix)
+    if len(group) > 6:  # two lines, so that neighbouring labels do not overlap
+        for mark in ("-", " by "):
+            head, found, tail = group.partition(mark)
+            if found:
+                return f"{head}{found.rstrip()}\n{tail}"
+    return group
 
 
 def plot_gallery(

@@ -77,7 +77,8 @@ def zoom_on_boxes(
     ax: plt.Axes, boxes: Sequence[np.ndarray | None], margin_px: float = 12.0
 ) -> None:
     """Crop `ax` to a square around the corners of the boxes given (each (5,); None and NaN
-    boxes left out), `margin_px` beyond them; no box: the axes keep the whole image."""
+    boxes left out), `margin_px` beyond them; no box: the axes keep the whole image. Where
+    the square runs past the image's edge, the axes show hatching, not the image."""
     corners = [
         box_corners(np.asarray(box, dtype=np.float64)[None])[0]
         for box in boxes
@@ -90,6 +91,9 @@ def zoom_on_boxes(
     half = (points.max(axis=0) - points.min(axis=0)).max() / 2 + margin_px
     ax.set_xlim(centre[0] - half, centre[0] + half)
     ax.set_ylim(centre[1] + half, centre[1] - half)  # rows grow downwards
+    ax.patch.set_facecolor("0.92")  # beyond the image's edge, under the image itself
+    ax.patch.set_edgecolor("0.7")
+    ax.patch.set_hatch("////")
 
 
 def plot_task(image: np.ndarray, ship: np.ndarray, true_box: np.ndarray) -> plt.Figure:
