@@ -12,6 +12,21 @@ from spaceship_utils.plotting.samples import plot_sample_grid
 from spaceship_utils.plotting.style import COLUMN_INCHES
 
 
+def mark_level(ax: plt.Axes, x: float, label: str) -> None:
+    """A dashed vertical line at `x` with its `label` above the plot, where no bar can hide
+    it."""
+    ax.axvline(x, color="black", linestyle="--", linewidth=1)
+    ax.annotate(
+        label,
+        (x, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+    )
+
+
 def plot_iou_histogram(
     ious: Mapping[str, np.ndarray] | np.ndarray, threshold: float = 0.7, bins: int = 40
 ) -> plt.Figure:
@@ -29,17 +44,7 @@ def plot_iou_histogram(
             alpha=0.45,
             label=f"{name} (n = {values.size:,})",
         )
-    ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    # Above the plot, where no bar can hide it.
-    ax.annotate(
-        f"IoU = {threshold}",
-        (threshold, 1.0),
-        xycoords=("data", "axes fraction"),
-        xytext=(0, 3),
-        textcoords="offset points",
-        ha="center",
-        va="bottom",
-    )
+    mark_level(ax, threshold, f"IoU = {threshold}")
     ax.set_xlabel("IoU with the true box (misses count 0)")
     ax.set_ylabel("samples")
     # Upper left, but right of the bar at IoU 0 (the misses), clear of the threshold's label.
@@ -177,16 +182,7 @@ def plot_latency(costs: Sequence[Mapping], budget_ms: float) -> plt.Figure:
     ax.barh(positions, times, color=colours)
     for time_ms, position in zip(times, positions, strict=True):
         ax.text(time_ms, position, f" {time_ms:.1f}", va="center")
-    ax.axvline(budget_ms, color="black", linestyle="--", linewidth=1)
-    ax.annotate(
-        f"budget {budget_ms:g} ms",
-        (budget_ms, 1.0),
-        xycoords=("data", "axes fraction"),
-        xytext=(0, 3),
-        textcoords="offset points",
-        ha="center",
-        va="bottom",
-    )
+    mark_level(ax, budget_ms, f"budget {budget_ms:g} ms")
     ax.set_yticks(positions, names)
     ax.set_xlabel("milliseconds per image (orange: over the budget)")
     ax.set_xlim(0, max(times.max(), budget_ms) * 1.15)
