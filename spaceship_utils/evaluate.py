@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from spaceship_utils.evaluation.harness import Evaluation, evaluate_model, evaluate_variants
+from spaceship_utils.evaluation.harness import (
+    Evaluation,
+    evaluate_model,
+    evaluate_models,
+    evaluate_variants,
+)
 from spaceship_utils.evaluation.recorded import write_recording
 from spaceship_utils.evaluation.stage_gains import LEFT_OUT, evaluate_left_out, stage_variants
 from spaceship_utils.pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
@@ -33,17 +38,18 @@ def record_book_pipelines(samples: int = RECORDED_SAMPLES, seed: int = RECORDED_
         "detector": load_pretrained("detector"),
         "refined detector": shipped.with_settings(verifier=None),
     }
-    known = {}
-    for name, model in singles.items():
-        known[name] = evaluate_model(model, samples, seed, gallery_size=0, recorded=name)
-        _write_new({name: known[name]}, samples, seed)
+    known = evaluate_models(singles, samples, seed, gallery_size=0, recorded=True)
+    _write_new(known, samples, seed)
     refined = known["refined detector"]
     variants = evaluate_variants(
         stage_variants(shipped), samples, seed, gallery_size=0, refined=refined, recorded=True
     )
     _write_new(variants, samples, seed)
     left_out = evaluate_left_out(shipped, samples, seed, known=known | variants, recorded=True)
-    _write_new({LEFT_OUT[stage][0]: result for stage, result in left_out.items()}, samples, seed)
+    by_name = {LEFT_OUT[stage][0]: result for stage, result in left_out.items()}
+    _write_new(
+        {name: result for name, result in by_name.items() if name not in variants}, samples, seed
+    )
     held_out = evaluate_model(shipped, samples, HELD_OUT_SEED, gallery_size=0, recorded=HELD_OUT)
     _write_new({HELD_OUT: held_out}, samples, HELD_OUT_SEED)
 

@@ -31,6 +31,7 @@ from spaceship_utils.detection.pipelines import Predictions
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
 from spaceship_utils.detection.variants import variant_predictions
 from spaceship_utils.evaluation.recorded import (
+    REPLAY_IOU,
     REPLAY_SAMPLES,
     Recording,
     RecordingError,
@@ -190,6 +191,19 @@ def evaluate_model(
     return next(iter(evaluations.values()))
 
 
+def evaluate_models(
+    models: dict, samples: int, seed: int, gallery_size: int = 8, recorded: bool = False
+) -> dict[str, Evaluation]:
+    """`evaluate_model` of each model by name on the same official samples; with `recorded`,
+    each reads the recording under its own name where there is one."""
+    return {
+        name: evaluate_model(
+            model, samples, seed, gallery_size=gallery_size, recorded=name if recorded else None
+        )
+        for name, model in models.items()
+    }
+
+
 def _recordings(names: list[str], samples: int, seed: int) -> dict[str, Recording] | None:
     """The recordings of all these pipelines on these samples, or None if any is missing."""
     found = {name: find_recording(name, samples, seed) for name in names}
@@ -255,7 +269,7 @@ def check_reused_refinement(
     boxes_by_pass, detector_presence = model.boxes_by_pass(images[:count], model.passes)
     own_presence = model.vote.presence(images[:count], detector_presence)
     overlaps = rotated_iou(boxes_by_pass[-1], boxes[:count])
-    apart = (overlaps <= 0.99) | (np.abs(own_presence - presence[:count]) > 1e-3)
+    apart = (overlaps <= REPLAY_IOU) | (np.abs(own_presence - presence[:count]) > 1e-3)
     if np.sum(apart) > replay_flips_allowed(count):
         raise ValueError(
             "refined is not what these variants' refined detector answers on these samples "

@@ -64,11 +64,8 @@ ratios with their own weight, which is `stage_variants`' 'with outline fits'."""
 
 
 def leave_one_out_variants(shipped: RefinedDetectorPipeline) -> dict[str, RefinedDetectorPipeline]:
-    """The shipped pipeline with one stage taken out, by the names of `LEFT_OUT` (the one
-    that `stage_variants` already holds is left out here)."""
-    return {
-        name: shipped.with_settings(**changes) for name, changes in LEFT_OUT.values() if changes
-    }
+    """The shipped pipeline with one stage taken out, by the pipeline names of `LEFT_OUT`."""
+    return {name: shipped.with_settings(**changes) for name, changes in LEFT_OUT.values()}
 
 
 AFTER_THE_CANDIDATES = {
