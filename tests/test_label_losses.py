@@ -87,15 +87,3 @@ def test_iou_vs_yaw_offset_has_period_pi():
     assert ious[2] < 0.7
     with pytest.raises(ValueError, match="one"):
         iou_vs_yaw_offset(np.array([box, box]), np.zeros(2))
-
-
-def test_the_column_share_table_has_a_row_per_label_column():
-    from spaceship_utils.studies.label_losses import column_share_table
-
-    text = column_share_table({"raw": np.array([0.5, 0.5, 0, 0, 0]), "scaled": np.full(5, 0.2)})
-    lines = text.splitlines()
-    assert lines[0].split() == ["column", "raw", "scaled"]
-    assert [line.split()[0] for line in lines[2:]] == ["x", "y", "yaw", "width", "height"]
-    assert lines[2].split() == ["x", "50.00%", "20.00%"]
-    with pytest.raises(ValueError, match="must have shape"):
-        column_share_table({"raw": np.ones(4)})

@@ -184,6 +184,19 @@ def test_the_sweep_summary_has_one_row_per_threshold():
     np.testing.assert_array_equal(sweep.median_outline_kept(), [2, 1, 1])
 
 
+def test_the_sweep_summary_can_show_only_some_thresholds():
+    image, classes = _hand_built_image()
+    sweep = threshold_sweep(image, classes, [0.0, 0.6, 0.8], bins=10)
+    every = sweep.summary_table().splitlines()
+    assert sweep.summary_table(thresholds=None) == sweep.summary_table()
+    some = sweep.summary_table(thresholds=(0.8, 0.0)).splitlines()
+    # The same header and rows as the full table, only the rows asked for, in that order.
+    assert some[:2] == every[:2]
+    assert [line.split() for line in some[2:]] == [every[4].split(), every[2].split()]
+    with pytest.raises(ValueError, match="was not swept"):
+        sweep.summary_table(thresholds=(0.5,))
+
+
 def test_the_outline_share_between_two_values_integrates_the_density():
     from spaceship_utils.data.pixel_model import ship_pixel_density
     from spaceship_utils.studies.pixel_statistics import outline_share_between

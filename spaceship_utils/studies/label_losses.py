@@ -3,7 +3,7 @@
 The share of an MSE (and of its gradient) that each label column carries under a given
 scaling, the squared error of the yaw codes ('raw', 'sincos', 'sincos2'), what the
 0 / 2 pi seam costs the raw code, and how the IoU falls as a box is turned. Plain NumPy
-on (N, 5) boxes in pixels and radians; chapter 3 prints these numbers.
+on (N, 5) boxes in pixels and radians; chapter 3 draws and prints these numbers.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spaceship_utils.core.geometry import rotated_iou, wrapped_angle_error
-from spaceship_utils.core.tables import format_table
 from spaceship_utils.core.validation import check_boxes, check_same_length
-from spaceship_utils.data.generator import LABEL_NAMES
 from spaceship_utils.data.preprocessing import encode_yaw
 from spaceship_utils.studies.label_statistics import ship_rows
 
@@ -55,19 +53,6 @@ def component_gradient_shares(
 LARGEST_YAW_LOSS = {"raw": 1.0, "sincos": 2.0, "sincos2": 2.0}
 """The supremum of `encoded_yaw_loss` per encoding: codes at opposite ends (raw: 0 and 1) or
 opposite points of the unit circle (the mean of the two squared differences is then 2)."""
-
-
-def column_share_table(shares: dict[str, np.ndarray]) -> str:
-    """A table of each label column's share (rows: x, y, yaw, width, height) under each
-    named setting ({name: (5,) shares}), as percentages."""
-    for name, values in shares.items():
-        if np.shape(values) != (len(LABEL_NAMES),):
-            raise ValueError(f"shares[{name!r}] must have shape (5,), got {np.shape(values)}")
-    rows = [
-        [column, *(f"{values[index]:.2%}" for values in shares.values())]
-        for index, column in enumerate(LABEL_NAMES)
-    ]
-    return format_table(["column", *shares], rows)
 
 
 def encoded_yaw_loss(

@@ -108,21 +108,29 @@ class ThresholdSweep:
         """(T,): the outline SNR at each threshold, median over images (NaN ignored)."""
         return np.nanmedian(self.outline_snr, axis=0)
 
-    def summary_table(self) -> str:
+    def summary_table(self, *, thresholds: tuple[float, ...] | None = None) -> str:
         """One row per threshold: the share of each class kept (all images pooled), the
         ship's share of what is kept, and per image the median outline pixels kept and
-        the median outline SNR ("SNR")."""
+        the median outline SNR ("SNR").
+
+        `thresholds` picks the rows, in the order given (each must have been swept, else
+        ValueError); None gives a row for every swept threshold.
+        """
         shares, ship_share = self.kept_share(), self.ship_share_of_kept()
         kept, snr = self.median_outline_kept(), self.median_outline_snr()
+        if thresholds is None:
+            indices = range(len(self.thresholds))
+        else:
+            indices = [self.index_of(threshold) for threshold in thresholds]
         rows = [
             [
-                f"{threshold:.2f}",
+                f"{self.thresholds[index]:.2f}",
                 *(f"{share:.1%}" for share in shares[index]),
                 f"{ship_share[index]:.2%}",
                 f"{kept[index]:.0f}",
                 f"{snr[index]:.1f}",
             ]
-            for index, threshold in enumerate(self.thresholds)
+            for index in indices
         ]
         header = [
             "threshold",
