@@ -18,13 +18,16 @@ Folders, from the bottom up (each imports only from those above it in this list)
 - `training`: the task registry, run settings, batches, the resumable loop, run folders,
   hard examples.
 - `pretrained`: the shipped, verified weights and `load_pretrained`.
-- `evaluation`: the challenge score on official samples, the chapters' tables, cost.
+- `evaluation`: the challenge score on official samples, the chapters' tables, cost,
+  the settings fitted on validation images.
 - `plotting`: every figure of the book, by chapter.
+- `chain`: every step that makes the shipped pipeline from nothing, as data, and their runner.
 
 The commands: `python -m spaceship_utils.train` (train a network),
 `python -m spaceship_utils.evaluate` (score one, or `--record` the book's pipelines) and
 `python -m spaceship_utils.own_answers` (collect the refined detector's own answers for its
-verifier).
+verifier) and `python -m spaceship_utils.reproduce` (retrain the shipped pipeline from
+nothing, step by step, resumable).
 """
 
 from __future__ import annotations

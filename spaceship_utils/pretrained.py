@@ -263,7 +263,9 @@ def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: s
     ]
     start = record.get("initial_weights")
     if start:
-        lines.append(f"started from {start['file']} (SHA-256 {start['sha256'][:12]}...)")
+        step = start.get("recipe_step")
+        source = start["file"] if step is None else f"the weights of recipe step {step}"
+        lines.append(f"started from {source} (SHA-256 {start['sha256'][:12]}...)")
     lines.append(
         f"validation included; {record['images_per_second']:.0f} training images/s in a "
         f"median epoch, {record['date']}"

@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -44,16 +45,18 @@ def test_own_answers_are_the_boxes_the_verifier_is_asked_about(refined_detector)
 
 
 @pytest.mark.slow
-def test_own_answers_are_written_in_chunks_that_resume(refined_detector, tmp_path, monkeypatch):
-    monkeypatch.setattr(hard_examples, "CHUNK_IMAGES", 8)
+def test_own_answers_are_written_in_chunks_that_resume(refined_detector, tmp_path):
     lines = []
-    write_own_answers(refined_detector, tmp_path, chunks=2, log=lines.append)
+    assert write_own_answers(refined_detector, tmp_path, chunks=2, log=lines.append, chunk_images=8)
     assert len(lines) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [
         "chunk_0000.npz",
         "chunk_0001.npz",
     ]
     first = (tmp_path / "chunk_0000.npz").stat().st_mtime_ns
-    write_own_answers(refined_detector, tmp_path, chunks=3, log=lines.append)
+    past = time.monotonic() - 1.0
+    assert not write_own_answers(refined_detector, tmp_path, 3, log=lines.append, deadline=past)
+    assert len(lines) == 2  # past its deadline: no new chunk
+    write_own_answers(refined_detector, tmp_path, chunks=3, log=lines.append, chunk_images=8)
     assert len(lines) == 3  # only the missing chunk was collected
     assert (tmp_path / "chunk_0000.npz").stat().st_mtime_ns == first
     (windows, targets), (held_out, held_targets) = read_own_answers(tmp_path, 1)

@@ -54,7 +54,7 @@ def test_an_unknown_name_is_an_attribute_error():
         spaceship_utils.make_date  # noqa: B018
 
 
-COMMANDS = {"train", "evaluate", "own_answers"}
+COMMANDS = {"train", "evaluate", "own_answers", "reproduce"}
 """The package's top-level modules that are command lines (`python -m spaceship_utils.NAME`)."""
 
 

@@ -246,6 +246,24 @@ def test_a_run_started_from_earlier_weights_says_which(tmp_path):
     append_history_row(run / "history.csv", {"epoch": 0, "val_ap07": 0.5, "images": 64})
     second_line = describe_earlier_run("second_cycle", tmp_path).splitlines()[1]
     assert second_line == "started from first.weights.h5 (SHA-256 abababababab...)"
+    record["initial_weights"]["recipe_step"] = "refiner"  # a run of the chain names its step
+    (run / "provenance.json").write_text(json.dumps(record))
+    second_line = describe_earlier_run("second_cycle", tmp_path).splitlines()[1]
+    assert (
+        second_line == "started from the weights of recipe step refiner (SHA-256 abababababab...)"
+    )
+
+
+def test_each_network_of_the_shipped_pipeline_names_its_recipe_step():
+    from spaceship_utils.chain import PIPELINE_STEPS, RECIPE
+    from spaceship_utils.pretrained import read_manifest
+
+    steps = {step.name: step for step in RECIPE}
+    for role, entry in read_manifest()["refined_detector"]["files"].items():
+        provenance = entry["provenance"]
+        assert provenance["recipe_step"] == PIPELINE_STEPS[role]
+        start = steps[PIPELINE_STEPS[role]].starts_from
+        assert provenance.get("initial_weights", {}).get("recipe_step") == start
 
 
 def test_a_line_vote_travels_in_the_manifest_and_a_broken_one_is_named(tmp_path):

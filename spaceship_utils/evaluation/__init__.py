@@ -9,5 +9,6 @@
 - `stage_gains`: chapter 12's pipelines by stage, left out one at a time, and the paired
   bootstrap that measures each stage's gain.
 - `cost`: trainable parameters, FLOPs and CPU latency.
+- `setting_fits`: the refined detector's settings fitted on validation images, by rule.
 - `book_results`: numbers a chapter records for the book's other pages to quote.
 """

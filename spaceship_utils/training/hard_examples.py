@@ -103,19 +103,25 @@ def write_own_answers(
     chunks: int,
     seed: int = OWN_ANSWERS_SEED,
     log=print,
-) -> Path:
-    """Collect the own answers of `chunks` chunks of `CHUNK_IMAGES` fresh images into
+    chunk_images: int = CHUNK_IMAGES,
+    deadline: float | None = None,
+) -> bool:
+    """Collect the own answers of `chunks` chunks of `chunk_images` fresh images into
     `directory`, one `.npz` file per chunk (windows as float16, targets as uint8). Chunks
-    already there are kept, so running it again resumes; returns the folder."""
+    already there are kept, so running it again resumes. Stops before a new chunk once
+    `time.monotonic()` passes `deadline`; returns whether every chunk is there."""
     directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     check_count(chunks, "chunks", minimum=1)
+    check_count(chunk_images, "chunk_images", minimum=1)
     for index in range(chunks):
         path = chunk_path(directory, index)
         if path.is_file():
             continue
+        if deadline is not None and time.monotonic() > deadline:
+            return False
         started = time.monotonic()
-        images, labels = generate_batch(CHUNK_IMAGES, np.random.default_rng([seed, index]))
+        images, labels = generate_batch(chunk_images, np.random.default_rng([seed, index]))
         windows, targets = own_answer_windows(model, images, labels)
         partial = path.with_suffix(".partial.npz")  # a stop mid-write leaves no bad chunk
         np.savez(partial, windows=windows.astype(np.float16), targets=targets.astype(np.uint8))
@@ -124,7 +130,7 @@ def write_own_answers(
             f"chunk {index + 1}/{chunks}: {len(windows)} windows, "
             f"{targets.mean():.0%} scoring, {time.monotonic() - started:.0f} s"
         )
-    return directory
+    return True
 
 
 def read_own_answers(

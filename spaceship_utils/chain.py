@@ -1,0 +1,401 @@
+"""The shipped pipeline's recipe: every step that makes it from nothing, as data (`RECIPE`),
+and `run_recipe`, which does the steps in order (`python -m spaceship_utils.reproduce`).
+
+A step is one of four kinds: `Train` a network (its task's recipe with some changes,
+perhaps starting from an earlier step's weights or reading its collected answers),
+`Collect` the pipeline's own answers for the verifier, `Fit` settings on validation
+images, and the final `Check`, which scores the retrained pipeline against the shipped one
+on the same validation images. Each step lives in its own folder under the chain's root;
+a finished step is skipped, an unfinished one resumes (a training run from its checkpoint,
+a collection at its next chunk), so the chain survives any stop, across days. Each step
+carries the CPU hours it takes at full size on two cores (`expected_hours`)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from spaceship_utils.core.metrics import sample_ious
+from spaceship_utils.data.generator import generate_batch
+from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.setting_fits import (
+    fitted_outline_settings,
+    fitted_presence_threshold,
+    fitted_restart_below,
+)
+from spaceship_utils.evaluation.stage_gains import paired_gain, scores_of
+from spaceship_utils.pretrained import load_pretrained, load_refined_detector_run
+from spaceship_utils.training.hard_examples import (
+    CHUNK_IMAGES,
+    OWN_ANSWERS_SEED,
+    chunk_path,
+    write_own_answers,
+)
+from spaceship_utils.training.loop import train_model
+from spaceship_utils.training.recipes import DEFAULT_RUNS, TrainingConfig
+
+RECIPE_SEED = 8128
+"""The validation images of the recipe's fits come from `default_rng([RECIPE_SEED, 0])`,
+those of its final check from `default_rng([RECIPE_SEED, 1])`: a seed no training run,
+collection or chapter draws from."""
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train the `task` network with its recipe (`training.tasks.TASKS`) and `changes` (any
+    `TrainingConfig` field), from the final weights of step `starts_from` if given, with
+    half of every batch the answers of collection `own_answers` if given."""
+
+    name: str
+    task: str
+    purpose: str
+    hours: float
+    changes: dict = field(default_factory=dict)
+    starts_from: str | None = None
+    own_answers: str | None = None
+
+
+@dataclass(frozen=True)
+class Collect:
+    """Collect the own answers of the pipeline with the verifier of step `verifier` and
+    this `restart_below` on `chunks` chunks of fresh images from `seed`."""
+
+    name: str
+    purpose: str
+    verifier: str
+    restart_below: float
+    seed: int
+    hours: float
+    chunks: int = 120
+
+
+@dataclass(frozen=True)
+class Fit:
+    """Fit settings of the pipeline (with the verifier of step `verifier`, if any) on the
+    recipe's validation images: `fit(model, images, labels)` returns them as a dict."""
+
+    name: str
+    purpose: str
+    fit: Callable[[RefinedDetectorPipeline, np.ndarray, np.ndarray], dict]
+    hours: float
+    verifier: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """Score the retrained pipeline and the shipped one on the same validation images."""
+
+    name: str
+    purpose: str
+    hours: float
+
+
+Step = Train | Collect | Fit | Check
+
+
+def _presence(model, images, labels) -> dict:
+    return {"presence_threshold": fitted_presence_threshold(model, images, labels)}
+
+
+def _restarts(model, images, labels) -> dict:
+    return {"restart_below": fitted_restart_below(model, images, labels)}
+
+
+_VERIFIER_CYCLE = {
+    "epochs": 15,
+    "learning_rate": 3e-4,
+    "schedule": "cosine",
+    "ema_momentum": None,
+    "validation_samples": 6000,
+}
+"""The changes of the verifier's later cycles: short, a cosine decay from a lower rate, no
+weight averaging, validated on 6,000 held-out own answers."""
+
+
+RECIPE: tuple[Step, ...] = (
+    Train("classifier", "classifier", "the seed's classifier, a vote on presence", 1.93),
+    Train("detector", "detector", "the one-network detector (chapter 7)", 3.61),
+    Train("refiner", "refiner", "the refiner's first cycle (chapter 9)", 1.29),
+    Train(
+        "refiner-second",
+        "refiner",
+        "its second cycle: fresh images, a lower rate",
+        0.73,
+        changes={"seed": 1, "epochs": 80, "learning_rate": 3e-4},
+        starts_from="refiner",
+    ),
+    Fit("presence", "the threshold of the two-way vote (chapter 9)", _presence, 0.05),
+    Train(
+        "verifier",
+        "verifier",
+        "the verifier on made-up boxes (chapter 10)",
+        0.55,
+        starts_from="refiner-second",
+    ),
+    Collect(
+        "own-answers",
+        "the pipeline's own answers, to judge",
+        "verifier",
+        restart_below=0.995,
+        seed=OWN_ANSWERS_SEED,
+        hours=0.3,
+    ),
+    Train(
+        "verifier-own",
+        "verifier",
+        "its second cycle, half on own answers",
+        0.14,
+        changes={"seed": 3, **_VERIFIER_CYCLE},
+        starts_from="verifier",
+        own_answers="own-answers",
+    ),
+    Collect(
+        "own-answers-9",
+        "own answers of the better verifier",
+        "verifier-own",
+        restart_below=0.8,
+        seed=2720,
+        hours=0.3,
+    ),
+    Train(
+        "verifier-ninth",
+        "verifier",
+        "its third cycle, on those answers",
+        0.16,
+        changes={"seed": 5, **_VERIFIER_CYCLE},
+        starts_from="verifier-own",
+        own_answers="own-answers-9",
+    ),
+    Fit(
+        "restarts",
+        "the restart threshold (chapter 10)",
+        _restarts,
+        0.12,
+        verifier="verifier-ninth",
+    ),
+    Fit(
+        "outlines",
+        "outline weight, three-way threshold (chapter 11)",
+        fitted_outline_settings,
+        0.1,
+        verifier="verifier-ninth",
+    ),
+    Check("check", "the retrained pipeline against the shipped one", 0.08),
+)
+"""The shipped refined detector from nothing (chapters 7-11): the classifier that votes on
+presence, the detector, the refiner's two cycles, the presence threshold of their vote,
+the verifier's three cycles (the last two on the pipeline's own answers, each collected by
+the cycle before), the restart threshold and the outline settings, then the check."""
+
+
+PIPELINE_STEPS = {
+    "classifier": "classifier",
+    "detector": "detector",
+    "refiner": "refiner-second",
+    "verifier": "verifier-ninth",
+}
+"""Which step's network plays each role in the retrained pipeline."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big each kind of step is: `training` changes every training run (empty: the
+    recipe's sizes), `chunks` of `chunk_images` images per collection (None: the step's),
+    and the validation images of the fits and of the check."""
+
+    training: dict
+    chunks: int | None
+    chunk_images: int
+    fit_images: int
+    check_images: int
+
+
+BUDGETS = {
+    "full": Budget({}, None, CHUNK_IMAGES, fit_images=4096, check_images=4096),
+    "tiny": Budget(
+        {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "validation_samples": 8},
+        chunks=3,
+        chunk_images=16,
+        fit_images=48,
+        check_images=48,
+    ),
+}
+"""The full recipe, and a tiny one that runs every step in a minute or two: the test that
+keeps the chain from rotting (its networks learn nothing)."""
+
+
+CHECK_STANDARD_ERRORS = 2.0
+"""The check passes when the retrained pipeline scores no lower than the shipped one by more
+than this many paired standard errors."""
+
+
+def expected_hours(steps: tuple[Step, ...] = RECIPE) -> float:
+    """CPU hours of the full recipe on two cores: the training steps as their recorded runs
+    took, the collections as the shipped ones did (about 17 minutes), the fits and the check
+    as measured on the shipped networks (2026-12-07, two-core Intel Xeon, other work
+    running beside them)."""
+    return sum(step.hours for step in steps)
+
+
+def step_done(step: Step, root: Path, budget: Budget) -> bool:
+    """Whether `step` has finished under `root` (its folder holds its result)."""
+    folder = root / step.name
+    if isinstance(step, Train):
+        return (folder / "final.weights.h5").is_file()
+    if isinstance(step, Collect):
+        chunks = budget.chunks or step.chunks
+        return all(chunk_path(folder, index).is_file() for index in range(chunks))
+    return (folder / "result.json").is_file()
+
+
+def run_recipe(
+    root: str | Path = DEFAULT_RUNS / "recipe",
+    budget: str = "full",
+    hours: float | None = None,
+    until: str | None = None,
+    steps: tuple[Step, ...] = RECIPE,
+    log: Callable[[str], None] = print,
+) -> dict | None:
+    """Do the steps of the recipe that are not done yet, in order, under `root`, at this
+    `budget` (a key of `BUDGETS`), for at most `hours` of wall time, up to and including
+    step `until` if given. Returns the check's result once it has run, else None (stopped
+    by the budget or by `until`): run it again to go on."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {tuple(BUDGETS)}, got {budget!r}")
+    names = [step.name for step in steps]
+    if until is not None and until not in names:
+        raise ValueError(f"until must be one of the steps {names}, got {until!r}")
+    root, sizes = Path(root).expanduser(), BUDGETS[budget]
+    deadline = None if hours is None else time.monotonic() + 3600 * hours
+    for number, step in enumerate(steps, start=1):
+        heading = f"[{number}/{len(steps)}] {step.name}"
+        if step_done(step, root, sizes):
+            log(f"{heading}: done")
+        else:
+            log(f"{heading}: {type(step).__name__.lower()} (about {step.hours:g} h at full size)")
+            left = None if deadline is None else (deadline - time.monotonic()) / 3600
+            if (left is not None and left <= 0) or not _run_step(step, root, sizes, left, log):
+                log(f"stopped before {step.name} finished; run the same command to resume")
+                return None
+        if step.name == until:
+            break
+    last = root / steps[-1].name / "result.json"
+    return json.loads(last.read_text()) if last.is_file() else None
+
+
+def retrained_pipeline(
+    root: str | Path, verifier: str | None = PIPELINE_STEPS["verifier"]
+) -> RefinedDetectorPipeline:
+    """The pipeline of the chain under `root`: the networks of `PIPELINE_STEPS`, with the
+    verifier of step `verifier` (None: no verifier), and every setting the chain's fits
+    have written so far."""
+    root = Path(root).expanduser()
+    runs = {role: root / step for role, step in PIPELINE_STEPS.items()}
+    return load_refined_detector_run(
+        runs["detector"],
+        runs["refiner"],
+        classifier_run=runs["classifier"],
+        verifier_run=None if verifier is None else root / verifier,
+        **fitted_settings(root),
+    )
+
+
+def fitted_settings(root: Path) -> dict:
+    """Every setting the `Fit` steps under `root` have written, in the recipe's order."""
+    settings = {}
+    for step in RECIPE:
+        path = root / step.name / "result.json"
+        if isinstance(step, Fit) and path.is_file():
+            settings |= json.loads(path.read_text())["settings"]
+    return settings
+
+
+def validation_images(count: int, purpose: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` generated images and labels for the fits (`purpose` 0) or the check (1)."""
+    return generate_batch(count, np.random.default_rng([RECIPE_SEED, purpose]))
+
+
+def _run_step(step: Step, root: Path, budget: Budget, hours: float | None, log) -> bool:
+    """Do one step (or as much of it as `hours` allows); True once it is done."""
+    folder = root / step.name
+    if isinstance(step, Train):
+        return _train(step, root, budget, hours, log)
+    if isinstance(step, Collect):
+        model = retrained_pipeline(root, verifier=step.verifier)
+        model = model.with_settings(restart_below=step.restart_below)
+        deadline = None if hours is None else time.monotonic() + 3600 * hours
+        chunks = budget.chunks or step.chunks
+        return write_own_answers(
+            model, folder, chunks, step.seed, log, budget.chunk_images, deadline
+        )
+    if isinstance(step, Fit):
+        images, labels = validation_images(budget.fit_images, purpose=0)
+        model = retrained_pipeline(root, verifier=step.verifier)
+        settings = step.fit(model, images, labels)
+        log(f"fitted on {len(images):,} validation images: {settings}")
+        _write_result(folder, {"settings": settings, "images": len(images), "seed": RECIPE_SEED})
+        return True
+    _write_result(folder, _check(root, budget, log))
+    return True
+
+
+def _train(step: Train, root: Path, budget: Budget, hours: float | None, log) -> bool:
+    config = replace(TrainingConfig.recipe(step.task), **(step.changes | budget.training))
+    if step.starts_from is not None:
+        config = replace(config, initial_weights=root / step.starts_from / "final.weights.h5")
+    if step.own_answers is not None:
+        config = replace(config, own_answers=root / step.own_answers)
+    outcome = train_model(config, root / step.name, hours=hours, log=log)
+    if outcome.finished:
+        provenance_path = root / step.name / "provenance.json"
+        provenance = json.loads(provenance_path.read_text())
+        provenance["recipe_step"] = step.name
+        if step.starts_from is not None:
+            provenance["initial_weights"]["recipe_step"] = step.starts_from
+        provenance_path.write_text(json.dumps(provenance, indent=1) + "\n")
+    return outcome.finished
+
+
+def _check(root: Path, budget: Budget, log) -> dict:
+    """The retrained pipeline against the shipped one on the check's validation images."""
+    images, labels = validation_images(budget.check_images, purpose=1)
+    ious = {
+        "retrained": sample_ious(retrained_pipeline(root).predict(images), labels),
+        "shipped": sample_ious(load_pretrained("refined_detector").predict(images), labels),
+    }
+    gain = paired_gain(ious["retrained"], ious["shipped"])
+    passes = gain.gain >= -CHECK_STANDARD_ERRORS * gain.standard_error
+    result = {
+        "images": len(images),
+        "seed": RECIPE_SEED,
+        "scores": {name: float(scores_of(values)) for name, values in ious.items()},
+        "gain": gain.gain,
+        "standard_error": gain.standard_error,
+        "passes": bool(passes),
+        "settings": fitted_settings(root),
+    }
+    log(check_summary(result))
+    return result
+
+
+def check_summary(result: dict) -> str:
+    """One line on the check's `result`: both scores, the paired gain and the verdict."""
+    scores = result["scores"]
+    verdict = "within" if result["passes"] else "NOT within"
+    return (
+        f"retrained {scores['retrained']:.4f} against shipped {scores['shipped']:.4f} on "
+        f"{result['images']:,} validation images: {result['gain']:+.4f} (paired s.e. "
+        f"{result['standard_error']:.4f}); {verdict} {CHECK_STANDARD_ERRORS:g} standard errors"
+    )
+
+
+def _write_result(folder: Path, result: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / "result.json.partial"
+    partial.write_text(json.dumps(result, indent=1) + "\n")
+    partial.replace(folder / "result.json")

@@ -1,0 +1,119 @@
+"""The shipped pipeline's recipe (`spaceship_utils.chain`) and its command
+(`python -m spaceship_utils.reproduce`): the whole chain at a tiny budget, so it cannot rot."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spaceship_utils import chain, reproduce
+from spaceship_utils.chain import RECIPE, Check, Collect, Fit, Train, run_recipe
+from spaceship_utils.evaluation.setting_fits import simplest_within
+
+RECIPE_NAMES = [step.name for step in RECIPE]
+
+
+def test_every_step_starts_from_steps_before_it_and_the_pipeline_from_steps_of_the_recipe():
+    seen = set()
+    for step in RECIPE:
+        sources = {
+            Train: lambda s: (s.starts_from, s.own_answers),
+            Collect: lambda s: (s.verifier,),
+            Fit: lambda s: (s.verifier,),
+            Check: lambda s: (),
+        }[type(step)](step)
+        assert {source for source in sources if source} <= seen, step.name
+        assert step.name not in seen and step.hours > 0 and step.purpose
+        seen.add(step.name)
+    assert set(chain.PIPELINE_STEPS.values()) <= seen
+    assert isinstance(RECIPE[-1], Check)
+
+
+RECORDED_RUNS = {
+    "classifier": ("baseline", "classifier"),
+    "detector": ("detector", "detector"),
+    "refiner": "first_refiner_cycle",
+    "refiner-second": ("refined_detector", "refiner"),
+    "verifier": "first_verifier_cycle",
+    "verifier-own": "second_verifier_cycle",
+    "verifier-ninth": ("refined_detector", "verifier"),
+}
+"""Where the run each training step stands for is recorded: the shipped weights' manifest
+(model, role) or an earlier run's record (`pretrained.EARLIER_RUNS_DIR`)."""
+
+
+def test_each_training_step_expects_the_hours_its_recorded_run_took():
+    from spaceship_utils.pretrained import EARLIER_RUNS_DIR, read_manifest
+
+    manifest = read_manifest()
+    for step in RECIPE:
+        if isinstance(step, Train):
+            where = RECORDED_RUNS[step.name]
+            if isinstance(where, tuple):
+                record = manifest[where[0]]["files"][where[1]]["provenance"]
+            else:
+                record = json.loads((EARLIER_RUNS_DIR / where / "provenance.json").read_text())
+            assert step.hours == record["wall_hours"], step.name
+            assert record["seed"] == step.changes.get("seed", record["seed"]), step.name
+            assert record["epochs"] == step.changes.get("epochs", record["epochs"]), step.name
+
+
+def test_the_simplest_setting_within_the_tolerance_wins_ties():
+    assert simplest_within((0.5, 0.8, 0.9), [0.90, 0.9409, 0.9414], tolerance=0.001) == 0.8
+    assert simplest_within((0.5, 0.8, 0.9), [0.90, 0.9400, 0.9414], tolerance=0.001) == 0.9
+    with pytest.raises(ValueError, match="one score per candidate"):
+        simplest_within((0.5, 0.8), [0.9])
+
+
+def test_a_spent_budget_stops_before_any_step(tmp_path):
+    lines = []
+    assert run_recipe(tmp_path, "tiny", hours=1e-9, log=lines.append) is None
+    assert lines[-1].startswith("stopped before classifier finished")
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_budgets_and_steps_are_named(tmp_path):
+    with pytest.raises(ValueError, match="budget must be one of"):
+        run_recipe(tmp_path, "huge")
+    with pytest.raises(ValueError, match="until must be one of the steps"):
+        run_recipe(tmp_path, "tiny", until="regressor")
+    with pytest.raises(SystemExit):
+        reproduce.main(["--hours", "0", "--root", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_the_whole_chain_runs_at_a_tiny_budget_and_resumes_step_by_step(tmp_path, capsys):
+    lines = []
+    assert run_recipe(tmp_path, "tiny", until="refiner", log=lines.append) is None
+    assert [line for line in lines if line.startswith("[")][-1].startswith("[3/13] refiner:")
+    lines.clear()
+    result = run_recipe(tmp_path, "tiny", log=lines.append)
+    steps = [line for line in lines if line.startswith("[")]
+    assert steps[:3] == [f"[{n}/13] {name}: done" for n, name in enumerate(RECIPE_NAMES[:3], 1)]
+    assert len(steps) == len(RECIPE) and not any(s.endswith(": done") for s in steps[3:])
+    # The check ran and says what it found; the tiny networks learnt nothing.
+    assert set(result) >= {"scores", "gain", "standard_error", "passes", "settings"}
+    assert result["passes"] is False and result["images"] == chain.BUDGETS["tiny"].check_images
+    assert set(result["settings"]) == {
+        "presence_threshold",
+        "restart_below",
+        "outline_weight",
+        "verified_presence_threshold",
+        "line_free_fits",
+    }
+    for step in RECIPE:  # each network's record names its step
+        if isinstance(step, Train):
+            provenance = json.loads((tmp_path / step.name / "provenance.json").read_text())
+            assert provenance["recipe_step"] == step.name
+    # Done is done: the command lists every step as done and only reads the check again.
+    assert reproduce.main(["--budget", "tiny", "--root", str(tmp_path)]) == 1
+    printed = capsys.readouterr().out
+    assert printed.count(": done") == len(RECIPE) and printed.count("NOT within") == 1
+    assert reproduce.recipe_table(tmp_path, "tiny").count("done") == len(RECIPE)
+
+
+def test_the_book_states_the_recipes_cpu_hours():
+    from spaceship_utils.chain import expected_hours
+
+    page = (Path(__file__).parents[1] / "book" / "running_the_code.md").read_text()
+    assert f"**{expected_hours():.1f} CPU hours**" in page
