@@ -68,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         help="full: the shipped sizes; tiny: every step in a minute or two (a smoke test)",
     )
     parser.add_argument("--hours", type=float, help="wall-clock budget; stop cleanly after it")
-    parser.add_argument("--until", choices=[step.name for step in RECIPE], help="stop after it")
+    parser.add_argument(
+        "--until",
+        choices=[step.name for step in RECIPE],
+        metavar="STEP",
+        help="stop after this step (one of the steps --list shows)",
+    )
     parser.add_argument("--list", action="store_true", help="list the steps and stop")
     args = parser.parse_args(argv)
     if args.hours is not None and not args.hours > 0:
