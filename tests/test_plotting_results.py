@@ -192,6 +192,11 @@ def test_training_curves_mark_the_kept_epoch_and_a_reference_level():
         != colours[(loss, "training")]
     )
     assert accuracy.get_ylabel() == "accuracy" and loss.get_ylabel() == "loss"
+    # One legend, below the panels, with each line once: none on the curves themselves.
+    assert loss.get_legend() is None and accuracy.get_legend() is None
+    (legend,) = fig.legends
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels == ["training", "validation", "kept epoch", "always 'ship'"]
 
 
 INTRO_FIGURE = Path(__file__).resolve().parents[1] / "book" / "_static" / "task.jpg"

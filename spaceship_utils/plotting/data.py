@@ -237,6 +237,7 @@ def plot_pixel_value_densities(sweep, noise_level: float = NOISE_LEVEL) -> plt.F
             grid, density(grid, noise_level), color=colour, label=f"{name} pixels, derived"
         )
     axes[0].set_ylabel("probability density")
+    axes[0].set_ylim(0, 3.1)  # room above the densities, so the legend covers none of them
     axes[0].legend(frameon=False, loc="upper left")
 
     ratio = likelihood_ratio(grid, noise_level)

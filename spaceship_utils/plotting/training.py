@@ -40,7 +40,7 @@ def plot_training_history(
     if x_axis == "images" and "images" not in history:
         raise ValueError("x_axis='images' needs an 'images' column in the history")
     fig, axes = plt.subplots(
-        1, len(metrics), figsize=(min(4.2 * len(metrics), COLUMN_INCHES), 3.2), squeeze=False
+        1, len(metrics), figsize=(min(4.2 * len(metrics), COLUMN_INCHES), 3.5), squeeze=False
     )
     for ax, metric in zip(axes.flat, metrics, strict=True):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
@@ -71,6 +71,11 @@ def plot_training_history(
         ax.set_ylabel(METRIC_NAMES.get(metric, metric))
         if "loss" in metric:
             ax.set_yscale("log")
-        ax.legend(frameon=False, loc="best" if "loss" in metric else "lower right")
-    fig.tight_layout()
+    # One legend below the panels, so that it covers no curve (the dips the chapters discuss).
+    entries = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(entries.values(), entries.keys(), frameon=False, loc="lower center", ncol=4)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
