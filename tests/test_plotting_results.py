@@ -71,6 +71,17 @@ def test_score_by_group_leaves_out_the_no_ship_row():
     assert ax.patches[0].get_height() == 0.5
 
 
+def test_score_by_group_draws_the_overall_score_and_ends_its_axis_above_the_bars():
+    rows = [{"group": name, "samples": 100, "score": 0.4} for name in ("small", "large")]
+    fig = plot_score_by_group({"size": rows}, overall=0.41)
+    ax = fig.axes[0]
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [0.41]
+    assert ax.get_ylim() == (0.0, 0.6)  # 0.4 plus its error, rounded up, plus a tenth
+    assert "dashed: all samples (0.410)" in fig.texts[0].get_text()
+    rows = [{"group": "small", "samples": 100, "score": 0.97}]
+    assert plot_score_by_group({"size": rows}).axes[0].get_ylim() == (0.0, 1.0)
+
+
 def test_score_by_group_ticks_leave_the_panel_title_s_word_out():
     names = ["yaw 0-90°", "yaw 90-180°"]
     rows = [{"group": name, "samples": 10, "score": 0.5} for name in names]

@@ -54,9 +54,11 @@ def plot_iou_histogram(
 
 
 def plot_score_by_group(
-    splits: Mapping[str, Sequence[Mapping]], threshold: float = 0.7
+    splits: Mapping[str, Sequence[Mapping]], threshold: float = 0.7, overall: float | None = None
 ) -> plt.Figure:
-    """Bar charts of the challenge score per group, one panel per split.
+    """Bar charts of the challenge score per group, one panel per split, with the `overall`
+    score (of all samples) as a dashed line if given. The y axis ends a little above the
+    highest bar, at 1 at most, so that small differences between groups show.
 
     `splits` maps a split name to rows of `harness.score_by_group` (group, samples, score).
     """
@@ -67,6 +69,7 @@ def plot_score_by_group(
         sharey=True,
         squeeze=False,
     )
+    highest = 0.0
     for ax, (name, rows) in zip(axes.flat, splits.items(), strict=True):
         rows = [row for row in rows if row["group"] != "no ship"]
         positions = np.arange(len(rows))
@@ -74,14 +77,20 @@ def plot_score_by_group(
         samples = np.array([row["samples"] for row in rows])
         # One standard error of a rate on that many samples.
         errors = np.sqrt(scores * (1 - scores) / np.maximum(samples, 1))
+        highest = max(highest, float(np.max(scores + errors, initial=0.0)))
         ax.bar(positions, scores, yerr=errors, color="tab:blue", alpha=0.8, capsize=3)
         for position, count in zip(positions, samples, strict=True):
             ax.text(position, 0.02, f"{count:,}", ha="center", color="white", rotation=90)
+        if overall is not None:
+            ax.axhline(overall, color="black", linestyle="--", linewidth=1)
         ax.set_xticks(positions, [_short_group(row["group"]) for row in rows])
-        ax.set_ylim(0, 1)
         ax.set_title(GROUP_TITLES.get(name, f"by {name}"))
+    axes[0, 0].set_ylim(0, min(1.0, np.ceil(10 * highest + 1) / 10))  # shared by the panels
     axes[0, 0].set_ylabel(f"share with IoU > {threshold}")
-    fig.text(0.99, 0.99, "white: samples per bar; bars: ±1 standard error", ha="right", va="top")
+    note = "white: samples per bar; bars: ±1 standard error"
+    if overall is not None:
+        note += f"; dashed: all samples ({overall:.3f})"
+    fig.text(0.99, 0.99, note, ha="right", va="top")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
 
