@@ -37,7 +37,7 @@ from spaceship_utils.training.hard_examples import (
     write_own_answers,
 )
 from spaceship_utils.training.loop import train_model
-from spaceship_utils.training.recipes import DEFAULT_RUNS, TrainingConfig
+from spaceship_utils.training.recipes import TrainingConfig
 
 RECIPE_SEED = 8128
 """The validation images of the recipe's fits come from `default_rng([RECIPE_SEED, 0])`,
@@ -243,18 +243,28 @@ def expected_hours(steps: tuple[Step, ...] = RECIPE) -> float:
 
 
 def step_done(step: Step, root: Path, budget: Budget) -> bool:
-    """Whether `step` has finished under `root` (its folder holds its result)."""
+    """Whether `step` has finished under `root`: its folder holds its result, written last
+    (a training step's provenance naming the step, a fit's or the check's result.json)."""
     folder = root / step.name
     if isinstance(step, Train):
-        return (folder / "final.weights.h5").is_file()
+        provenance = folder / "provenance.json"
+        return (
+            provenance.is_file()
+            and json.loads(provenance.read_text()).get("recipe_step") == step.name
+        )
     if isinstance(step, Collect):
         chunks = budget.chunks or step.chunks
         return all(chunk_path(folder, index).is_file() for index in range(chunks))
     return (folder / "result.json").is_file()
 
 
+class RecipeError(RuntimeError):
+    """A chain folder that cannot go on as it is: made with another budget, or with steps
+    done after a step that is not (made from an earlier version of it)."""
+
+
 def run_recipe(
-    root: str | Path = DEFAULT_RUNS / "recipe",
+    root: str | Path,
     budget: str = "full",
     hours: float | None = None,
     until: str | None = None,
@@ -264,13 +274,21 @@ def run_recipe(
     """Do the steps of the recipe that are not done yet, in order, under `root`, at this
     `budget` (a key of `BUDGETS`), for at most `hours` of wall time, up to and including
     step `until` if given. Returns the check's result once it has run, else None (stopped
-    by the budget or by `until`): run it again to go on."""
+    by the budget or by `until`): run it again to go on.
+
+    A folder keeps the budget it was started with (`recipe.json`), and a step that is done
+    after one that is not is refused (`RecipeError`): it was made from an earlier version
+    of that step, so its folder must be deleted first."""
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {tuple(BUDGETS)}, got {budget!r}")
+    if hours is not None and not hours > 0:
+        raise ValueError(f"hours must be > 0, got {hours}")
     names = [step.name for step in steps]
     if until is not None and until not in names:
         raise ValueError(f"until must be one of the steps {names}, got {until!r}")
     root, sizes = Path(root).expanduser(), BUDGETS[budget]
+    _check_budget(root, budget)
+    _check_nothing_stale(steps, root, sizes)
     deadline = None if hours is None else time.monotonic() + 3600 * hours
     for number, step in enumerate(steps, start=1):
         heading = f"[{number}/{len(steps)}] {step.name}"
@@ -282,10 +300,39 @@ def run_recipe(
             if (left is not None and left <= 0) or not _run_step(step, root, sizes, left, log):
                 log(f"stopped before {step.name} finished; run the same command to resume")
                 return None
-        if step.name == until:
-            break
-    last = root / steps[-1].name / "result.json"
-    return json.loads(last.read_text()) if last.is_file() else None
+        if step.name == until and step is not steps[-1]:
+            return None
+    return json.loads((root / steps[-1].name / "result.json").read_text())
+
+
+def _check_budget(root: Path, budget: str) -> None:
+    """Record the budget of a new chain folder; refuse another budget in an existing one."""
+    record = root / "recipe.json"
+    if record.is_file():
+        started = json.loads(record.read_text())["budget"]
+        if started != budget:
+            raise RecipeError(
+                f"{root} holds a chain run at the {started!r} budget, not {budget!r}: "
+                "choose another folder (--root)"
+            )
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"budget": budget}) + "\n")
+
+
+def _check_nothing_stale(steps: tuple[Step, ...], root: Path, budget: Budget) -> None:
+    """RecipeError if a step is done after one that is not."""
+    done = [step_done(step, root, budget) for step in steps]
+    if False in done:
+        first = done.index(False)
+        later = zip(steps[first + 1 :], done[first + 1 :], strict=True)
+        stale = [step.name for step, is_done in later if is_done]
+        if stale:
+            raise RecipeError(
+                f"in {root}, {', '.join(stale)} are done but {steps[first].name}, which comes "
+                f"before them, is not: they were made from an earlier {steps[first].name}. "
+                "Delete their folders to make them again from the new one"
+            )
 
 
 def retrained_pipeline(
@@ -305,9 +352,9 @@ def retrained_pipeline(
     )
 
 
-def fitted_settings(root: Path) -> dict:
+def fitted_settings(root: str | Path) -> dict:
     """Every setting the `Fit` steps under `root` have written, in the recipe's order."""
-    settings = {}
+    root, settings = Path(root).expanduser(), {}
     for step in RECIPE:
         path = root / step.name / "result.json"
         if isinstance(step, Fit) and path.is_file():
@@ -344,20 +391,26 @@ def _run_step(step: Step, root: Path, budget: Budget, hours: float | None, log) 
     return True
 
 
-def _train(step: Train, root: Path, budget: Budget, hours: float | None, log) -> bool:
+def step_config(step: Train, root: Path, budget: Budget) -> TrainingConfig:
+    """The training run of `step` under `root`: its task's recipe, the step's changes, the
+    budget's sizes, and the files of the steps it starts from."""
     config = replace(TrainingConfig.recipe(step.task), **(step.changes | budget.training))
     if step.starts_from is not None:
         config = replace(config, initial_weights=root / step.starts_from / "final.weights.h5")
     if step.own_answers is not None:
         config = replace(config, own_answers=root / step.own_answers)
-    outcome = train_model(config, root / step.name, hours=hours, log=log)
+    return config
+
+
+def _train(step: Train, root: Path, budget: Budget, hours: float | None, log) -> bool:
+    outcome = train_model(step_config(step, root, budget), root / step.name, hours=hours, log=log)
     if outcome.finished:
         provenance_path = root / step.name / "provenance.json"
         provenance = json.loads(provenance_path.read_text())
-        provenance["recipe_step"] = step.name
+        provenance["recipe_step"] = step.name  # the step is done once this is written
         if step.starts_from is not None:
             provenance["initial_weights"]["recipe_step"] = step.starts_from
-        provenance_path.write_text(json.dumps(provenance, indent=1) + "\n")
+        _write_json(provenance_path, provenance)
     return outcome.finished
 
 
@@ -396,6 +449,11 @@ def check_summary(result: dict) -> str:
 
 def _write_result(folder: Path, result: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / "result.json.partial"
-    partial.write_text(json.dumps(result, indent=1) + "\n")
-    partial.replace(folder / "result.json")
+    _write_json(folder / "result.json", result)
+
+
+def _write_json(path: Path, record: dict) -> None:
+    """Write `record` to `path` whole or not at all (a kill mid-write leaves the old file)."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(path)

@@ -4,8 +4,8 @@ Runs every step of `chain.RECIPE` in order under one folder (about 9 CPU hours o
 cores at full size), skipping the steps already done, so the same command resumes after
 any stop; `--list` shows the steps and which are done. The last step checks the retrained
 pipeline against the shipped one on the same validation images; the command exits with 0
-when it is within two paired standard errors, 1 when it is not, and 2 when it stopped
-before the end (budget or `--until`)."""
+when it is within two paired standard errors, 1 when it is not, and 3 when it stopped
+before the end (budget or `--until`; 2 is a mistyped command)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from spaceship_utils.chain import (
     RECIPE,
     Collect,
     Fit,
+    RecipeError,
     Train,
     check_summary,
     expected_hours,
@@ -83,13 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     print(recipe_table(root, args.budget), flush=True)
     if args.list:
         return 0
-    result = run_recipe(
-        root, args.budget, args.hours, args.until, log=lambda line: print(line, flush=True)
-    )
+    try:
+        result = run_recipe(
+            root, args.budget, args.hours, args.until, log=lambda line: print(line, flush=True)
+        )
+    except RecipeError as error:
+        parser.error(str(error))
     if result is None:
-        return 2
+        return STOPPED
     print(check_summary(result))
     return 0 if result["passes"] else 1
+
+
+STOPPED = 3
+"""The exit status of a chain stopped before its end (argparse exits with 2 on bad usage)."""
 
 
 if __name__ == "__main__":

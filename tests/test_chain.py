@@ -9,6 +9,7 @@ import pytest
 from spaceship_utils import chain, reproduce
 from spaceship_utils.chain import RECIPE, Check, Collect, Fit, Train, run_recipe
 from spaceship_utils.evaluation.setting_fits import simplest_within
+from spaceship_utils.pretrained import EARLIER_RUNS_DIR, read_manifest
 
 RECIPE_NAMES = [step.name for step in RECIPE]
 
@@ -42,20 +43,18 @@ RECORDED_RUNS = {
 (model, role) or an earlier run's record (`pretrained.EARLIER_RUNS_DIR`)."""
 
 
-def test_each_training_step_expects_the_hours_its_recorded_run_took():
-    from spaceship_utils.pretrained import EARLIER_RUNS_DIR, read_manifest
+def _recorded_run(step: Train, manifest: dict) -> dict:
+    where = RECORDED_RUNS[step.name]
+    if isinstance(where, tuple):
+        return manifest[where[0]]["files"][where[1]]["provenance"]
+    return json.loads((EARLIER_RUNS_DIR / where / "provenance.json").read_text())
 
+
+def test_each_training_step_expects_the_hours_its_recorded_run_took():
     manifest = read_manifest()
     for step in RECIPE:
         if isinstance(step, Train):
-            where = RECORDED_RUNS[step.name]
-            if isinstance(where, tuple):
-                record = manifest[where[0]]["files"][where[1]]["provenance"]
-            else:
-                record = json.loads((EARLIER_RUNS_DIR / where / "provenance.json").read_text())
-            assert step.hours == record["wall_hours"], step.name
-            assert record["seed"] == step.changes.get("seed", record["seed"]), step.name
-            assert record["epochs"] == step.changes.get("epochs", record["epochs"]), step.name
+            assert step.hours == _recorded_run(step, manifest)["wall_hours"], step.name
 
 
 def test_the_simplest_setting_within_the_tolerance_wins_ties():
@@ -63,13 +62,73 @@ def test_the_simplest_setting_within_the_tolerance_wins_ties():
     assert simplest_within((0.5, 0.8, 0.9), [0.90, 0.9400, 0.9414], tolerance=0.001) == 0.9
     with pytest.raises(ValueError, match="one score per candidate"):
         simplest_within((0.5, 0.8), [0.9])
+    with pytest.raises(ValueError, match="every score must be finite"):
+        simplest_within((0.5, 0.8), [float("nan"), 0.9])
 
 
 def test_a_spent_budget_stops_before_any_step(tmp_path):
     lines = []
     assert run_recipe(tmp_path, "tiny", hours=1e-9, log=lines.append) is None
     assert lines[-1].startswith("stopped before classifier finished")
-    assert not any(tmp_path.iterdir())
+    assert [path.name for path in tmp_path.iterdir()] == ["recipe.json"]
+
+
+def test_a_folder_keeps_its_budget(tmp_path):
+    run_recipe(tmp_path, "tiny", hours=1e-9, log=lambda line: None)
+    with pytest.raises(chain.RecipeError, match="at the 'tiny' budget, not 'full'"):
+        run_recipe(tmp_path, "full", hours=1e-9)
+
+
+def _pretend_done(root, step):
+    """Make `step`'s folder look finished, as `step_done` reads it."""
+    folder = root / step.name
+    folder.mkdir(parents=True)
+    if isinstance(step, Train):
+        (folder / "provenance.json").write_text(json.dumps({"recipe_step": step.name}))
+    else:
+        (folder / "result.json").write_text(json.dumps({"settings": {}}))
+
+
+def test_a_step_done_after_one_that_is_not_is_refused(tmp_path):
+    _pretend_done(tmp_path, RECIPE[4])  # the presence fit, with no network before it
+    assert chain.step_done(RECIPE[4], tmp_path, chain.BUDGETS["tiny"])
+    with pytest.raises(chain.RecipeError, match="presence are done but classifier"):
+        run_recipe(tmp_path, "tiny", hours=1e-9)
+
+
+def test_a_training_step_is_done_only_once_its_provenance_names_it(tmp_path):
+    step, budget = RECIPE[0], chain.BUDGETS["tiny"]
+    (tmp_path / step.name).mkdir()
+    (tmp_path / step.name / "final.weights.h5").write_bytes(b"")
+    assert not chain.step_done(step, tmp_path, budget)  # the run had not finished writing
+    (tmp_path / step.name / "provenance.json").write_text(json.dumps({"date": "today"}))
+    assert not chain.step_done(step, tmp_path, budget)
+    (tmp_path / step.name / "provenance.json").write_text(json.dumps({"recipe_step": "classifier"}))
+    assert chain.step_done(step, tmp_path, budget)
+
+
+def test_each_training_step_runs_as_its_recorded_run_did(tmp_path):
+    """Every setting of each step's run (not only its seed and epochs) is the recorded
+    run's, and the tiny budget changes only the sizes."""
+    manifest = read_manifest()
+    for step in RECIPE:
+        if not isinstance(step, Train):
+            continue
+        record = _recorded_run(step, manifest)
+        config = chain.step_config(step, tmp_path, chain.BUDGETS["full"])
+        for name in ("seed", "epochs", "steps_per_epoch", "batch_size", "learning_rate"):
+            assert getattr(config, name) == record[name], (step.name, name)
+        assert config.schedule == record["schedule"] and config.ema_momentum == record.get(
+            "ema_momentum"
+        ), step.name
+        assert (config.initial_weights is None) == ("initial_weights" not in record), step.name
+        tiny = chain.step_config(step, tmp_path, chain.BUDGETS["tiny"])
+        assert (tiny.seed, tiny.learning_rate, tiny.schedule) == (
+            config.seed,
+            config.learning_rate,
+            config.schedule,
+        )
+        assert tiny.training_images < 100
 
 
 def test_unknown_budgets_and_steps_are_named(tmp_path):
@@ -77,6 +136,8 @@ def test_unknown_budgets_and_steps_are_named(tmp_path):
         run_recipe(tmp_path, "huge")
     with pytest.raises(ValueError, match="until must be one of the steps"):
         run_recipe(tmp_path, "tiny", until="regressor")
+    with pytest.raises(ValueError, match="hours must be > 0"):
+        run_recipe(tmp_path, "tiny", hours=-1.0)
     with pytest.raises(SystemExit):
         reproduce.main(["--hours", "0", "--root", str(tmp_path)])
 
@@ -110,6 +171,7 @@ def test_the_whole_chain_runs_at_a_tiny_budget_and_resumes_step_by_step(tmp_path
     printed = capsys.readouterr().out
     assert printed.count(": done") == len(RECIPE) and printed.count("NOT within") == 1
     assert reproduce.recipe_table(tmp_path, "tiny").count("done") == len(RECIPE)
+    assert run_recipe(tmp_path, "tiny", until="outlines", log=lines.append) is None
 
 
 def test_the_book_states_the_recipes_cpu_hours():

@@ -170,6 +170,22 @@ went from four window views to one: the refined detector's boxes, its printed se
 the restarts and outline fits that start from its boxes all changed with it."""
 
 
+DRAWN_DIFFERENTLY = {
+    'plot_score_by_group(splits, overall=results["detector"].score)': "plot_score_by_group(splits)",
+}
+"""Calls whose figure changed after the AMD run (it now draws the overall score) but whose
+printed outputs, the numbers compared, are the same code's: the cell is matched with the
+evidence's call."""
+
+
+def _as_in_the_evidence(cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of a code cell with each call of `DRAWN_DIFFERENTLY` as the evidence wrote it."""
+    copy = nbformat.from_dict(json.loads(json.dumps(cell)))
+    for now, then in DRAWN_DIFFERENTLY.items():
+        copy.source = copy.source.replace(now, then)
+    return copy
+
+
 @pytest.mark.skipif(not EVIDENCE.is_file(), reason="needs ../shared/evidence beside the checkout")
 def test_chapters_7_to_12_run_on_an_amd_cpu_are_within_the_tolerances(tmp_path):
     """The evidence is a run of the old chapter 7, before it was split into chapters 7-12,
@@ -187,12 +203,12 @@ def test_chapters_7_to_12_run_on_an_amd_cpu_are_within_the_tolerances(tmp_path):
         cell.source: cell for cell in nbformat.read(EVIDENCE, 4).cells if cell.cell_type == "code"
     }
     pairs = [
-        (cell, evidence[cell.source])
+        (_as_in_the_evidence(cell), evidence[_as_in_the_evidence(cell).source])
         for path in PART_3
         for cell in nbformat.read(path, 4).cells
         if cell.cell_type == "code"
         and "nbval_numeric" in cell.metadata
-        and cell.source in evidence
+        and _as_in_the_evidence(cell).source in evidence
         and not any(call in cell.source for call in CHANGED_SINCE_THE_EVIDENCE)
     ]
     assert len(pairs) >= 8, "the detector's and the unchanged refiner cells: the AMD run's code"

@@ -36,6 +36,8 @@ def simplest_within(candidates: tuple, scores: list[float], tolerance: float = F
     """The first of `candidates` whose score is within `tolerance` of the best score."""
     if len(candidates) != len(scores) or not candidates:
         raise ValueError(f"need one score per candidate, got {len(candidates)} and {len(scores)}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"every score must be finite, got {scores} for {candidates}")
     best = max(scores)
     return next(c for c, s in zip(candidates, scores, strict=True) if s >= best - tolerance)
 

@@ -110,10 +110,10 @@ def write_own_answers(
     `directory`, one `.npz` file per chunk (windows as float16, targets as uint8). Chunks
     already there are kept, so running it again resumes. Stops before a new chunk once
     `time.monotonic()` passes `deadline`; returns whether every chunk is there."""
-    directory = Path(directory).expanduser()
-    directory.mkdir(parents=True, exist_ok=True)
     check_count(chunks, "chunks", minimum=1)
     check_count(chunk_images, "chunk_images", minimum=1)
+    directory = Path(directory).expanduser()
+    directory.mkdir(parents=True, exist_ok=True)
     for index in range(chunks):
         path = chunk_path(directory, index)
         if path.is_file():
@@ -128,7 +128,8 @@ def write_own_answers(
         partial.replace(path)
         log(
             f"chunk {index + 1}/{chunks}: {len(windows)} windows, "
-            f"{targets.mean():.0%} scoring, {time.monotonic() - started:.0f} s"
+            f"{targets.mean() if len(targets) else 0:.0%} scoring, "
+            f"{time.monotonic() - started:.0f} s"
         )
     return True
 
