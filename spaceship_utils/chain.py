@@ -385,9 +385,10 @@ def _run_step(step: Step, root: Path, budget: Budget, hours: float | None, log) 
         model = retrained_pipeline(root, verifier=step.verifier)
         settings = step.fit(model, images, labels)
         log(f"fitted on {len(images):,} validation images: {settings}")
-        _write_result(folder, {"settings": settings, "images": len(images), "seed": RECIPE_SEED})
+        record = {"settings": settings, "images": len(images), "seed": RECIPE_SEED}
+        _write_json(folder / "result.json", record)
         return True
-    _write_result(folder, _check(root, budget, log))
+    _write_json(folder / "result.json", _check(root, budget, log))
     return True
 
 
@@ -447,13 +448,9 @@ def check_summary(result: dict) -> str:
     )
 
 
-def _write_result(folder: Path, result: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "result.json", result)
-
-
 def _write_json(path: Path, record: dict) -> None:
     """Write `record` to `path` whole or not at all (a kill mid-write leaves the old file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(record, indent=1) + "\n")
     partial.replace(path)

@@ -47,6 +47,11 @@ class RestartRuns:
     first_windows: int
     restart_windows: int
 
+    def score(self, boxes: np.ndarray, labels: np.ndarray) -> float:
+        """The challenge score of boxes (N, 5) on these images against their labels (N, 5),
+        behind the model's presence gate before the verifier votes."""
+        return ap_at_iou(gate_boxes(boxes, self.presence, self.threshold), labels)
+
 
 def restart_runs(
     model: RefinedDetectorPipeline, images: np.ndarray, chunk_size: int = 512
@@ -127,7 +132,7 @@ def verifier_vote_table(runs: RestartRuns, labels: np.ndarray, restart_below: fl
             restarted,
             boxed,
             has_ship,
-            ap_at_iou(gate_boxes(without_boxes, runs.presence, runs.threshold), labels),
+            runs.score(without_boxes, labels),
         )
     ]
     with_boxes, with_presence = voted_choice(runs, restart_below)
@@ -215,10 +220,10 @@ def restart_table(
     for below in shown:
         boxes, restarted = restarted_choice(runs, below)
         windows = runs.first_windows + restarts * runs.restart_windows * restarted.mean()
-        score = ap_at_iou(gate_boxes(boxes, runs.presence, runs.threshold), labels)
+        score = runs.score(boxes, labels)
         rows.append((f"{below:.3f}", f"{restarted.mean():.3f}", f"{windows:.1f}", f"{score:.4f}"))
     best = chosen_candidates(runs.boxes, ship_ious_of_sets(runs.boxes, labels))[0]
-    bound = ap_at_iou(gate_boxes(best, runs.presence, runs.threshold), labels)
+    bound = runs.score(best, labels)
     boxed = np.mean(runs.presence >= runs.threshold)
     every_start = f"{runs.first_windows + restarts * runs.restart_windows * boxed:.1f}"
     rows.append(("the truth picks", f"{boxed:.3f}", every_start, f"{bound:.4f}"))

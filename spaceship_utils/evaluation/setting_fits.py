@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from spaceship_utils.core.metrics import ap_at_iou, best_presence_threshold
+from spaceship_utils.core.metrics import best_presence_threshold
 from spaceship_utils.core.validation import check_boxes, check_images, check_same_length
 from spaceship_utils.detection.pipelines import calibrated_presence_threshold
-from spaceship_utils.detection.presence import gate_boxes
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
 from spaceship_utils.evaluation.outline_tables import (
     LINE_FREE_WEIGHTS,
@@ -63,12 +62,7 @@ def fitted_restart_below(
     with labels (N, 5), at the model's own presence threshold (chapter 10's rule)."""
     images, labels = _checked(images, labels)
     runs = restart_runs(model, images)
-    scores = [
-        ap_at_iou(
-            gate_boxes(restarted_choice(runs, below)[0], runs.presence, runs.threshold), labels
-        )
-        for below in candidates
-    ]
+    scores = [runs.score(restarted_choice(runs, below)[0], labels) for below in candidates]
     return float(simplest_within(candidates, scores))
 
 
