@@ -5,6 +5,7 @@ from spaceship_utils.data.generator import make_data
 from spaceship_utils.detection.pipelines import Predictions
 from spaceship_utils.evaluation.harness import (
     compare_evaluations,
+    compare_group_sets,
     evaluate_model,
     format_rows,
     score_by_group,
@@ -124,6 +125,18 @@ def test_groups_are_listed_in_natural_order():
     groups = np.array(["yaw 180-270°", "no ship", "yaw 90-180°", "yaw 0-90°"])
     rows = score_by_group(np.array([0.8, 0.0, 0.5, 0.9]), groups)
     assert [row["group"] for row in rows] == ["yaw 0-90°", "yaw 90-180°", "yaw 180-270°", "no ship"]
+
+
+def test_compare_group_sets_pools_groups_and_weighs_the_gap():
+    groups = np.array(["a"] * 4 + ["b"] * 4 + ["c"] * 2)
+    ious = np.array([0.9, 0.9, 0.1, 0.1, 0.9, 0.9, 0.9, 0.1, 0.9, 0.9])
+    rows = score_by_group(ious, groups)
+    line = compare_group_sets(rows, ["a"], ["b", "c"])
+    # a: 2 of 4; b + c: 5 of 6; s.e. sqrt(0.25 / 4 + (5/6)(1/6) / 6) = 0.2927
+    assert line.startswith("b + c: 0.833 (6 samples) against a: 0.500 (4)")
+    assert line.endswith("gap +0.333, s.e. 0.293 (+1.1 s.e.)")
+    with pytest.raises(ValueError, match=r"no groups \['d'\]"):
+        compare_group_sets(rows, ["a"], ["d"])
 
 
 def test_score_by_group_checks_shapes():

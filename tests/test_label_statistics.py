@@ -91,6 +91,14 @@ def test_draw_samples_follows_the_official_stream():
         np.testing.assert_array_equal(labels[index], label)
 
 
+def test_draw_samples_takes_one_ship_flag_per_sample():
+    np.random.seed(4)  # noqa: NPY002
+    _, labels = draw_samples(3, has_spaceship=[True, False, True])
+    assert np.isnan(labels).any(axis=1).tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="2 values for 3 samples"):
+        draw_samples(3, has_spaceship=[True, False])
+
+
 def test_sample_labels_is_chunked_and_reproducible():
     first = sample_labels(25, np.random.default_rng(3), chunk_size=10)
     again = sample_labels(25, np.random.default_rng(3), chunk_size=10)

@@ -177,7 +177,7 @@ def test_the_sweep_summary_has_one_row_per_threshold():
     image, classes = _hand_built_image()
     sweep = threshold_sweep(image, classes, [0.0, 0.6, 0.8], bins=10)
     lines = sweep.summary_table().splitlines()
-    assert lines[0].split()[:4] == ["threshold", "ship", "kept", "line"]
+    assert lines[0].split()[:4] == ["threshold", "outline", "kept", "line"]
     assert [line.split()[0] for line in lines[2:]] == ["0.00", "0.60", "0.80"]
     # At 0.8: half the ship and half the line kept, no noise, the ship half of what is kept.
     assert lines[-1].split()[1:5] == ["50.0%", "50.0%", "0.0%", "50.00%"]

@@ -100,6 +100,18 @@ def test_threshold_comparison_has_raw_and_thresholded_columns(layers):
     assert all(fig.axes[4 * row].get_ylabel() for row in range(3))
 
 
+def test_threshold_comparison_shades_the_outline_under_the_kept_pixels(layers):
+    images = np.stack([sample.image for sample in layers])
+    outlines = np.stack([sample.ship for sample in layers])
+    boxes = np.stack([sample.label for sample in layers])
+    thresholded = threshold_images(images)
+    fig = plot_threshold_comparison(images, thresholded, boxes, 0.8, outlines)
+    shaded = fig.axes[3].images[1].get_array()  # the outline's pixels the threshold removed
+    removed = (outlines[0] > 0) & (thresholded[0] == 0)
+    np.testing.assert_array_equal(~np.ma.getmaskarray(shaded), removed)
+    assert len(fig.axes[1].images) == 1  # the full thresholded image is left as it is
+
+
 def test_threshold_sweep_plots_the_kept_shares(sweep):
     fig = plot_threshold_sweep(sweep)
     assert len(fig.axes) == 3 and all(_labelled(ax) for ax in fig.axes)
@@ -112,7 +124,7 @@ def test_pixel_value_densities_have_both_panels(sweep):
     fig = plot_pixel_value_densities(sweep)
     assert len(fig.axes) == 2 and all(_labelled(ax) for ax in fig.axes)
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert "ship pixels, derived" in labels and "noise pixels, measured" in labels
+    assert "outline pixels, derived" in labels and "noise pixels, measured" in labels
 
 
 def test_component_shares_draw_one_bar_per_column_and_scheme():

@@ -430,6 +430,31 @@ def _binomial_error(share: float, count: int) -> float:
     return float(np.sqrt(share * (1 - share) / count)) if count else float("nan")
 
 
+def compare_group_sets(rows: list[dict], first: list[str], second: list[str]) -> str:
+    """Two sets of groups of one split (`score_by_group` rows), each pooled into one score,
+    and the gap between them in standard errors of the difference (two binomial rates).
+
+    E.g. `compare_group_sets(splits["yaw"], ["yaw 0-90°", "yaw 90-180°"], [...])`.
+    """
+    by_name = {row["group"]: row for row in rows}
+    pooled = []
+    for groups in (first, second):
+        missing = [group for group in groups if group not in by_name]
+        if missing or not groups:
+            raise ValueError(f"no groups {missing or groups} among {sorted(by_name)}")
+        samples = sum(by_name[group]["samples"] for group in groups)
+        hits = sum(by_name[group]["score"] * by_name[group]["samples"] for group in groups)
+        pooled.append((hits / samples, samples))
+    (score_a, count_a), (score_b, count_b) = pooled
+    gap = score_b - score_a
+    error = float(np.hypot(_binomial_error(score_a, count_a), _binomial_error(score_b, count_b)))
+    return (
+        f"{' + '.join(second)}: {score_b:.3f} ({count_b:,} samples) against "
+        f"{' + '.join(first)}: {score_a:.3f} ({count_a:,}); gap {gap:+.3f}, "
+        f"s.e. {error:.3f} ({gap / error:+.1f} s.e.)"
+    )
+
+
 def format_splits(splits: dict[str, list[dict]]) -> str:
     """`Evaluation.splits()` as text: one `format_rows` table per split, each with its name."""
     return "\n\n".join(f"by {name}\n{format_rows(rows)}" for name, rows in splits.items())

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import ListedColormap
 
 from spaceship_utils.core.geometry import box_corners
 from spaceship_utils.core.validation import check_boxes, check_images, has_box
@@ -129,7 +130,9 @@ def plot_threshold_comparison(
     margin_px: float = 10.0,
 ) -> plt.Figure:
     """Raw and thresholded images side by side (true box in red), then zoomed on the ship:
-    the outline alone (if `outlines` is given, else the raw image) and the thresholded image.
+    the outline alone (if `outlines` is given, else the raw image) and the thresholded image,
+    with the outline's removed pixels in red (if `outlines` is given), so that the kept
+    outline pixels (white dots on the red path) can be told from line pixels.
 
     images, thresholded and outlines (N, 200, 200); boxes (N, 5) with a ship in every row.
     """
@@ -158,9 +161,29 @@ def plot_threshold_comparison(
             if zoomed:
                 ax.set_xlim(low[0], high[0])
                 ax.set_ylim(high[1], low[1])
+            if column == 3 and outlines is not None:
+                # The path shows where the threshold removed outline pixels; kept ones stay white.
+                _shade_path(ax, (references[row] > 0) & (thresholded[row] == 0))
         axes[row, 0].set_ylabel(f"sample {row + 1}")
-    fig.tight_layout()
+    if outlines is None:
+        fig.tight_layout()
+        return fig
+    fig.text(
+        0.99,
+        0.01,
+        "red, last column: outline pixels the threshold removed",
+        ha="right",
+        va="bottom",
+        color=CLASS_COLOURS["outline"],
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
+
+
+def _shade_path(ax: plt.Axes, mask: np.ndarray) -> None:
+    """Shade the pixels of `mask` (200, 200) in the ship's colour over an image panel."""
+    shade = ListedColormap([CLASS_COLOURS["outline"]])
+    ax.imshow(np.ma.masked_where(~mask, mask), cmap=shade, alpha=0.6, interpolation="nearest")
 
 
 def plot_threshold_sweep(sweep, highlight: float | None = THRESHOLD) -> plt.Figure:
@@ -174,9 +197,9 @@ def plot_threshold_sweep(sweep, highlight: float | None = THRESHOLD) -> plt.Figu
     classes = PIXEL_CLASSES
     fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 3.4))
     shares = 100 * sweep.kept_share()
-    # Ship and line pixels are kept at almost the same rates: the ship's thick line under
-    # the lines' thin dashed one keeps both in sight.
-    style = {"ship": {"linewidth": 4, "alpha": 0.6}, "line": {"linestyle": "--"}}
+    # Outline and line pixels are kept at almost the same rates: the outline's thick line
+    # under the lines' thin dashed one keeps both in sight.
+    style = {"outline": {"linewidth": 4, "alpha": 0.6}, "line": {"linestyle": "--"}}
     for code, name in enumerate(classes):
         axes[0].plot(
             thresholds,
@@ -189,7 +212,7 @@ def plot_threshold_sweep(sweep, highlight: float | None = THRESHOLD) -> plt.Figu
         )
     axes[0].set_ylabel("pixels kept (%)")
     per_image = (
-        (axes[1], sweep.kept_counts[:, :, 0], "ship px kept per image"),
+        (axes[1], sweep.kept_counts[:, :, 0], "outline px kept per image"),
         (axes[2], sweep.outline_snr, "outline SNR per image"),
     )
     for ax, values, ylabel in per_image:
@@ -226,7 +249,10 @@ def plot_pixel_value_densities(sweep, noise_level: float = NOISE_LEVEL) -> plt.F
     grid = np.linspace(0, 1, 1001)
     edges = sweep.bin_edges
     fig, axes = plt.subplots(1, 2, figsize=(COLUMN_INCHES, 3.4))
-    for code, name, density in ((2, "noise", noise_pixel_density), (0, "ship", ship_pixel_density)):
+    for code, name, density in (
+        (2, "noise", noise_pixel_density),
+        (0, "outline", ship_pixel_density),
+    ):
         counts = sweep.value_counts[code]
         measured = counts / (counts.sum() * np.diff(edges))
         colour = CLASS_COLOURS[name]
@@ -242,7 +268,9 @@ def plot_pixel_value_densities(sweep, noise_level: float = NOISE_LEVEL) -> plt.F
 
     ratio = likelihood_ratio(grid, noise_level)
     finite = np.isfinite(ratio)
-    axes[1].plot(grid[finite], ratio[finite], color="black", label="ship density / noise density")
+    axes[1].plot(
+        grid[finite], ratio[finite], color="black", label="outline density / noise density"
+    )
     axes[1].axhline(1, color="gray", linewidth=1)
     # Below the noise level the ratio is 2v whatever the level, so it passes 1 at v = 0.5.
     evidence = (grid >= 0.5) & (grid < noise_level)

@@ -100,7 +100,7 @@ THRESHOLD_COLOUR = "tab:orange"
 PI_TICKS = (np.pi * np.arange(5) / 2, ["0", "π/2", "π", "3π/2", "2π"])
 
 
-CLASS_COLOURS = {"ship": "tab:red", "line": "tab:blue", "noise": "tab:gray"}
+CLASS_COLOURS = {"outline": "tab:red", "line": "tab:blue", "noise": "tab:gray"}
 
 
 ENCODING_STYLES = {

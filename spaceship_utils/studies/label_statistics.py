@@ -52,13 +52,24 @@ def ship_rows(labels: np.ndarray) -> np.ndarray:
     return ships
 
 
-def draw_samples(count: int, has_spaceship: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+def draw_samples(
+    count: int, has_spaceship: bool | None | Sequence[bool | None] = None
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` samples of the official `make_data` (global NumPy stream), stacked.
 
+    `has_spaceship` is passed to `make_data`: one value for every sample (None: a ship with
+    the generator's probability), or a sequence of `count` values, one per sample.
     Returns images (count, 200, 200) float64 and labels (count, 5) float64.
     """
     count = check_count(count, "count", minimum=1)
-    samples = [make_data(has_spaceship) for _ in range(count)]
+    if has_spaceship is None or isinstance(has_spaceship, bool):
+        has_spaceship = [has_spaceship] * count
+    if len(has_spaceship) != count:
+        raise ValueError(
+            f"has_spaceship gives {len(has_spaceship)} values for {count} samples; "
+            "pass one value, or one per sample"
+        )
+    samples = [make_data(flag) for flag in has_spaceship]
     return np.stack([image for image, _ in samples]), np.stack([label for _, label in samples])
 
 

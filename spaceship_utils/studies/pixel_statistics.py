@@ -1,7 +1,7 @@
 """Pixel statistics of the generator's images: what a brightness threshold keeps and loses.
 
 The value densities of outline and background pixels (derived in closed form), their
-likelihood ratio and means below a cutoff, each pixel's class (ship, noise line or
+likelihood ratio and means below a cutoff, each pixel's class (outline, noise line or
 background noise) from the generator's layers, and `threshold_sweep`: per class, what
 every threshold in a list keeps of a set of images. Plain NumPy; chapter 2 prints these.
 """
@@ -23,7 +23,7 @@ from spaceship_utils.core.validation import (
 from spaceship_utils.data.generator import NOISE_LEVEL, Layers
 from spaceship_utils.data.pixel_model import check_noise_level
 
-PIXEL_CLASSES = ("ship", "line", "noise")
+PIXEL_CLASSES = ("outline", "line", "noise")
 """Pixel classes of `classify_pixels`, in the order of their codes 0, 1, 2."""
 
 
@@ -50,9 +50,9 @@ def outline_pixels_kept(layers: Layers, threshold: float) -> tuple[int, int]:
 
 
 def classify_pixels(ship_layer: np.ndarray, line_layer: np.ndarray) -> np.ndarray:
-    """Pixel class codes (N, 200, 200) int8 from the layers: 0 ship, 1 line, 2 noise.
+    """Pixel class codes (N, 200, 200) int8 from the layers: 0 outline, 1 line, 2 noise.
 
-    A pixel is `ship` if the outline was drawn there, else `line` if a noise line was,
+    A pixel is `outline` if the ship's outline was drawn there, else `line` if a noise line was,
     else `noise`. Layers are (N, 200, 200) or (200, 200), zero where nothing was drawn.
     """
     ship = check_images(ship_layer, "ship_layer")
@@ -87,7 +87,7 @@ class ThresholdSweep:
         return self.kept_counts.sum(axis=0) / self.pixel_counts.sum(axis=0)
 
     def ship_share_of_kept(self) -> np.ndarray:
-        """(T,): of all the pixels a threshold keeps (pooled), the share that belongs to a ship."""
+        """(T,): of all the pixels a threshold keeps (pooled), the share on a ship's outline."""
         kept = self.kept_counts.sum(axis=0)
         return kept[:, 0] / kept.sum(axis=1)
 
@@ -135,8 +135,8 @@ class ThresholdSweep:
         header = [
             "threshold",
             *(f"{name} kept" for name in PIXEL_CLASSES),
-            "ship share of kept",
-            "ship px kept (median)",
+            "outline share",
+            "outline px (median)",
             "SNR (median)",
         ]
         return format_table(header, rows)
@@ -173,7 +173,7 @@ def threshold_sweep(
             f"pixel_classes must have the images' shape {images.shape}, got {classes.shape}"
         )
     if not np.isin(classes, (0, 1, 2)).all():
-        raise ValueError("pixel_classes must hold only the codes 0 (ship), 1 (line), 2 (noise)")
+        raise ValueError("pixel_classes must hold only the codes 0 (outline), 1 (line), 2 (noise)")
     levels = np.array([check_fraction(float(t), "thresholds") for t in thresholds])
     if not levels.size:
         raise ValueError("thresholds must hold at least one value")
