@@ -220,7 +220,8 @@ def describe_shipped_run(name: str, role: str, weights_dir: Path = WEIGHTS_DIR) 
     the run, one on the epoch whose weights were kept (the best by its task's `monitor`)."""
     record = read_manifest(weights_dir / "manifest.json")[name]["files"][role]["provenance"]
     history = shipped_history(name, role, weights_dir)
-    return _describe_run(f"{name} {role}", role, record, history, "shipped weights")
+    title = name if role == name else f"{name} {role}"  # 'detector', not 'detector detector'
+    return _describe_run(title, role, record, history, "shipped weights")
 
 
 def earlier_run_history(name: str, runs_dir: Path = EARLIER_RUNS_DIR) -> dict[str, list[float]]:

@@ -260,9 +260,46 @@ def test_the_pipeline_map_highlights_the_chapter_s_own_stages():
     assert len(boxes) == len(PIPELINE_STAGES) + 2  # and the image, and the answer
     faces = [patch.get_facecolor() for patch in boxes]
     new = [face for face in faces if face == plt.matplotlib.colors.to_rgba(NEW_COLOUR)]
-    assert len(new) == sum(chapter == 11 for _, chapter in PIPELINE_STAGES) == 2
+    assert len(new) == sum(chapter == 11 for _, chapter in PIPELINE_STAGES) == 1
     with pytest.raises(ValueError, match="7-12"):
         plot_pipeline(6)
+
+
+def _highlighted_labels(chapter: int) -> list[str]:
+    from matplotlib.patches import FancyBboxPatch
+
+    from spaceship_utils.plotting.pipeline import NEW_COLOUR, plot_pipeline
+
+    ax = plot_pipeline(chapter).axes[0]
+    boxes = [patch for patch in ax.patches if isinstance(patch, FancyBboxPatch)]
+    labels = [text for text in ax.texts if not text.get_text().startswith("ch. ")][: len(boxes)]
+    new = plt.matplotlib.colors.to_rgba(NEW_COLOUR)
+    return [
+        text.get_text()
+        for box, text in zip(boxes, labels, strict=True)
+        if box.get_facecolor() == new
+    ]
+
+
+def test_the_pipeline_map_grows_by_one_stage_and_says_what_its_colours_mean():
+    from spaceship_utils.plotting.pipeline import plot_pipeline
+
+    assert _highlighted_labels(7) == ["detector"]
+    assert _highlighted_labels(8) == ["detector"]  # chapter 8 studies chapter 7's stage
+    assert [len(_highlighted_labels(chapter)) for chapter in (9, 10, 11)] == [1, 1, 1]
+    assert _highlighted_labels(12) == []
+
+    def key(chapter: int) -> str:
+        return plot_pipeline(chapter).axes[0].texts[-1].get_text()
+
+    # The key names only the colours drawn: no stage before chapter 7's, none after 11's.
+    assert key(8) == "orange: the stage this chapter studies; grey, dashed: later chapters"
+    assert key(10) == (
+        "orange: this chapter's stage; blue: built in earlier chapters; "
+        "grey, dashed: later chapters"
+    )
+    assert key(11) == "orange: this chapter's stage; blue: built in earlier chapters"
+    assert key(12) == "blue: every stage"
 
 
 def test_stage_scores_and_latency_draw_one_mark_per_pipeline():
@@ -284,3 +321,12 @@ def test_stage_scores_and_latency_draw_one_mark_per_pipeline():
     bars = fig.axes[0].patches
     assert len(bars) == 2 and bars[1].get_width() == 29.0
     assert any("budget 20 ms" in text.get_text() for text in fig.axes[0].texts)
+
+
+def test_latency_names_the_orange_bars_only_when_a_pipeline_is_over_the_budget():
+    from spaceship_utils.plotting.evaluation import plot_latency
+
+    within = [{"pipeline": "a", "ms_per_image": 7.0}, {"pipeline": "b", "ms_per_image": 15.0}]
+    assert "orange" not in plot_latency(within, budget_ms=20).axes[0].get_xlabel()
+    over = [*within, {"pipeline": "c", "ms_per_image": 29.0}]
+    assert "orange: over the budget" in plot_latency(over, budget_ms=20).axes[0].get_xlabel()

@@ -166,9 +166,7 @@ def test_the_shipped_run_and_its_kept_epoch_are_described():
 
     run, speed, machine, runtime, kept = describe_shipped_run("detector", "detector").splitlines()
     recipe = TrainingConfig.recipe("detector")  # the shipped detector is the recipe's run
-    assert run.startswith(
-        f"detector detector: {recipe.training_images:,} training images (batch 32) in "
-    )
+    assert run.startswith(f"detector: {recipe.training_images:,} training images (batch 32) in ")
     assert "validation included" in speed and "training images/s in a median epoch" in speed
     assert machine.startswith("machine: ") and runtime.startswith("runtime: Python ")
     history = shipped_history("detector", "detector")

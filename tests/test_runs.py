@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from spaceship_utils.plotting.style import COLUMN_INCHES
 from spaceship_utils.training.runs import (
     RunDirectoryError,
     append_history_row,
@@ -94,6 +95,11 @@ def test_run_comparison_figure_draws_one_curve_per_run(tmp_path):
     assert len(by_images.lines) == 2 and len(by_minutes.lines) == 2
     np.testing.assert_allclose(by_images.lines[0].get_xdata(), [1, 2, 3])
     np.testing.assert_allclose(by_minutes.lines[0].get_xdata(), [10 / 60, 20 / 60, 30 / 60])
+    # One legend, the figure's, under the panels; the figure fits the book's column.
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == ["final", "other"]
+    assert by_images.get_legend() is None and by_minutes.get_legend() is None
+    assert fig.get_size_inches()[0] <= COLUMN_INCHES
     with pytest.raises(ValueError, match="lacks"):
         plot_run_comparison({"bad": {"val_ap07": [0.1]}}, "val_ap07")
     only_images = plot_run_comparison(histories, "val_ap07", by_time=False)

@@ -72,3 +72,18 @@ def test_the_table_has_a_row_per_stage_left_out():
 def test_every_stage_left_out_is_a_pipeline_of_its_own():
     names = [name for name, _ in LEFT_OUT.values()]
     assert len(set(names)) == len(names) and SHIPPED not in names
+
+
+def test_each_stage_has_a_plain_key_for_its_recorded_cost():
+    from spaceship_utils.evaluation.stage_gains import LEFT_OUT, stage_key
+
+    keys = [stage_key(stage) for stage in LEFT_OUT]
+    assert keys == [
+        "restarts",
+        "verifier_vote",
+        "outline_fits",
+        "line_free_fits",
+        "classifier_vote",
+    ]
+    with pytest.raises(ValueError, match="no stage 'gate'"):
+        stage_key("gate")

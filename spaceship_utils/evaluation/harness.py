@@ -432,7 +432,8 @@ def _binomial_error(share: float, count: int) -> float:
 
 def compare_group_sets(rows: list[dict], first: list[str], second: list[str]) -> str:
     """Two sets of groups of one split (`score_by_group` rows), each pooled into one score,
-    and the gap between them in standard errors of the difference (two binomial rates).
+    and the gap between them in standard errors of the difference (two binomial rates):
+    three lines, the second set first.
 
     E.g. `compare_group_sets(splits["yaw"], ["yaw 0-90°", "yaw 90-180°"], [...])`.
     """
@@ -448,10 +449,12 @@ def compare_group_sets(rows: list[dict], first: list[str], second: list[str]) ->
     (score_a, count_a), (score_b, count_b) = pooled
     gap = score_b - score_a
     error = float(np.hypot(_binomial_error(score_a, count_a), _binomial_error(score_b, count_b)))
+    names = [" + ".join(second), " + ".join(first)]
+    width = max(len(name) for name in names) + 1
     return (
-        f"{' + '.join(second)}: {score_b:.3f} ({count_b:,} samples) against "
-        f"{' + '.join(first)}: {score_a:.3f} ({count_a:,}); gap {gap:+.3f}, "
-        f"s.e. {error:.3f} ({gap / error:+.1f} s.e.)"
+        f"{names[0] + ':':<{width}} {score_b:.3f} ({count_b:,} samples)\n"
+        f"{names[1] + ':':<{width}} {score_a:.3f} ({count_a:,} samples)\n"
+        f"gap {gap:+.3f}, standard error of the difference {error:.3f} ({gap / error:+.1f} s.e.)"
     )
 
 

@@ -68,6 +68,14 @@ def leave_one_out_variants(shipped: RefinedDetectorPipeline) -> dict[str, Refine
     return {name: shipped.with_settings(**changes) for name, changes in LEFT_OUT.values()}
 
 
+def stage_key(stage: str) -> str:
+    """A `LEFT_OUT` stage's name as a recorded value's key: "the verifier's vote" ->
+    "verifier_vote", "line-free fits" -> "line_free_fits"."""
+    if stage not in LEFT_OUT:
+        raise ValueError(f"no stage {stage!r}; the stages are {list(LEFT_OUT)}")
+    return stage.removeprefix("the ").replace("'s", "").replace(" ", "_").replace("-", "_")
+
+
 AFTER_THE_CANDIDATES = {
     "verified_presence_threshold",
     "line_vote",

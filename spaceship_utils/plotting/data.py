@@ -22,6 +22,7 @@ from spaceship_utils.plotting.samples import plot_sample
 from spaceship_utils.plotting.style import (
     CLASS_COLOURS,
     COLUMN_INCHES,
+    OUTLINE_COLOUR,
     THRESHOLD_COLOUR,
 )
 from spaceship_utils.studies.pixel_statistics import PIXEL_CLASSES
@@ -131,8 +132,9 @@ def plot_threshold_comparison(
 ) -> plt.Figure:
     """Raw and thresholded images side by side (true box in red), then zoomed on the ship:
     the outline alone (if `outlines` is given, else the raw image) and the thresholded image,
-    with the outline's removed pixels in red (if `outlines` is given), so that the kept
-    outline pixels (white dots on the red path) can be told from line pixels.
+    with the outline's removed pixels in gold (if `outlines` is given; red is the true
+    box), so that the kept outline pixels (white dots on the gold path) can be told from
+    line pixels.
 
     images, thresholded and outlines (N, 200, 200); boxes (N, 5) with a ship in every row.
     """
@@ -171,18 +173,18 @@ def plot_threshold_comparison(
     fig.text(
         0.99,
         0.01,
-        "red, last column: outline pixels the threshold removed",
+        "gold, last column: outline pixels the threshold removed",
         ha="right",
         va="bottom",
-        color=CLASS_COLOURS["outline"],
+        color="darkgoldenrod",
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
 
 def _shade_path(ax: plt.Axes, mask: np.ndarray) -> None:
-    """Shade the pixels of `mask` (200, 200) in the ship's colour over an image panel."""
-    shade = ListedColormap([CLASS_COLOURS["outline"]])
+    """Shade the pixels of `mask` (200, 200) in the outline's colour over an image panel."""
+    shade = ListedColormap([OUTLINE_COLOUR])
     ax.imshow(np.ma.masked_where(~mask, mask), cmap=shade, alpha=0.6, interpolation="nearest")
 
 
@@ -290,8 +292,8 @@ def plot_pixel_value_densities(sweep, noise_level: float = NOISE_LEVEL) -> plt.F
         label="noise never reaches: ratio infinite",
     )
     axes[1].set_ylabel("likelihood ratio")
-    axes[1].set_ylim(0, 2.2)
-    axes[1].legend(frameon=False, loc="upper left")
+    axes[1].set_ylim(0, 2.9)  # room above the curve for the legend, framed over the band
+    axes[1].legend(loc="upper left", framealpha=0.95, edgecolor="none")
     for ax in axes:
         ax.set_xlabel("pixel value")
         ax.set_xlim(0, 1)

@@ -65,8 +65,15 @@ def plot_run_comparison(
     reference.
     """
     columns = (("images", 1e3), ("seconds", 60.0)) if by_time else (("images", 1e3),)
+    legend_rows = -(-len(histories) // 2)  # two runs a row, under the panels
+    legend_inches = 0.22 * legend_rows + 0.1
+    height = 3.0 + legend_inches
     fig, axes = plt.subplots(
-        1, len(columns), figsize=(4.5 * len(columns), 3.4), sharey=True, squeeze=False
+        1,
+        len(columns),
+        figsize=(COLUMN_INCHES if by_time else COLUMN_INCHES / 2 + 0.5, height),
+        sharey=True,
+        squeeze=False,
     )
     axes = axes[0]
     for index, (name, history) in enumerate(histories.items()):
@@ -88,8 +95,9 @@ def plot_run_comparison(
     if by_time:
         axes[1].set_xlabel("training time (minutes)")
     axes[0].set_ylabel(label or metric)
-    axes[-1].legend(frameon=False)
-    fig.tight_layout()
+    # Below the panels: inside, the legend would cover the curves it names.
+    fig.legend(frameon=False, loc="lower center", ncol=2, handles=axes[0].get_lines())
+    fig.tight_layout(rect=(0, legend_inches / height, 1, 1))
     return fig
 
 
@@ -128,7 +136,7 @@ def plot_overlap_construction(
     ax.invert_yaxis()  # image coordinates: y grows downwards
     ax.set_xlabel("x (px)")
     ax.set_ylabel("y (px)")
-    fig.legend(loc="outside right upper", fontsize=8, frameon=False)
+    fig.legend(loc="outside lower center", ncol=3, frameon=False)  # the book's 10-pt text
     return fig
 
 
