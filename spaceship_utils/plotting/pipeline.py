@@ -89,7 +89,7 @@ def plot_pipeline(chapter: int) -> plt.Figure:
     ax.text(
         len(labels) / 2,
         -0.2,
-        _key(chapter),
+        _key(chapter, highlighted),
         ha="center",
         va="center",
         fontsize=9,
@@ -98,10 +98,10 @@ def plot_pipeline(chapter: int) -> plt.Figure:
     return fig
 
 
-def _key(chapter: int) -> str:
-    """The line under the map that says what the colours drawn for `chapter` mean."""
+def _key(chapter: int, highlighted: int) -> str:
+    """The line under the map that says what the colours drawn for `chapter` mean, where
+    the stages built in chapter `highlighted` are orange."""
     built = [stage_chapter for _, stage_chapter in PIPELINE_STAGES]
-    highlighted = STUDIED_IN.get(chapter, chapter)
     own = "the stage this chapter studies" if chapter in STUDIED_IN else "this chapter's stage"
     parts = []
     if highlighted in built:
