@@ -40,9 +40,17 @@ def import_keras() -> ModuleType:
 
     Also hides TensorFlow's C++ info lines for the rest of the session (they would appear in
     the middle of training logs), unless TF_CPP_MIN_LOG_LEVEL is already set, and its
-    Python warnings.
+    Python warnings; and asks for TensorFlow's oneDNN kernels unless TF_ENABLE_ONEDNN_OPTS
+    is already set. Both only act if TensorFlow is not imported yet.
+
+    TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI or newer
+    instructions, and runs slower kernels elsewhere: on a two-core AMD EPYC with AVX2,
+    oneDNN trained the seed's classifier at 31 images/s instead of 12 and ran the baseline
+    in 19 ms per image instead of 44 (`benchmarks/onednn-2026-12-07.txt`). Set
+    TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's own choice.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "keras" not in sys.modules:
         with native_stderr_silenced():
             import keras  # noqa: F401

@@ -215,7 +215,7 @@ def train_model(
     )
     if state.step < config.total_steps:
         if stopped_because == "deadline":
-            stopped_because = f"the {hours} h budget"
+            stopped_because = f"the {hours:.2f} h budget"
         stopped_because = stopped_because or f"max_steps={max_steps}"
         _write_checkpoint(model, state, run_dir)
         say(
