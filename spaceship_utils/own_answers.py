@@ -3,7 +3,8 @@
     python -m spaceship_utils.own_answers ~/spaceship-runs/own-answers --chunks 120
 
 The collection is `training.hard_examples`; this is its command line. An interrupted
-collection resumes at the next chunk."""
+collection resumes at the next chunk when run again with the same verifier, restart
+threshold and seed (the folder's `collection.json` records them)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import argparse
 from pathlib import Path
 
 from spaceship_utils.pretrained import load_pretrained
-from spaceship_utils.training.hard_examples import OWN_ANSWERS_SEED, write_own_answers
+from spaceship_utils.training.hard_examples import (
+    OWN_ANSWERS_SEED,
+    OwnAnswersError,
+    write_own_answers,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +43,10 @@ def main(argv: list[str] | None = None) -> None:
         model.verifier.load_weights(args.verifier_weights)
     if args.restart_below is not None:
         model = model.with_settings(restart_below=args.restart_below)
-    write_own_answers(model, args.directory, args.chunks, args.seed)
+    try:
+        write_own_answers(model, args.directory, args.chunks, args.seed)
+    except OwnAnswersError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

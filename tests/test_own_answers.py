@@ -51,14 +51,24 @@ def test_own_answers_are_written_in_chunks_that_resume(refined_detector, tmp_pat
     assert len(lines) == 2 and sorted(p.name for p in tmp_path.iterdir()) == [
         "chunk_0000.npz",
         "chunk_0001.npz",
+        "collection.json",
     ]
     first = (tmp_path / "chunk_0000.npz").stat().st_mtime_ns
     past = time.monotonic() - 1.0
-    assert not write_own_answers(refined_detector, tmp_path, 3, log=lines.append, deadline=past)
+    assert not write_own_answers(
+        refined_detector, tmp_path, 3, log=lines.append, chunk_images=8, deadline=past
+    )
     assert len(lines) == 2  # past its deadline: no new chunk
     write_own_answers(refined_detector, tmp_path, chunks=3, log=lines.append, chunk_images=8)
     assert len(lines) == 3  # only the missing chunk was collected
     assert (tmp_path / "chunk_0000.npz").stat().st_mtime_ns == first
+    # Another pipeline, setting or seed must not add its chunks to these.
+    other = refined_detector.with_settings(restart_below=0.5)
+    with pytest.raises(OwnAnswersError, match=r"differs in settings\.restart_below\)"):
+        write_own_answers(other, tmp_path, chunks=4, chunk_images=8)
+    with pytest.raises(OwnAnswersError, match=r"differs in seed\)"):
+        write_own_answers(refined_detector, tmp_path, chunks=4, seed=1, chunk_images=8)
+    assert len(list(tmp_path.glob("chunk_*"))) == 3
     (windows, targets), (held_out, held_targets) = read_own_answers(tmp_path, 1)
     assert windows.dtype == np.float16 and targets.dtype == np.float32
     assert held_out.dtype == np.float32 and len(held_out) == len(held_targets) == 1
@@ -169,3 +179,22 @@ def test_a_verifier_run_trains_on_own_answers_and_validates_on_held_out_ones(tmp
         "windows": 18,
         "scoring_share": round(6 / 18, 4),
     }
+
+
+@pytest.mark.slow
+def test_chunks_without_a_record_of_what_collected_them_are_not_added_to(
+    refined_detector, tmp_path
+):
+    _write_chunks(tmp_path, [3])
+    with pytest.raises(OwnAnswersError, match="no collection.json"):
+        write_own_answers(refined_detector, tmp_path, chunks=2, chunk_images=8)
+
+
+@pytest.mark.slow
+def test_the_command_says_why_it_will_not_add_to_a_folder(tmp_path, capsys):
+    from spaceship_utils import own_answers
+
+    _write_chunks(tmp_path, [3])
+    with pytest.raises(SystemExit) as stopped:
+        own_answers.main([str(tmp_path), "--chunks", "2"])
+    assert stopped.value.code == 2 and "no collection.json" in capsys.readouterr().err

@@ -21,6 +21,8 @@ verifier run with `own_answers` trains on them half of every batch
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import zipfile
 from pathlib import Path
@@ -55,8 +57,18 @@ verifier's usual made-up boxes, which keep it calibrated on boxes the pipeline r
 shows it)."""
 
 
+COLLECTION_RECORD = "collection.json"
+"""The file in a folder of own answers that says what collected its chunks
+(`collection_record`)."""
+
+
+COLLECTION_SETTINGS = ("passes", "views", "presence_threshold", "restart_below", "restart_views")
+"""The refined detector's settings that change which boxes `own_answer_windows` collects."""
+
+
 class OwnAnswersError(RuntimeError):
-    """A folder of own answers is missing, empty or has a chunk that cannot be read."""
+    """A folder of own answers is missing, empty, has a chunk that cannot be read, or was
+    collected by another pipeline than the one asked to add to it."""
 
 
 def own_answer_windows(
@@ -92,6 +104,70 @@ def own_answer_windows(
     return np.concatenate(windows), np.concatenate(targets)
 
 
+def collection_record(model: RefinedDetectorPipeline, seed: int, chunk_images: int) -> dict:
+    """What makes a collection's chunks: the seed and images of each chunk, the settings of
+    `COLLECTION_SETTINGS`, and a SHA-256 digest of each network's weights (by role)."""
+    networks = {
+        "detector": model.network,
+        "refiner": model.refiner,
+        "classifier": model.classifier,
+        "verifier": model.verifier,
+    }
+    return {
+        "seed": int(seed),
+        "chunk_images": int(chunk_images),
+        "settings": {name: getattr(model.settings, name) for name in COLLECTION_SETTINGS},
+        "weights": {
+            role: weights_digest(network)
+            for role, network in networks.items()
+            if network is not None
+        },
+    }
+
+
+def weights_digest(network) -> str:
+    """SHA-256 (hex) of a Keras network's weight values, in the network's order."""
+    digest = hashlib.sha256()
+    for values in network.get_weights():
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()
+
+
+def _check_same_collection(directory: Path, record: dict) -> None:
+    """Write `record` to a new folder's `COLLECTION_RECORD`; refuse, naming what differs, to
+    add chunks to a folder collected otherwise (or by a version that recorded nothing)."""
+    path = directory / COLLECTION_RECORD
+    if not path.is_file():
+        if any(directory.glob("chunk_*[0-9].npz")):
+            raise OwnAnswersError(
+                f"{directory} holds chunks but no {COLLECTION_RECORD}, so what collected them "
+                "is unknown: collect into another folder, or delete these chunks"
+            )
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        return
+    saved, wanted = _flat(json.loads(path.read_text())), _flat(record)
+    differing = sorted(
+        key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key)
+    )
+    if differing:
+        raise OwnAnswersError(
+            f"the chunks in {directory} were collected otherwise ({path}; differs in "
+            f"{', '.join(differing)}): add to it with the same pipeline and settings, or "
+            "collect into another folder"
+        )
+
+
+def _flat(record: dict, prefix: str = "") -> dict:
+    """A nested record as one level, keys joined by dots ("settings.passes")."""
+    flat = {}
+    for key, value in record.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def chunk_path(directory: Path, index: int) -> Path:
     """Where chunk `index` of a folder of own answers lives."""
     return Path(directory) / f"chunk_{index:04d}.npz"
@@ -107,13 +183,17 @@ def write_own_answers(
     deadline: float | None = None,
 ) -> bool:
     """Collect the own answers of `chunks` chunks of `chunk_images` fresh images into
-    `directory`, one `.npz` file per chunk (windows as float16, targets as uint8). Chunks
-    already there are kept, so running it again resumes. Stops before a new chunk once
-    `time.monotonic()` passes `deadline`; returns whether every chunk is there."""
+    `directory`, one `.npz` file per chunk (windows as float16, targets as uint8), and
+    what collected them (`collection_record`, in `COLLECTION_RECORD`). Chunks already
+    there are kept, so running it again resumes; with another pipeline, settings, seed or
+    chunk size it raises `OwnAnswersError` instead of mixing two collections. Stops before
+    a new chunk once `time.monotonic()` passes `deadline`; returns whether every chunk is
+    there."""
     check_count(chunks, "chunks", minimum=1)
     check_count(chunk_images, "chunk_images", minimum=1)
     directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
+    _check_same_collection(directory, collection_record(model, seed, chunk_images))
     for index in range(chunks):
         path = chunk_path(directory, index)
         if path.is_file():
