@@ -1,9 +1,10 @@
 """What TensorFlow's oneDNN kernels are worth on this CPU: training and inference, off and on.
 
-TensorFlow turns its oneDNN kernels on by default only on CPUs with the instructions its
-builds target first (AVX-512 VNNI and newer, e.g. recent Intel Xeons); on others, such as an
-AMD EPYC with AVX2, it falls back to its Eigen kernels. `core.runtime.import_keras` asks for
-oneDNN unless `TF_ENABLE_ONEDNN_OPTS` is already set. Run on an idle machine:
+On Linux, TensorFlow turns its oneDNN kernels on by default only on CPUs with the
+instructions it looks for (AVX-512 VNNI or BF16, AVX-VNNI, AMX, as on recent Intel Xeons);
+on others, such as an AMD EPYC with AVX2 only, it falls back to its generic kernels.
+`core.runtime.import_keras` asks for oneDNN unless `TF_ENABLE_ONEDNN_OPTS` is already set.
+Run on an idle machine:
 
     python benchmarks/bench_onednn.py > benchmarks/onednn-DATE.txt
 

@@ -43,11 +43,12 @@ def import_keras() -> ModuleType:
     Python warnings; and asks for TensorFlow's oneDNN kernels unless TF_ENABLE_ONEDNN_OPTS
     is already set. Both only act if TensorFlow is not imported yet.
 
-    TensorFlow turns oneDNN on by itself only on CPUs with AVX-512 VNNI or newer
-    instructions, and runs slower kernels elsewhere: on a two-core AMD EPYC with AVX2,
-    oneDNN trained the seed's classifier at 31 images/s instead of 12 and ran the baseline
-    in 19 ms per image instead of 44 (`benchmarks/onednn-2026-12-07.txt`). Set
-    TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's own choice.
+    On Linux, TensorFlow turns oneDNN on by itself only on CPUs with the instructions it
+    looks for (AVX-512 VNNI or BF16, AVX-VNNI, AMX), and runs slower kernels elsewhere:
+    on a two-core AMD EPYC with AVX2, oneDNN trained the seed's classifier at 31 images/s
+    instead of 12 and ran the baseline in 19 ms per image instead of 44
+    (`benchmarks/onednn-2026-12-07.txt`). Set TF_ENABLE_ONEDNN_OPTS=0 to keep TensorFlow's
+    own choice.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
