@@ -138,7 +138,7 @@ def _check_same_collection(directory: Path, record: dict) -> None:
     add chunks to a folder collected otherwise (or by a version that recorded nothing)."""
     path = directory / COLLECTION_RECORD
     if not path.is_file():
-        if any(directory.glob("chunk_*[0-9].npz")):
+        if chunk_paths(directory):
             raise OwnAnswersError(
                 f"{directory} holds chunks but no {COLLECTION_RECORD}, so what collected them "
                 "is unknown: collect into another folder, or delete these chunks"
@@ -171,6 +171,12 @@ def _flat(record: dict, prefix: str = "") -> dict:
 def chunk_path(directory: Path, index: int) -> Path:
     """Where chunk `index` of a folder of own answers lives."""
     return Path(directory) / f"chunk_{index:04d}.npz"
+
+
+def chunk_paths(directory: Path) -> list[Path]:
+    """The chunks a folder of own answers holds, in order (a `.partial` one left by a stop
+    mid-write is not one of them)."""
+    return sorted(Path(directory).glob("chunk_*[0-9].npz"))
 
 
 def write_own_answers(
@@ -226,7 +232,7 @@ def read_own_answers(
     cannot be read raises `OwnAnswersError` naming it."""
     directory = Path(directory).expanduser()
     check_count(validation_windows, "validation_windows", minimum=1)
-    paths = sorted(directory.glob("chunk_*[0-9].npz"))
+    paths = chunk_paths(directory)
     if not paths:
         raise OwnAnswersError(
             f"no own answers in {directory}: collect them with "
@@ -267,7 +273,7 @@ def describe_own_answers(directory: str | Path) -> dict:
     """What a folder of own answers holds, for a run's provenance: its name, chunks,
     windows and the share of them whose box scores."""
     directory = Path(directory).expanduser()
-    paths = sorted(directory.glob("chunk_*[0-9].npz"))
+    paths = chunk_paths(directory)
     targets = [read_chunk(path, directory)[1] for path in paths]
     windows = sum(len(chunk) for chunk in targets)
     scoring = sum(float(chunk.sum()) for chunk in targets)
