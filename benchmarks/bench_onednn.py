@@ -80,7 +80,9 @@ def main() -> None:
         f"# {time.strftime('%Y-%m-%d')}, {describe_machine()}, Python {platform.python_version()}"
     )
     print(f"# training: images/s over {TRAIN_IMAGES} images after warm-up, recipe batch sizes")
-    print(f"# inference: ms per image, median of {LATENCY_REPEATS} calls on {LATENCY_IMAGES}")
+    print(
+        f"# inference: ms per image, median of {LATENCY_REPEATS} calls on {LATENCY_IMAGES} images"
+    )
     columns = {}
     for name, env in SETTINGS.items():
         if importlib.util.find_spec(env["KERAS_BACKEND"]) is None:
