@@ -300,20 +300,29 @@ CHROMIUM_FLAGS = [
     "--window-size=1280,900",
 ]
 
+PAGE_READY = (
+    "return document.readyState === 'complete' && !!document.querySelector('article.bd-article')"
+)
+"""True once the page asked for is loaded: its document complete and its article there."""
+
 # Runs in the page: wait for MathJax and the images, then collect what a reader would see.
 INSPECT_PAGE = r"""
 const done = arguments[arguments.length - 1];
 const MIN_IMAGE_SCALE = arguments[0];
 const COLLAPSED = ".tag_hide-input, .tag_hide-cell";  // cells behind a "Show code" toggle
+// Each wait gives up after WAIT_MS: what is still not typeset or loaded then is reported
+// by the assertions below, not lost in a script timeout.
+const WAIT_MS = 20000;
+const atMost = (promise) => Promise.race([promise, new Promise((ok) => setTimeout(ok, WAIT_MS))]);
 (async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await MathJax.startup.promise;
+    await atMost(MathJax.startup.promise);
   }
   const images = [...document.images];
   for (const image of images) { image.loading = "eager"; }
-  await Promise.all(images.map((image) => image.complete ? null : new Promise((ok) => {
+  await atMost(Promise.all(images.map((image) => image.complete ? null : new Promise((ok) => {
     image.addEventListener("load", ok); image.addEventListener("error", ok);
-  })));
+  }))));
   const article = document.querySelector("article.bd-article") || document.body;
   // The text a paragraph shows, without its inline code and maths (closed dropdowns too).
   const proseText = (el) => [...el.childNodes].map((node) => {
@@ -406,7 +415,7 @@ const COLLAPSED = ".tag_hide-input, .tag_hide-cell";  // cells behind a "Show co
       })
       .reduce((total, lines) => total + lines, 0),
   });
-})();
+})().catch((error) => done({error: String(error && error.stack || error)}));
 """
 
 
@@ -453,9 +462,14 @@ def page_ids() -> list[str]:
 @pytest.mark.built_book
 @pytest.mark.parametrize("page", page_ids())
 def test_page_reads_as_written(browser, page):
+    from selenium.webdriver.support.ui import WebDriverWait  # the fixture checked selenium
+
     driver = browser
     driver.get((HTML / page).as_uri())
+    # Chromium can hand back control while the document is still being replaced.
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(PAGE_READY))
     seen = driver.execute_async_script(INSPECT_PAGE, MIN_IMAGE_SCALE)
+    assert "error" not in seen, f"the page inspection failed on {page}: {seen.get('error')}"
     if os.environ.get("BOOK_SCREENSHOTS"):
         folder = Path(os.environ["BOOK_SCREENSHOTS"])
         folder.mkdir(parents=True, exist_ok=True)
