@@ -323,7 +323,7 @@ const atMost = (promise) => Promise.race([promise, new Promise((ok) => setTimeou
   await atMost(Promise.all(images.map((image) => image.complete ? null : new Promise((ok) => {
     image.addEventListener("load", ok); image.addEventListener("error", ok);
   }))));
-  const article = document.querySelector("article.bd-article") || document.body;
+  const article = document.querySelector("article.bd-article");  // PAGE_READY waited for it
   // The text a paragraph shows, without its inline code and maths (closed dropdowns too).
   const proseText = (el) => [...el.childNodes].map((node) => {
     if (node.nodeType === Node.TEXT_NODE) { return node.textContent; }
