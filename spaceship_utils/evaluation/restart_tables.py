@@ -26,6 +26,12 @@ from spaceship_utils.detection.presence import (
     with_one_more_vote,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.recorded_runs import (
+    RESTART_RUNS,
+    inputs_digest,
+    pipeline_fingerprint,
+    recorded_or_computed,
+)
 
 
 @dataclass(frozen=True)
@@ -54,15 +60,27 @@ class RestartRuns:
 
 
 def restart_runs(
-    model: RefinedDetectorPipeline, images: np.ndarray, chunk_size: int = 512
+    model: RefinedDetectorPipeline,
+    images: np.ndarray,
+    chunk_size: int = 512,
+    recorded: bool = False,
 ) -> RestartRuns:
     """Run a refined detector with a verifier on validation images (N, 200, 200) from
     every start, whatever its verifier says, `chunk_size` images at a time (the restarts
-    hold a copy of each image per start)."""
+    hold a copy of each image per start). With `recorded`, read the runs recorded for this
+    pipeline on these images, if any, after replaying the first (`recorded_runs`)."""
     if model.verifier is None:
         raise ValueError("this refined detector has no verifier: nothing picks among restarts")
     images = check_images(images).astype(np.float32)
     chunk_size = check_count(chunk_size, "chunk_size", minimum=1)
+    if recorded:
+        return recorded_or_computed(
+            RESTART_RUNS,
+            RestartRuns,
+            pipeline_fingerprint(model),
+            inputs_digest(images),
+            lambda count: restart_runs(model, images[:count], chunk_size),
+        )
     boxes, scores, presence = [], [], []
     for first in range(0, len(images), chunk_size):
         chunk = images[first : first + chunk_size]
