@@ -1,9 +1,9 @@
 """Score a model on official samples: `python -m spaceship_utils.evaluate --model NAME`.
 
 `--record` instead records what every pipeline the book scores predicts on the 10,000
-official samples of seed 0 (`evaluation.recorded`), and the candidates chapters 10 and 11
-study on their validation images (`evaluation.recorded_runs`), skipping those already
-recorded: about 35 minutes on two cores. The scoring is `evaluation.harness`; this is its
+official samples of seed 0 (`evaluation.recorded`), and the boxes chapters 9 to 11 study
+on their validation images (`evaluation.recorded_runs`), skipping those already recorded:
+about 40 minutes on two cores. The scoring is `evaluation.harness`; this is its
 command line."""
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from spaceship_utils.evaluation.recorded_runs import (
     find_runs,
     inputs_digest,
     pipeline_fingerprint,
+    refiner_runs_kind,
     write_runs,
 )
+from spaceship_utils.evaluation.refiner_tables import refiner_runs
 from spaceship_utils.evaluation.restart_tables import restart_runs
 from spaceship_utils.evaluation.stage_gains import LEFT_OUT, evaluate_left_out, stage_variants
 from spaceship_utils.networks.detector import DESIGNS
@@ -40,7 +42,9 @@ HELD_OUT_SEED = 70213
 HELD_OUT = "shipped pipeline, held-out seed"
 RUNS_VALIDATION_SAMPLES = 2048
 RUNS_VALIDATION_SEED = 0
-"""The validation images of chapters 10 and 11 at their defaults, whose runs are recorded."""
+"""The validation images of chapters 9 to 11 at their defaults, whose runs are recorded."""
+REFINER_RUNS_PASSES = 6
+"""Chapter 9's table of the refiner's passes goes one pass beyond the shipped five."""
 
 
 def record_book_pipelines(samples: int = RECORDED_SAMPLES, seed: int = RECORDED_SEED) -> None:
@@ -74,20 +78,26 @@ def record_book_pipelines(samples: int = RECORDED_SAMPLES, seed: int = RECORDED_
 def record_validation_runs(
     samples: int = RUNS_VALIDATION_SAMPLES, seed: int = RUNS_VALIDATION_SEED
 ) -> None:
-    """Record the shipped pipeline's restart runs and outline runs (plain and line-free)
-    on the detector's validation images of `seed` that are not recorded yet."""
+    """Record what chapters 9 to 11 compute on the detector's validation images of `seed`
+    and is not recorded yet: the refined detector's passes without its verifier (chapter 9),
+    the shipped pipeline's restart runs (chapter 10) and its outline runs, plain and
+    line-free (chapter 11)."""
     shipped = load_pretrained("refined_detector")
     images = validation_data("detector", samples, seed, DESIGNS["fast"])[0]
-    fingerprint = pipeline_fingerprint(shipped)
+    digest = inputs_digest(images)
+    refined = shipped.with_settings(verifier=None)
+    passes = refiner_runs(refined, images, REFINER_RUNS_PASSES, recorded=True)
+    _write_new_runs(refiner_runs_kind(REFINER_RUNS_PASSES), passes, refined, digest)
     restarts = restart_runs(shipped, images, recorded=True)
-    _write_new_runs(RESTART_RUNS, restarts, fingerprint, inputs_digest(images))
+    _write_new_runs(RESTART_RUNS, restarts, shipped, digest)
     for kind, line_free in ((OUTLINE_RUNS, False), (LINE_FREE_OUTLINE_RUNS, True)):
         outlines = outline_runs(shipped, images, restarts, line_free=line_free, recorded=True)
-        _write_new_runs(kind, outlines, fingerprint, inputs_digest(images, restarts.boxes))
+        _write_new_runs(kind, outlines, shipped, inputs_digest(images, restarts.boxes))
 
 
-def _write_new_runs(kind: str, runs, fingerprint: str, digest: str) -> None:
-    """Record runs of `kind` that were computed, not read back."""
+def _write_new_runs(kind: str, runs, model, digest: str) -> None:
+    """Record runs of `kind` by `model` that were computed, not read back."""
+    fingerprint = pipeline_fingerprint(model)
     if find_runs(kind, type(runs), fingerprint, digest) is None:
         print(f"recorded {kind} in {write_runs(kind, runs, fingerprint, digest)}", flush=True)
 

@@ -145,6 +145,7 @@ def test_the_inputs_digest_follows_values_and_shapes():
 def test_the_book_s_recorded_runs_are_all_there_and_intact():
     manifest = recorded_runs.read_runs_manifest()
     kinds = {
+        recorded_runs.refiner_runs_kind(6),
         recorded_runs.RESTART_RUNS,
         recorded_runs.OUTLINE_RUNS,
         recorded_runs.LINE_FREE_OUTLINE_RUNS,
@@ -156,11 +157,16 @@ def test_the_book_s_recorded_runs_are_all_there_and_intact():
 
 @pytest.mark.slow
 def test_the_book_s_recorded_runs_are_what_the_shipped_pipeline_computes(monkeypatch):
-    """The proof behind chapters 10 and 11 reading them: on their validation images, the
+    """The proof behind chapters 9 to 11 reading them: on their validation images, the
     recordings are found for the shipped pipeline, and its replay agrees with them."""
     from spaceship_utils import load_pretrained
-    from spaceship_utils.evaluate import RUNS_VALIDATION_SAMPLES, RUNS_VALIDATION_SEED
+    from spaceship_utils.evaluate import (
+        REFINER_RUNS_PASSES,
+        RUNS_VALIDATION_SAMPLES,
+        RUNS_VALIDATION_SEED,
+    )
     from spaceship_utils.evaluation.outline_tables import outline_runs
+    from spaceship_utils.evaluation.refiner_tables import refiner_runs
     from spaceship_utils.evaluation.restart_tables import restart_runs
     from spaceship_utils.networks.detector import DESIGNS
     from spaceship_utils.training.batches import validation_data
@@ -176,7 +182,12 @@ def test_the_book_s_recorded_runs_are_what_the_shipped_pipeline_computes(monkeyp
     images = validation_data(
         "detector", RUNS_VALIDATION_SAMPLES, RUNS_VALIDATION_SEED, DESIGNS["fast"]
     )[0]
+    refiner_runs(model.with_settings(verifier=None), images, REFINER_RUNS_PASSES, recorded=True)
     restarts = restart_runs(model, images, recorded=True)
     outline_runs(model, images, restarts, line_free=True, recorded=True)
-    assert replays == [recorded_runs.RESTART_RUNS, recorded_runs.LINE_FREE_OUTLINE_RUNS]
+    assert replays == [
+        recorded_runs.refiner_runs_kind(REFINER_RUNS_PASSES),
+        recorded_runs.RESTART_RUNS,
+        recorded_runs.LINE_FREE_OUTLINE_RUNS,
+    ]
     assert restarts.boxes.shape[1] == RUNS_VALIDATION_SAMPLES

@@ -1,11 +1,12 @@
-"""Recorded validation runs: the candidates chapters 10 and 11 study, kept so that those
-chapters run in seconds instead of minutes.
+"""Recorded validation runs: the boxes chapters 9 to 11 study on their validation images,
+kept so that those chapters run in seconds instead of minutes.
 
-Chapter 10 refines every validation image from each of its nine starts and has the
-verifier score every box (`restart_tables.RestartRuns`); chapter 11 starts from the same
-candidates and fits the generator's outline to them (`outline_tables.OutlineRuns`). On
-2,048 images that is about four minutes of two cores per chapter, the same work every
-time. `python -m spaceship_utils.evaluate --record` writes these runs to
+Chapter 9 refines every validation image for up to six passes, with one view of each
+window and with four (`refiner_tables.RefinerRuns`); chapter 10 refines it from each of
+its nine starts and has the verifier score every box (`restart_tables.RestartRuns`);
+chapter 11 starts from the same candidates and fits the generator's outline to them
+(`outline_tables.OutlineRuns`). On 2,048 images that is minutes of two cores per chapter,
+the same work every time. `python -m spaceship_utils.evaluate --record` writes these runs to
 `spaceship_utils/recorded/validation/`, each with a checksum and two keys: the pipeline's
 fingerprint (its networks' weights and its settings) and the digest of its inputs (the
 images, and the candidates an outline fit starts from). A recording is read only when
@@ -37,6 +38,7 @@ from spaceship_utils.evaluation.recorded import (
     RECORDED_DIR,
     REPLAY_IOU,
     RecordingError,
+    file_name,
 )
 
 Runs = TypeVar("Runs")
@@ -45,6 +47,13 @@ RUNS_DIR = RECORDED_DIR / "validation"
 RESTART_RUNS = "restart runs"
 OUTLINE_RUNS = "outline runs"
 LINE_FREE_OUTLINE_RUNS = "line-free outline runs"
+
+
+def refiner_runs_kind(passes: int) -> str:
+    """The name under which chapter 9's refiner runs of `passes` passes are recorded."""
+    return f"refiner runs, {passes} passes"
+
+
 RUNS_REPLAY = 32
 """How many of the first images are computed again before a recording of runs is used."""
 
@@ -55,7 +64,8 @@ relative for large ones), a replayed box when it overlaps its recorded one with 
 `recorded.REPLAY_IOU` (or both are absent). On another CPU, or with oneDNN off, a refiner
 restarted on noise can end a few pixels elsewhere: about one value in thirty of a
 `RestartRuns` moves beyond those tolerances (2,048 validation images, oneDNN off against
-on, AMD EPYC), so up to `RUNS_DIFFERING_SHARE` of the replayed values may. A recording of another pipeline differs in most of them."""
+on, AMD EPYC), so up to `RUNS_DIFFERING_SHARE` of the replayed values may. A recording of
+another pipeline differs in most of them."""
 
 
 def pipeline_fingerprint(model) -> str:
@@ -154,10 +164,6 @@ def read_runs_manifest(runs_dir: Path = RUNS_DIR) -> dict:
         ) from error
 
 
-def _file_name(kind: str) -> str:
-    return "_".join(kind.lower().replace("-", " ").split()) + ".npz"
-
-
 def find_runs(
     kind: str, runs_type: type[Runs], fingerprint: str, digest: str, runs_dir: Path = RUNS_DIR
 ) -> Runs | None:
@@ -196,11 +202,13 @@ def write_runs(kind: str, runs, fingerprint: str, digest: str, runs_dir: Path = 
     values = {}
     for field in dataclasses.fields(runs):
         value = getattr(runs, field.name)
+        if value is None:
+            raise ValueError(f"{kind} without {field.name} are not recorded: it is None")
         if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
             value = value.astype(np.float32)
         values[field.name] = np.asarray(value)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    path = runs_dir / _file_name(kind)
+    path = runs_dir / file_name(kind)
     np.savez_compressed(path, **values)
     manifest = read_runs_manifest(runs_dir)
     manifest[kind] = {

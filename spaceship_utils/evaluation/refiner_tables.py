@@ -13,13 +13,19 @@ from spaceship_utils.core.metrics import (
     scores_by_presence_threshold,
 )
 from spaceship_utils.core.tables import format_table
-from spaceship_utils.core.validation import check_count, has_box
+from spaceship_utils.core.validation import check_count, check_images, has_box
 from spaceship_utils.detection.presence import (
     gate_boxes,
     gated_presence,
     vote_presence,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.recorded_runs import (
+    inputs_digest,
+    pipeline_fingerprint,
+    recorded_or_computed,
+    refiner_runs_kind,
+)
 
 
 def presence_threshold_table(
@@ -44,12 +50,13 @@ def presence_threshold_table(
 @dataclass(frozen=True)
 class RefinerRuns:
     """The refined detector's answers on validation images, computed once for the tables
-    below: its boxes (N, 5) after 0, 1, ... refiner passes, with one view and with four views
-    of each window (`boxes["one view"]`, `boxes["four views"]`, lists of passes + 1 arrays,
-    no presence gate), the model's own boxes (its views, its passes), and the detector's,
-    the classifier's (None without one) and the model's gated presence (N,)."""
+    below: its boxes (passes + 1, N, 5) after 0, 1, ... refiner passes, with one view and
+    with four views of each window (no presence gate), the model's own boxes (N, 5) (its
+    views, its passes), and the detector's, the classifier's (None without one) and the
+    model's gated presence (N,)."""
 
-    boxes: dict[str, list[np.ndarray]]
+    one_view_boxes: np.ndarray
+    four_view_boxes: np.ndarray
     model_boxes: np.ndarray
     detector_presence: np.ndarray
     classifier_presence: np.ndarray | None
@@ -57,20 +64,32 @@ class RefinerRuns:
     threshold: float
 
 
-def refiner_runs(model: RefinedDetectorPipeline, images: np.ndarray, passes: int) -> RefinerRuns:
+def refiner_runs(
+    model: RefinedDetectorPipeline, images: np.ndarray, passes: int, recorded: bool = False
+) -> RefinerRuns:
     """Run the refined detector on validation images (N, 200, 200) for 0 to `passes`
-    refiner passes (at least the model's own), once with one view and once with four."""
+    refiner passes (at least the model's own), once with one view and once with four. With
+    `recorded`, read the runs recorded for this pipeline on these images, if any, after
+    replaying the first (`recorded_runs`)."""
     passes = check_count(passes, "passes")
     if passes < model.passes:
         raise ValueError(f"passes must be at least the model's {model.passes}, got {passes}")
-    boxes = {}
-    for name, views in (("one view", False), ("four views", True)):
-        variant = model.with_settings(views=views)
-        boxes[name], detector_presence = variant.boxes_by_pass(images, passes)
+    images = check_images(images).astype(np.float32)
+    if recorded:
+        return recorded_or_computed(
+            refiner_runs_kind(passes),
+            RefinerRuns,
+            pipeline_fingerprint(model),
+            inputs_digest(images),
+            lambda count: refiner_runs(model, images[:count], passes),
+        )
+    one_view, detector_presence = model.with_settings(views=False).boxes_by_pass(images, passes)
+    four_views, _ = model.with_settings(views=True).boxes_by_pass(images, passes)
     classifier = None if model.classifier is None else model.vote.classifier_presence(images)
     return RefinerRuns(
-        boxes=boxes,
-        model_boxes=boxes["four views" if model.views else "one view"][model.passes],
+        one_view_boxes=np.stack(one_view),
+        four_view_boxes=np.stack(four_views),
+        model_boxes=(four_views if model.views else one_view)[model.passes],
         detector_presence=detector_presence,
         classifier_presence=classifier,
         presence=gated_presence(detector_presence, classifier),
@@ -89,7 +108,7 @@ def refiner_pass_table(runs: RefinerRuns, labels: np.ndarray) -> str:
     rows = [
         (count, score(one), score(four))
         for count, (one, four) in enumerate(
-            zip(runs.boxes["one view"], runs.boxes["four views"], strict=True)
+            zip(runs.one_view_boxes, runs.four_view_boxes, strict=True)
         )
     ]
     return format_table(("refiner passes", "one view", "four views"), rows)
