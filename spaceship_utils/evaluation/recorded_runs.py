@@ -48,12 +48,6 @@ RESTART_RUNS = "restart runs"
 OUTLINE_RUNS = "outline runs"
 LINE_FREE_OUTLINE_RUNS = "line-free outline runs"
 
-
-def refiner_runs_kind(passes: int) -> str:
-    """The name under which chapter 9's refiner runs of `passes` passes are recorded."""
-    return f"refiner runs, {passes} passes"
-
-
 RUNS_REPLAY = 32
 """How many of the first images are computed again before a recording of runs is used."""
 
@@ -66,6 +60,11 @@ restarted on noise can end a few pixels elsewhere: about one value in thirty of 
 `RestartRuns` moves beyond those tolerances (2,048 validation images, oneDNN off against
 on, AMD EPYC), so up to `RUNS_DIFFERING_SHARE` of the replayed values may. A recording of
 another pipeline differs in most of them."""
+
+
+def refiner_runs_kind(passes: int) -> str:
+    """The name under which chapter 9's refiner runs of `passes` passes are recorded."""
+    return f"refiner runs, {passes} passes"
 
 
 def pipeline_fingerprint(model) -> str:
