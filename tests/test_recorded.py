@@ -145,6 +145,8 @@ def test_the_book_s_recordings_are_all_there_and_intact():
         assert recording is not None, f"no recording of {name!r}: run {recorded.RECORD_COMMAND}"
         assert recording.boxes.shape == (10_000, 5) and recording.presence.shape == (10_000,)
     assert find_recording("shipped pipeline, held-out seed", 10_000, 70213) is not None
+    for name in ("detector, 4 views", "detector, 8 views"):  # chapter 8's test-time averages
+        assert find_recording(name, 1_000, 0) is not None, name
     files = {entry["file"] for entry in manifest.values()}
     assert files == {path.name for path in recorded.RECORDED_DIR.glob("*.npz")}
 

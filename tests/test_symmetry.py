@@ -160,3 +160,12 @@ def test_symmetry_names():
     assert symmetry_name(0) == "identity"
     assert symmetry_name(7) == "flip x + flip y + transpose"
     assert len({symmetry_name(k) for k in SYMMETRIES}) == 8
+
+
+def test_view_averages_name_chapter_8_s_two_averages():
+    from spaceship_utils.detection.symmetry import SYMMETRIES, view_averages
+
+    averages = view_averages(object(), "detector")
+    assert list(averages) == ["detector, 4 views", "detector, 8 views"]
+    assert averages["detector, 4 views"].symmetries == SYMMETRIES[:4]
+    assert averages["detector, 8 views"].passes == 8

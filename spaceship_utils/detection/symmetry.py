@@ -194,3 +194,12 @@ class SymmetryAveraged:
     def predict(self, images: np.ndarray) -> np.ndarray:
         """Raw images (N, 200, 200) -> averaged boxes (N, 5), NaN row = no ship."""
         return self.predict_details(images).boxes
+
+
+def view_averages(model, name: str) -> dict[str, SymmetryAveraged]:
+    """Chapter 8's test-time averages of the pipeline `model` called `name`, by name: four
+    views (as is, each flip, both flips) and all eight."""
+    return {
+        f"{name}, 4 views": SymmetryAveraged(model, symmetries=SYMMETRIES[:4]),
+        f"{name}, 8 views": SymmetryAveraged(model),
+    }
