@@ -86,7 +86,7 @@ def test_a_corrupt_or_missing_recording_is_named(tmp_path):
     with pytest.raises(RecordingError, match="stand_in_runs.npz does not match its checksum"):
         find_runs("stand-in runs", StandInRuns, "print", "inputs", tmp_path)
     path.unlink()
-    with pytest.raises(RecordingError, match="recorded stand-in runs are missing"):
+    with pytest.raises(RecordingError, match="recording of the stand-in runs is missing"):
         find_runs("stand-in runs", StandInRuns, "print", "inputs", tmp_path)
     (tmp_path / "manifest.json").write_text("{")
     with pytest.raises(RecordingError, match="manifest.json is not valid JSON"):

@@ -86,6 +86,7 @@ def file_name(name: str) -> str:
 
 
 def read_recorded_manifest(recorded_dir: Path = RECORDED_DIR) -> dict:
+    """{name: entry} of the recordings in `recorded_dir` (its manifest.json); {} if none."""
     path = recorded_dir / "manifest.json"
     if not path.exists():
         return {}
@@ -94,8 +95,43 @@ def read_recorded_manifest(recorded_dir: Path = RECORDED_DIR) -> dict:
     except json.JSONDecodeError as error:
         raise RecordingError(
             f"{path} is not valid JSON ({error}): restore it with `git checkout -- "
-            f"spaceship_utils/recorded` or record again with `{RECORD_COMMAND}`"
+            f"{recorded_dir}` or record again with `{RECORD_COMMAND}`"
         ) from error
+
+
+def checked_file(entry: dict, what: str, recorded_dir: Path) -> Path:
+    """The file of a manifest entry in `recorded_dir`, after checking that it exists and
+    matches its checksum; a RecordingError naming it and how to restore it otherwise.
+    `what` names the recording in the message, e.g. "the recording of 'detector'"."""
+    path = recorded_dir / entry["file"]
+    how = f"restore it with `git checkout -- {path.name}` in {recorded_dir} or `{RECORD_COMMAND}`"
+    if not path.exists():
+        raise RecordingError(f"{what} is missing: {path}; {how}")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        raise RecordingError(f"{path} does not match its checksum in the manifest; {how}")
+    return path
+
+
+def write_entry(name: str, arrays: dict[str, np.ndarray], keys: dict, recorded_dir: Path) -> Path:
+    """Write `arrays` to `recorded_dir` under `name`'s file name, and its manifest entry:
+    `keys` (what the recording is of), its checksum, the machine, the runtime and the date.
+    Returns the file written."""
+    recorded_dir.mkdir(parents=True, exist_ok=True)
+    path = recorded_dir / file_name(name)
+    np.savez_compressed(path, **arrays)
+    manifest = read_recorded_manifest(recorded_dir)
+    manifest[name] = {
+        "file": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        **keys,
+        "machine": describe_machine(),
+        "runtime": describe_runtime(),
+        "date": datetime.date.today().isoformat(),
+    }
+    (recorded_dir / "manifest.json").write_text(
+        json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+    )
+    return path
 
 
 def find_recording(
@@ -107,12 +143,7 @@ def find_recording(
     entry = read_recorded_manifest(recorded_dir).get(name)
     if entry is None or entry["samples"] != samples or entry["seed"] != seed:
         return None
-    path = recorded_dir / entry["file"]
-    how = f"restore it with `git checkout -- {path.name}` in {recorded_dir} or `{RECORD_COMMAND}`"
-    if not path.exists():
-        raise RecordingError(f"the recording of {name!r} is missing: {path}; {how}")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
-        raise RecordingError(f"{path} does not match its checksum in the manifest; {how}")
+    path = checked_file(entry, f"the recording of {name!r}", recorded_dir)
     with np.load(path) as arrays:
         values = {key: arrays[key] for key in FIELDS}
     return Recording(name, samples, seed, seconds=entry["seconds"], **values)
@@ -132,24 +163,12 @@ def write_recording(
     values = {key: np.asarray(getattr(predictions, key), dtype=np.float32) for key in FIELDS}
     if values["boxes"].shape != (samples, LABEL_SIZE):
         raise ValueError(f"expected boxes ({samples}, {LABEL_SIZE}), got {values['boxes'].shape}")
-    recorded_dir.mkdir(parents=True, exist_ok=True)
-    path = recorded_dir / file_name(name)
-    np.savez_compressed(path, **values)
-    manifest = read_recorded_manifest(recorded_dir)
-    manifest[name] = {
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    keys = {
         "samples": samples,
         "seed": seed,
         "seconds": {key: round(value, 1) for key, value in seconds.items()},
-        "machine": describe_machine(),
-        "runtime": describe_runtime(),
-        "date": datetime.date.today().isoformat(),
     }
-    (recorded_dir / "manifest.json").write_text(
-        json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-    )
-    return path
+    return write_entry(name, values, keys, recorded_dir)
 
 
 def replay_mismatches(recording: Recording, replayed: Predictions) -> np.ndarray:

@@ -21,9 +21,7 @@ before the box's five numbers: `first_images` cuts them by that rule.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -31,14 +29,15 @@ from typing import TypeVar
 import numpy as np
 
 from spaceship_utils.core.geometry import rotated_iou
-from spaceship_utils.core.runtime import describe_machine, describe_runtime
 from spaceship_utils.core.validation import has_box
 from spaceship_utils.evaluation.recorded import (
     RECORD_COMMAND,
     RECORDED_DIR,
     REPLAY_IOU,
     RecordingError,
-    file_name,
+    checked_file,
+    read_recorded_manifest,
+    write_entry,
 )
 
 Runs = TypeVar("Runs")
@@ -145,22 +144,9 @@ def check_runs_replay(kind: str, recording: Runs, replayed: Runs, count: int) ->
         )
 
 
-def _manifest_path(runs_dir: Path) -> Path:
-    return runs_dir / "manifest.json"
-
-
 def read_runs_manifest(runs_dir: Path = RUNS_DIR) -> dict:
     """{kind: entry} of the recorded runs in `runs_dir`; {} if there are none."""
-    path = _manifest_path(runs_dir)
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise RecordingError(
-            f"{path} is not valid JSON ({error}): restore it with `git checkout -- "
-            f"spaceship_utils/recorded/validation` or record again with `{RECORD_COMMAND}`"
-        ) from error
+    return read_recorded_manifest(runs_dir)
 
 
 def find_runs(
@@ -172,16 +158,14 @@ def find_runs(
     entry = read_runs_manifest(runs_dir).get(kind)
     if entry is None or entry["fingerprint"] != fingerprint or entry["inputs"] != digest:
         return None
-    path = runs_dir / entry["file"]
-    how = f"restore it with `git checkout -- {path.name}` in {runs_dir} or `{RECORD_COMMAND}`"
-    if not path.exists():
-        raise RecordingError(f"the recorded {kind} are missing: {path}; {how}")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
-        raise RecordingError(f"{path} does not match its checksum in the manifest; {how}")
+    path = checked_file(entry, f"the recording of the {kind}", runs_dir)
     names = [field.name for field in dataclasses.fields(runs_type)]
     with np.load(path) as arrays:
         if sorted(arrays.files) != sorted(names):
-            raise RecordingError(f"{path} does not hold the fields of {runs_type.__name__}; {how}")
+            raise RecordingError(
+                f"{path} does not hold the fields of {runs_type.__name__}: record it again "
+                f"with `{RECORD_COMMAND}`"
+            )
         values = {name: arrays[name] for name in names}
     return runs_type(**{name: _as_read(value) for name, value in values.items()})
 
@@ -206,21 +190,7 @@ def write_runs(kind: str, runs, fingerprint: str, digest: str, runs_dir: Path = 
         if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
             value = value.astype(np.float32)
         values[field.name] = np.asarray(value)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    path = runs_dir / file_name(kind)
-    np.savez_compressed(path, **values)
-    manifest = read_runs_manifest(runs_dir)
-    manifest[kind] = {
-        "file": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "fingerprint": fingerprint,
-        "inputs": digest,
-        "machine": describe_machine(),
-        "runtime": describe_runtime(),
-        "date": datetime.date.today().isoformat(),
-    }
-    _manifest_path(runs_dir).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return path
+    return write_entry(kind, values, {"fingerprint": fingerprint, "inputs": digest}, runs_dir)
 
 
 def recorded_or_computed(
