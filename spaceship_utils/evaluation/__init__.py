@@ -6,8 +6,8 @@
 - `restart_tables`: chapter 10's tables of the verifier's restarts and its vote.
 - `outline_tables`: chapter 11's tables of the outline fits and the line vote.
 - `recorded`: predictions recorded on the official samples, read back after a replay.
-- `recorded_runs`: the candidates of chapters 10 and 11 recorded on their validation
-  images, read back the same way.
+- `recorded_runs`: the boxes chapters 9 to 11 study, recorded on their validation images,
+  read back the same way.
 - `stage_gains`: chapter 12's pipelines by stage, left out one at a time, and the paired
   bootstrap that measures each stage's gain.
 - `cost`: trainable parameters, FLOPs and CPU latency.
