@@ -1,10 +1,11 @@
 """The shipped pipeline's recipe: every step that makes it from nothing, as data (`RECIPE`),
 and `run_recipe`, which does the steps in order (`python -m spaceship_utils.reproduce`).
 
-A step is one of four kinds: `Train` a network (its task's recipe with some changes,
+A step is one of five kinds: `Train` a network (its task's recipe with some changes,
 perhaps starting from an earlier step's weights or reading its collected answers),
-`Collect` the pipeline's own answers for the verifier, `Fit` settings on validation
-images, and the final `Check`, which scores the retrained pipeline against the shipped one
+`Factor` a trained network's dense layer to a low rank (`networks.low_rank`), `Collect`
+the pipeline's own answers for the verifier, `Fit` settings on validation images, and the
+final `Check`, which scores the retrained pipeline against the shipped one
 on the same validation images. Each step lives in its own folder under the chain's root;
 a finished step is skipped, an unfinished one resumes (a training run from its checkpoint,
 a collection at its next chunk), so the chain survives any stop, across days. Each step
@@ -29,7 +30,8 @@ from spaceship_utils.evaluation.setting_fits import (
     fitted_restart_below,
 )
 from spaceship_utils.evaluation.stage_gains import paired_gain, scores_of
-from spaceship_utils.pretrained import load_pretrained, load_refined_detector_run
+from spaceship_utils.networks.low_rank import factored_network
+from spaceship_utils.pretrained import load_pretrained, load_refined_detector_run, network_of_run
 from spaceship_utils.training.hard_examples import (
     CHUNK_IMAGES,
     OWN_ANSWERS_SEED,
@@ -38,6 +40,7 @@ from spaceship_utils.training.hard_examples import (
 )
 from spaceship_utils.training.loop import train_model
 from spaceship_utils.training.recipes import TrainingConfig
+from spaceship_utils.training.tasks import build_network, task_inputs_and_targets, task_named
 
 RECIPE_SEED = 8128
 """The validation images of the recipe's fits come from `default_rng([RECIPE_SEED, 0])`,
@@ -58,6 +61,20 @@ class Train:
     changes: dict = field(default_factory=dict)
     starts_from: str | None = None
     own_answers: str | None = None
+
+
+@dataclass(frozen=True)
+class Factor:
+    """Factor the dense layer of the `task` network of step `starts_from` to `rank`
+    (`low_rank.factored_network`), on the windows the task trains on, drawn from the
+    recipe's seed."""
+
+    name: str
+    task: str
+    purpose: str
+    hours: float
+    starts_from: str
+    rank: int
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,7 @@ class Check:
     hours: float
 
 
-Step = Train | Collect | Fit | Check
+Step = Train | Factor | Collect | Fit | Check
 
 
 def _presence(model, images, labels) -> dict:
@@ -171,33 +188,42 @@ RECIPE: tuple[Step, ...] = (
         starts_from="verifier-own",
         own_answers="own-answers-9",
     ),
+    Factor(
+        "verifier-lean",
+        "verifier",
+        "its dense layer at rank 32 (chapter 12)",
+        0.01,
+        starts_from="verifier-ninth",
+        rank=32,
+    ),
     Fit(
         "restarts",
         "the restart threshold (chapter 10)",
         _restarts,
         0.12,
-        verifier="verifier-ninth",
+        verifier="verifier-lean",
     ),
     Fit(
         "outlines",
         "outline weight, three-way threshold (chapter 11)",
         fitted_outline_settings,
         0.1,
-        verifier="verifier-ninth",
+        verifier="verifier-lean",
     ),
     Check("check", "the retrained pipeline against the shipped one", 0.08),
 )
 """The shipped refined detector from nothing (chapters 7-11): the classifier that votes on
 presence, the detector, the refiner's two cycles, the presence threshold of their vote,
 the verifier's three cycles (the last two on the pipeline's own answers, each collected by
-the cycle before), the restart threshold and the outline settings, then the check."""
+the cycle before), the verifier's dense layer factored to rank 32, the restart threshold
+and the outline settings, then the check."""
 
 
 PIPELINE_STEPS = {
     "classifier": "classifier",
     "detector": "detector",
     "refiner": "refiner-second",
-    "verifier": "verifier-ninth",
+    "verifier": "verifier-lean",
 }
 """Which step's network plays each role in the retrained pipeline."""
 
@@ -206,23 +232,26 @@ PIPELINE_STEPS = {
 class Budget:
     """How big each kind of step is: `training` changes every training run (empty: the
     recipe's sizes), `chunks` of `chunk_images` images per collection (None: the step's),
-    and the validation images of the fits and of the check."""
+    the validation images of the fits and of the check, and the images whose windows a
+    `Factor` step reads."""
 
     training: dict
     chunks: int | None
     chunk_images: int
     fit_images: int
     check_images: int
+    factor_images: int
 
 
 BUDGETS = {
-    "full": Budget({}, None, CHUNK_IMAGES, fit_images=4096, check_images=4096),
+    "full": Budget({}, None, CHUNK_IMAGES, fit_images=4096, check_images=4096, factor_images=16384),
     "tiny": Budget(
         {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "validation_samples": 8},
         chunks=3,
         chunk_images=16,
         fit_images=48,
         check_images=48,
+        factor_images=48,
     ),
 }
 """The full recipe, and a tiny one that runs every step in a minute or two: the test that
@@ -246,7 +275,7 @@ def step_done(step: Step, root: Path, budget: Budget) -> bool:
     """Whether `step` has finished under `root`: its folder holds its result, written last
     (a training step's provenance naming the step, a fit's or the check's result.json)."""
     folder = root / step.name
-    if isinstance(step, Train):
+    if isinstance(step, Train | Factor):
         provenance = folder / "provenance.json"
         return (
             provenance.is_file()
@@ -372,6 +401,9 @@ def _run_step(step: Step, root: Path, budget: Budget, hours: float | None, log) 
     folder = root / step.name
     if isinstance(step, Train):
         return _train(step, root, budget, hours, log)
+    if isinstance(step, Factor):
+        _factor(step, root, budget, log)
+        return True
     if isinstance(step, Collect):
         model = retrained_pipeline(root, verifier=step.verifier)
         model = model.with_settings(restart_below=step.restart_below)
@@ -413,6 +445,56 @@ def _train(step: Train, root: Path, budget: Budget, hours: float | None, log) ->
             provenance["initial_weights"]["recipe_step"] = step.starts_from
         _write_json(provenance_path, provenance)
     return outcome.finished
+
+
+FACTOR_CHUNK = 2048
+"""Images drawn at a time for a `Factor` step's windows."""
+
+
+def factor_windows(task: str, count: int) -> np.ndarray:
+    """The windows (N, 64, 64, 2) a `Factor` step reads: the examples `task` trains on, from
+    `count` images drawn from `default_rng([RECIPE_SEED, 2])` (its boxes from
+    `[RECIPE_SEED, 3]`)."""
+    images_rng, boxes_rng = (np.random.default_rng([RECIPE_SEED, key]) for key in (2, 3))
+    share, windows = task_named(task).ship_share, []
+    for start in range(0, count, FACTOR_CHUNK):
+        size = min(FACTOR_CHUNK, count - start)
+        images, labels = generate_batch(size, images_rng, ship_probability=share)
+        windows.append(task_inputs_and_targets(task, images, labels, rng=boxes_rng)[0])
+    return np.concatenate(windows)
+
+
+def _factor(step: Factor, root: Path, budget: Budget, log) -> None:
+    """Write the factored network of `step` as a run folder: config.json, its weights (best
+    and final) and the provenance of the run it factors, with the rank and how it was made."""
+    source, folder = root / step.starts_from, root / step.name
+    windows = factor_windows(step.task, budget.factor_images)
+    network, share = factored_network(
+        network_of_run(source, step.task),
+        lambda rank: build_network(step.task, rank=rank),
+        windows,
+        step.rank,
+    )
+    log(f"rank {step.rank} keeps {share:.1%} of the variance on {len(windows):,} windows")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("best.weights.h5", "final.weights.h5"):
+        network.save_weights(folder / name)
+    config = json.loads((source / "config.json").read_text())
+    design = config.get("detector_options", {}) | {"rank": step.rank}
+    _write_json(folder / "config.json", config | {"detector_options": design})
+    provenance = json.loads((source / "provenance.json").read_text())
+    provenance |= {
+        "detector_options": design,
+        "factored": {
+            "from_step": step.starts_from,
+            "rank": step.rank,
+            "variance_kept": round(share, 4),
+            "windows": len(windows),
+            "seed": [RECIPE_SEED, 2],
+        },
+        "recipe_step": step.name,  # the step is done once this is written
+    }
+    _write_json(folder / "provenance.json", provenance)
 
 
 def _check(root: Path, budget: Budget, log) -> dict:

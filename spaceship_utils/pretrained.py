@@ -389,7 +389,7 @@ def load_detector_run(
     """A detector pipeline from your own training run: the design its config.json records
     and its best epoch's weights (`best.weights.h5`, written after every improving epoch,
     so an unfinished run works too). Choose `presence_threshold` on validation data."""
-    return DetectorPipeline(_network_of_run(run_dir, "detector"), presence_threshold)
+    return DetectorPipeline(network_of_run(run_dir, "detector"), presence_threshold)
 
 
 def load_refined_detector_run(
@@ -405,19 +405,20 @@ def load_refined_detector_run(
     weight, the line vote...). Choose them on validation data (`restart_tables.restart_table`,
     `restart_tables.verifier_vote_table`, `outline_tables.outline_judge_table` and
     `line_vote.fit_line_vote`)."""
-    classifier = None if classifier_run is None else _network_of_run(classifier_run, "classifier")
-    verifier = None if verifier_run is None else _network_of_run(verifier_run, "verifier")
+    classifier = None if classifier_run is None else network_of_run(classifier_run, "classifier")
+    verifier = None if verifier_run is None else network_of_run(verifier_run, "verifier")
     return RefinedDetectorPipeline(
-        _network_of_run(detector_run, "detector"),
-        _network_of_run(refiner_run, "refiner"),
+        network_of_run(detector_run, "detector"),
+        network_of_run(refiner_run, "refiner"),
         classifier=classifier,
         verifier=verifier,
         **settings,
     )
 
 
-def _network_of_run(run_dir: str | Path, task: str):
-    """The `task` network of a training run, with its best epoch's weights."""
+def network_of_run(run_dir: str | Path, task: str):
+    """The `task` network of a training run (or of a chain's `Factor` step), with its best
+    epoch's weights."""
     run_dir = Path(run_dir).expanduser()
     config = read_config(run_dir)
     if config.get("task") != task:

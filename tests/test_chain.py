@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spaceship_utils import chain, reproduce
-from spaceship_utils.chain import RECIPE, Check, Collect, Fit, Train, run_recipe
+from spaceship_utils.chain import RECIPE, Check, Collect, Factor, Fit, Train, run_recipe
 from spaceship_utils.evaluation.setting_fits import simplest_within
 from spaceship_utils.pretrained import EARLIER_RUNS_DIR, read_manifest
 
@@ -19,6 +19,7 @@ def test_every_step_starts_from_steps_before_it_and_the_pipeline_from_steps_of_t
     for step in RECIPE:
         sources = {
             Train: lambda s: (s.starts_from, s.own_answers),
+            Factor: lambda s: (s.starts_from,),
             Collect: lambda s: (s.verifier,),
             Fit: lambda s: (s.verifier,),
             Check: lambda s: (),
@@ -90,8 +91,9 @@ def _pretend_done(root, step):
 
 
 def test_a_step_done_after_one_that_is_not_is_refused(tmp_path):
-    _pretend_done(tmp_path, RECIPE[4])  # the presence fit, with no network before it
-    assert chain.step_done(RECIPE[4], tmp_path, chain.BUDGETS["tiny"])
+    presence = RECIPE[RECIPE_NAMES.index("presence")]  # a fit with no network before it
+    _pretend_done(tmp_path, presence)
+    assert chain.step_done(presence, tmp_path, chain.BUDGETS["tiny"])
     with pytest.raises(chain.RecipeError, match="presence are done but classifier"):
         run_recipe(tmp_path, "tiny", hours=1e-9)
 
@@ -146,11 +148,11 @@ def test_unknown_budgets_and_steps_are_named(tmp_path):
 def test_the_whole_chain_runs_at_a_tiny_budget_and_resumes_step_by_step(tmp_path, capsys):
     lines = []
     assert run_recipe(tmp_path, "tiny", until="refiner", log=lines.append) is None
-    assert [line for line in lines if line.startswith("[")][-1].startswith("[3/13] refiner:")
+    assert [line for line in lines if line.startswith("[")][-1].startswith("[3/14] refiner:")
     lines.clear()
     result = run_recipe(tmp_path, "tiny", log=lines.append)
     steps = [line for line in lines if line.startswith("[")]
-    assert steps[:3] == [f"[{n}/13] {name}: done" for n, name in enumerate(RECIPE_NAMES[:3], 1)]
+    assert steps[:3] == [f"[{n}/14] {name}: done" for n, name in enumerate(RECIPE_NAMES[:3], 1)]
     assert len(steps) == len(RECIPE) and not any(s.endswith(": done") for s in steps[3:])
     # The check ran and says what it found; the tiny networks learnt nothing.
     assert set(result) >= {"scores", "gain", "standard_error", "passes", "settings"}
@@ -163,9 +165,12 @@ def test_the_whole_chain_runs_at_a_tiny_budget_and_resumes_step_by_step(tmp_path
         "line_free_fits",
     }
     for step in RECIPE:  # each network's record names its step
-        if isinstance(step, Train):
+        if isinstance(step, Train | Factor):
             provenance = json.loads((tmp_path / step.name / "provenance.json").read_text())
             assert provenance["recipe_step"] == step.name
+        if isinstance(step, Factor):  # and a factored one its rank, and the run it factors
+            assert provenance["detector_options"] == {"rank": step.rank}
+            assert provenance["factored"]["from_step"] == step.starts_from
     # Done is done: the command lists every step as done and only reads the check again.
     assert reproduce.main(["--budget", "tiny", "--root", str(tmp_path)]) == 1
     printed = capsys.readouterr().out

@@ -26,11 +26,13 @@ layers = keras.layers
 ops = keras.ops
 
 
-def window_features(windows, width: int = 32):
+def window_features(windows, width: int = 32, rank: int | None = None):
     """The trunk the refiner and the verifier share: windows (N, size, size, 2) -> (N,
     8·width) features. Four stride-2 3×3 convolutions (width, 2·width, 4·width, 4·width
     channels) bring a 64-pixel window to 4×4 cells; a dense layer reads them all, since
-    where a feature sits in the window is the answer."""
+    where a feature sits in the window is the answer. With `rank`, the dense layer reads
+    them through `rank` linear units first (`dense_basis`, no bias, no activation): the
+    same layer with fewer weights (`low_rank`)."""
     x = windows
     for index, filters in enumerate((width, 2 * width, 4 * width, 4 * width), start=1):
         x = layers.Conv2D(
@@ -39,14 +41,16 @@ def window_features(windows, width: int = 32):
         x = layers.BatchNormalization(name=f"norm{index}")(x)
         x = layers.ReLU(name=f"relu{index}")(x)
     x = layers.Flatten(name="flatten")(x)
+    if rank is not None:
+        x = layers.Dense(rank, use_bias=False, name="dense_basis")(x)
     return layers.Dense(8 * width, activation="relu", name="dense")(x)
 
 
-def build_refiner(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
+def build_refiner(width: int = 32, size: int = CROP_SIZE, rank: int | None = None) -> keras.Model:
     """(N, size, size, 2) windows -> (N, 6) corrections (linear outputs, float32), read
-    off `window_features`."""
+    off `window_features` (its dense layer factored to `rank`, if given)."""
     windows = keras.Input((size, size, 2), name="window")
-    features = window_features(windows, width)
+    features = window_features(windows, width, rank)
     outputs = layers.Dense(len(TARGET_COLUMNS), dtype="float32", name="corrections")(features)
     return keras.Model(windows, outputs, name="refiner")
 

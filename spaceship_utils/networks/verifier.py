@@ -109,11 +109,12 @@ def verifier_windows(images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return crop_windows(images, boxes, fit_box=True)
 
 
-def build_verifier(width: int = 32, size: int = CROP_SIZE) -> keras.Model:
+def build_verifier(width: int = 32, size: int = CROP_SIZE, rank: int | None = None) -> keras.Model:
     """(N, size, size, 2) windows -> (N, 1) probability (float32) that the window's box
-    scores, read off the refiner's trunk (`window_features`)."""
+    scores, read off the refiner's trunk (`window_features`, its dense layer factored to
+    `rank`, if given)."""
     windows = keras.Input((size, size, 2), name="window")
-    features = window_features(windows, width)
+    features = window_features(windows, width, rank)
     score = layers.Dense(1, activation="sigmoid", dtype="float32", name="score")(features)
     return keras.Model(windows, score, name="verifier")
 
