@@ -4,6 +4,7 @@ import pytest
 from spaceship_utils.networks.low_rank import factored_network, low_rank_factors
 from spaceship_utils.networks.refiner import build_refiner
 from spaceship_utils.networks.verifier import build_verifier
+from spaceship_utils.training.recipes import TrainingConfig
 
 
 def _trainable(network) -> int:
@@ -73,3 +74,15 @@ def test_a_factored_verifier_answers_as_the_full_one_at_full_rank():
     np.testing.assert_allclose(low, full, atol=1e-4)
     with pytest.raises(ValueError, match="factored already"):
         factored_network(factored, build_verifier, windows, rank=32)
+
+
+def test_a_refiner_or_verifier_run_takes_a_rank_and_nothing_else():
+    for task in ("refiner", "verifier"):
+        config = TrainingConfig.recipe(task, detector_options={"rank": 64})
+        assert config.detector_options == {"rank": 64}
+    with pytest.raises(ValueError, match="the refiner has no option width .* it takes rank"):
+        TrainingConfig.recipe("refiner", detector_options={"width": 16})
+    with pytest.raises(ValueError, match="rank"):
+        TrainingConfig.recipe("verifier", detector_options={"rank": 0})
+    with pytest.raises(ValueError, match="the classifier has no option rank .* it takes none"):
+        TrainingConfig.recipe("classifier", detector_options={"rank": 8})

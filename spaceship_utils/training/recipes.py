@@ -122,10 +122,18 @@ class TrainingConfig:
             raise ValueError(f"ema_momentum must be in (0, 1) or None, got {self.ema_momentum}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.detector_options and not task.takes_design:
-            raise ValueError(f"detector_options apply to the detector only, not the {self.task}")
-        split_design(self.detector_options)  # names an unknown option now, not hours later
-        design_loss(self.detector_options)
+        if task.takes_design:
+            split_design(self.detector_options)  # names an unknown option now, not hours later
+            design_loss(self.detector_options)
+        else:
+            unknown = sorted(set(self.detector_options) - set(task.design_options))
+            if unknown:
+                raise ValueError(
+                    f"the {self.task} has no option {', '.join(unknown)} (detector_options); "
+                    f"it takes {', '.join(task.design_options) or 'none'}"
+                )
+        if "rank" in self.detector_options:
+            check_count(self.detector_options["rank"], "rank", minimum=1)
         if self.initial_weights is not None:
             self.initial_weights = str(Path(self.initial_weights).expanduser().resolve())
         if self.own_answers is not None:

@@ -48,7 +48,8 @@ class Task:
 
     name: str
     build: Callable[..., keras.Model]
-    """(**design) -> a fresh, uncompiled network (only the detector takes a design)."""
+    """(**design) -> a fresh, uncompiled network (the detector's design, or the
+    `design_options` of another network)."""
     examples: Examples
     """What the network reads and learns from generated images and their labels."""
     loss: Callable[[dict | None], Callable | str]
@@ -73,6 +74,10 @@ class Task:
     """Whose weights file a run of this task can start from, for error messages."""
     takes_design: bool = False
     """Whether the network is built from a design (`TrainingConfig.detector_options`)."""
+    design_options: tuple[str, ...] = ()
+    """The options a network that takes no design is built with instead (its builder's
+    keywords, given in `TrainingConfig.detector_options`): the refiner's and the
+    verifier's `rank`."""
     reads_hard_examples: bool = False
     """Whether a run can train on the refined detector's own answers (`hard_examples`)."""
     starts_clean: bool = False
@@ -186,6 +191,7 @@ TASKS: dict[str, Task] = {
         ship_share=1.0,
         recipe={"epochs": 120, **_AVERAGED},
         starts_clean=True,
+        design_options=("rank",),
     ),
     "verifier": Task(
         "verifier",
@@ -199,6 +205,7 @@ TASKS: dict[str, Task] = {
         load_initial_weights=start_verifier_from,
         starts_from="verifier or refiner run (a refiner's trunk only)",
         reads_hard_examples=True,
+        design_options=("rank",),
     ),
 }
 """The networks the book trains: the seed's two (chapters 4 and 5), chapter 7's detector,
