@@ -10,4 +10,6 @@
 - `windows`: the refiner's input, a turned window around a box, and its targets (NumPy).
 - `refiner`: the network that corrects a box from its window, and its loss.
 - `verifier`: the judge of a finished box, read off the refiner's trunk.
+- `low_rank`: a trained dense layer rewritten as two thin ones, on the principal
+  directions of its pre-activations.
 """
