@@ -14,6 +14,7 @@ carries the CPU hours it takes at full size on two cores (`expected_hours`)."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -466,7 +467,8 @@ def factor_windows(task: str, count: int) -> np.ndarray:
 
 def _factor(step: Factor, root: Path, budget: Budget, log) -> None:
     """Write the factored network of `step` as a run folder: config.json, its weights (best
-    and final) and the provenance of the run it factors, with the rank and how it was made."""
+    and final), the history and the provenance of the run it factors, the latter with the
+    rank and how it was made."""
     source, folder = root / step.starts_from, root / step.name
     windows = factor_windows(step.task, budget.factor_images)
     network, share = factored_network(
@@ -482,6 +484,8 @@ def _factor(step: Factor, root: Path, budget: Budget, log) -> None:
     config = json.loads((source / "config.json").read_text())
     design = config.get("detector_options", {}) | {"rank": step.rank}
     _write_json(folder / "config.json", config | {"detector_options": design})
+    if (source / "history.csv").is_file():  # the curves of the run whose kept epoch it is
+        shutil.copyfile(source / "history.csv", folder / "history.csv")
     provenance = json.loads((source / "provenance.json").read_text())
     provenance |= {
         "detector_options": design,

@@ -171,6 +171,8 @@ def test_the_whole_chain_runs_at_a_tiny_budget_and_resumes_step_by_step(tmp_path
         if isinstance(step, Factor):  # and a factored one its rank, and the run it factors
             assert provenance["detector_options"] == {"rank": step.rank}
             assert provenance["factored"]["from_step"] == step.starts_from
+            history = (tmp_path / step.name / "history.csv").read_text()
+            assert history == (tmp_path / step.starts_from / "history.csv").read_text()
     # Done is done: the command lists every step as done and only reads the check again.
     assert reproduce.main(["--budget", "tiny", "--root", str(tmp_path)]) == 1
     printed = capsys.readouterr().out

@@ -96,6 +96,27 @@ def test_compare_costs_sums_over_a_pipelines_networks():
     assert four["parameters"] == row["parameters"]
 
 
+def test_compare_costs_times_the_pipelines_in_turn_each_round():
+    from spaceship_utils.evaluation.cost import compare_costs
+
+    calls = []
+
+    class Named:
+        networks = ()
+
+        def __init__(self, name):
+            self.name = name
+
+        def predict(self, images):
+            calls.append(self.name)
+
+    rows = compare_costs({"a": Named("a"), "b": Named("b")}, np.zeros((2, 200, 200)), repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # one untimed call each, then rounds
+    assert [row["pipeline"] for row in rows] == ["a", "b"]
+    with pytest.raises(ValueError, match="repeats"):
+        compare_costs({"a": Named("a")}, np.zeros((2, 200, 200)), repeats=0)
+
+
 def test_a_design_costs_what_its_network_costs_and_target_options_cost_nothing():
     design = {"width": 16, "dilations": [1, 2]}
     network = build_detector(width=16, dilations=(1, 2))

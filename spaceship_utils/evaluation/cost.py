@@ -88,12 +88,15 @@ def latency_ms_per_image(
     images = check_images(images)
     repeats = check_count(repeats, "repeats", minimum=1)
     predict(images)
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict(images)
-        seconds.append(time.perf_counter() - start)
+    seconds = [_seconds_of(predict, images) for _ in range(repeats)]
     return 1000 * float(np.median(seconds)) / len(images)
+
+
+def _seconds_of(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> float:
+    """Wall-clock seconds of one call `predict(images)`."""
+    start = time.perf_counter()
+    predict(images)
+    return time.perf_counter() - start
 
 
 def cost_by_stage(model: keras.Model) -> list[tuple[str, int, int]]:
@@ -120,9 +123,19 @@ def compare_costs(
 
     Each pipeline has `.networks` (its Keras models) and `.predict(images)`, and may have
     `.network_passes` (how many times each network runs per image, 1 each if absent), which
-    multiplies the FLOPs; latency is `latency_ms_per_image` of that `predict` on `images`
-    (N, 200, 200).
+    multiplies the FLOPs. Its latency is the median milliseconds per image of `predict` on
+    `images` (N, 200, 200) over `repeats` rounds, in each of which every pipeline predicts
+    once, in turn (after one untimed call each, as in `latency_ms_per_image`): a machine
+    whose speed drifts during the measurement slows every row alike.
     """
+    images = check_images(images)
+    repeats = check_count(repeats, "repeats", minimum=1)
+    for pipeline in pipelines.values():
+        pipeline.predict(images)
+    seconds = {name: [] for name in pipelines}
+    for _ in range(repeats):
+        for name, pipeline in pipelines.items():
+            seconds[name].append(_seconds_of(pipeline.predict, images))
     rows = []
     for name, pipeline in pipelines.items():
         passes = getattr(pipeline, "network_passes", (1,) * len(pipeline.networks))
@@ -132,7 +145,7 @@ def compare_costs(
                 "pipeline": name,
                 "parameters": sum(trainable_parameters(net) for net in pipeline.networks),
                 "gflops": flops / 1e9,
-                "ms_per_image": latency_ms_per_image(pipeline.predict, images, repeats),
+                "ms_per_image": 1000 * float(np.median(seconds[name])) / len(images),
             }
         )
     return rows

@@ -46,6 +46,28 @@ def low_rank_factors(
     principal directions of its pre-activations on `inputs` (N, I): the first layer's kernel
     (I, rank), the second's kernel (rank, U) and bias (U,), and the share of the
     pre-activations' variance the directions keep."""
+    kernel, bias, inputs = _checked_layer(kernel, bias, inputs, rank)
+    outputs = inputs @ kernel
+    mean = outputs.mean(axis=0)
+    variances, directions = np.linalg.eigh(np.cov(outputs, rowvar=False))
+    order = np.argsort(variances)[::-1][:rank]
+    kept = directions[:, order]  # (U, rank)
+    share = float(variances[order].sum() / variances.sum())
+    projection = kept @ kept.T
+    new_bias = bias + mean @ (np.eye(len(mean)) - projection)
+    return (
+        (kernel @ kept).astype(np.float32),
+        kept.T.astype(np.float32),
+        new_bias.astype(np.float32),
+        share,
+    )
+
+
+def _checked_layer(
+    kernel: np.ndarray, bias: np.ndarray, inputs: np.ndarray, rank: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`low_rank_factors`' arrays as float64, after checking their shapes, their values
+    and the rank; a ValueError naming what is wrong otherwise."""
     kernel, bias, inputs = (np.asarray(a, np.float64) for a in (kernel, bias, inputs))
     if kernel.ndim != 2 or bias.shape != kernel.shape[1:] or inputs.ndim != 2:
         raise ValueError(
@@ -64,20 +86,7 @@ def low_rank_factors(
         )
     if not np.isfinite(inputs).all():
         raise ValueError("inputs hold NaN or infinite values")
-    outputs = inputs @ kernel
-    mean = outputs.mean(axis=0)
-    variances, directions = np.linalg.eigh(np.cov(outputs, rowvar=False))
-    order = np.argsort(variances)[::-1][:rank]
-    kept = directions[:, order]  # (U, rank)
-    share = float(variances[order].sum() / variances.sum())
-    projection = kept @ kept.T
-    new_bias = bias + mean @ (np.eye(len(mean)) - projection)
-    return (
-        (kernel @ kept).astype(np.float32),
-        kept.T.astype(np.float32),
-        new_bias.astype(np.float32),
-        share,
-    )
+    return kernel, bias, inputs
 
 
 def factored_network(
