@@ -254,7 +254,8 @@ def _earlier_run(name: str, runs_dir: Path) -> Path:
 
 def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: str) -> str:
     """A run's record in lines that fit the book's column: what it trained on, where it
-    started from, its speed, machine and date, its runtime, and the epoch it keeps."""
+    started from, its speed, machine and date, its runtime, the epoch it keeps, and the
+    factoring of its dense layer, if any (`low_rank`)."""
     machine = record.get("machine", "machine not recorded")
     metric = task_named(role).monitor[0]
     kept = kept_epoch(history, role)
@@ -278,6 +279,16 @@ def _describe_run(title: str, role: str, record: dict, history: dict, kept_as: s
         f"({history[metric][kept - 1]:.4f})"
         + (f", SHA-256 {record['weights_sha256'][:12]}..." if "weights_sha256" in record else "")
     )
+    factored = record.get("factored")
+    if factored:
+        lines.append(
+            f"then its dense layer factored to rank {factored['rank']} "
+            f"(recipe step {record['recipe_step']}):"
+        )
+        lines.append(
+            f"  {factored['variance_kept']:.1%} of its variance kept, "
+            f"on {factored['windows']:,} windows"
+        )
     return "\n".join(lines)
 
 

@@ -177,6 +177,17 @@ def test_the_shipped_run_and_its_kept_epoch_are_described():
     )
 
 
+def test_the_shipped_verifier_says_its_dense_layer_was_factored():
+    from spaceship_utils.pretrained import describe_shipped_run, read_manifest
+
+    lines = describe_shipped_run("refined_detector", "verifier").splitlines()
+    entry = read_manifest()["refined_detector"]["files"]["verifier"]["provenance"]
+    rank = entry["factored"]["rank"]
+    assert lines[-2] == f"then its dense layer factored to rank {rank} (recipe step verifier-lean):"
+    assert lines[-1].endswith(f"of its variance kept, on {entry['factored']['windows']:,} windows")
+    assert lines[-3].startswith("shipped weights: epoch ")
+
+
 def test_ablation_records_come_reference_first_and_a_missing_reference_is_named(tmp_path):
     from spaceship_utils.pretrained import REFERENCE_ABLATION, shipped_ablations
 
@@ -253,15 +264,18 @@ def test_a_run_started_from_earlier_weights_says_which(tmp_path):
 
 
 def test_each_network_of_the_shipped_pipeline_names_its_recipe_step():
-    from spaceship_utils.chain import PIPELINE_STEPS, RECIPE
+    from spaceship_utils.chain import PIPELINE_STEPS, RECIPE, Factor
     from spaceship_utils.pretrained import read_manifest
 
     steps = {step.name: step for step in RECIPE}
     for role, entry in read_manifest()["refined_detector"]["files"].items():
         provenance = entry["provenance"]
         assert provenance["recipe_step"] == PIPELINE_STEPS[role]
-        start = steps[PIPELINE_STEPS[role]].starts_from
-        assert provenance.get("initial_weights", {}).get("recipe_step") == start
+        step = steps[PIPELINE_STEPS[role]]
+        if isinstance(step, Factor):  # factored from a run, which started from another step
+            assert provenance["factored"]["from_step"] == step.starts_from
+            step = steps[step.starts_from]
+        assert provenance.get("initial_weights", {}).get("recipe_step") == step.starts_from
 
 
 def test_a_line_vote_travels_in_the_manifest_and_a_broken_one_is_named(tmp_path):

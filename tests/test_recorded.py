@@ -16,6 +16,7 @@ from spaceship_utils.evaluation.recorded import (
     RecordingError,
     check_replay,
     find_recording,
+    pipeline_fingerprint,
     read_recorded_manifest,
     write_recording,
 )
@@ -23,7 +24,11 @@ from spaceship_utils.evaluation.recorded import (
 
 class BoxFromPixels:
     """A stand-in pipeline whose answer depends on the image only: a box whose centre moves
-    with the image's mean pixel (shifted by `shift` px), presence = that mean."""
+    with the image's mean pixel (shifted by `shift` px), presence = that mean. Its
+    fingerprint does not see `shift`: it plays a pipeline that another CPU runs otherwise."""
+
+    settings = "box from pixels"
+    networks = ()
 
     def __init__(self, shift: float = 0.0):
         self.shift = shift
@@ -49,21 +54,28 @@ def recordings(tmp_path, monkeypatch):
     monkeypatch.setattr(
         harness,
         "find_recording",
-        lambda name, samples, seed: find_recording(name, samples, seed, tmp_path),
+        lambda name, samples, seed, fingerprint: find_recording(
+            name, samples, seed, fingerprint, tmp_path
+        ),
     )
     return tmp_path
 
 
 def _record(folder, model, name="stand-in", samples=40, seed=3):
     result = evaluate_model(model, samples=samples, seed=seed, gallery_size=0)
-    write_recording(name, result, samples, seed, result.seconds, folder)
+    fingerprint = pipeline_fingerprint(model)
+    write_recording(name, result, samples, seed, result.seconds, fingerprint, folder)
     return result
+
+
+FINGERPRINT = pipeline_fingerprint(BoxFromPixels())
 
 
 def test_a_recording_reads_back_what_was_written(recordings):
     fresh = _record(recordings, BoxFromPixels())
     entry = read_recorded_manifest(recordings)["stand-in"]
     assert (entry["samples"], entry["seed"], entry["file"]) == (40, 3, "stand_in.npz")
+    assert entry["fingerprint"] == FINGERPRINT
     replayed = evaluate_model(BoxFromPixels(), samples=40, seed=3, recorded="stand-in")
     assert replayed.recorded and not fresh.recorded
     np.testing.assert_allclose(replayed.boxes, fresh.boxes, rtol=1e-6)
@@ -74,11 +86,24 @@ def test_a_recording_reads_back_what_was_written(recordings):
 
 def test_no_recording_for_other_samples_means_a_fresh_evaluation(recordings):
     _record(recordings, BoxFromPixels())
-    assert find_recording("stand-in", 41, 3, recordings) is None
-    assert find_recording("stand-in", 40, 4, recordings) is None
-    assert find_recording("another", 40, 3, recordings) is None
+    assert find_recording("stand-in", 41, 3, FINGERPRINT, recordings) is None
+    assert find_recording("stand-in", 40, 4, FINGERPRINT, recordings) is None
+    assert find_recording("another", 40, 3, FINGERPRINT, recordings) is None
     result = evaluate_model(BoxFromPixels(), samples=41, seed=3, recorded="stand-in")
     assert not result.recorded
+
+
+class OtherSettings(BoxFromPixels):
+    settings = "box from pixels, other settings"
+
+
+def test_another_pipeline_s_recording_is_not_read_even_if_it_answers_alike(recordings):
+    _record(recordings, BoxFromPixels())
+    other = OtherSettings()
+    assert pipeline_fingerprint(other) != FINGERPRINT
+    assert find_recording("stand-in", 40, 3, pipeline_fingerprint(other), recordings) is None
+    result = evaluate_model(other, samples=40, seed=3, recorded="stand-in")
+    assert not result.recorded  # scored afresh: the replay alone would have let it through
 
 
 def test_a_recording_of_another_pipeline_is_refused(recordings):
@@ -114,39 +139,25 @@ def test_a_corrupt_or_missing_recording_names_its_file(recordings):
     path = recordings / "stand_in.npz"
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(RecordingError, match=r"stand_in\.npz does not match its checksum"):
-        find_recording("stand-in", 40, 3, recordings)
+        find_recording("stand-in", 40, 3, FINGERPRINT, recordings)
     path.unlink()
     with pytest.raises(RecordingError, match=r"is missing: .*stand_in\.npz"):
-        find_recording("stand-in", 40, 3, recordings)
+        find_recording("stand-in", 40, 3, FINGERPRINT, recordings)
     (recordings / "manifest.json").write_text("{not json")
     with pytest.raises(RecordingError, match=r"manifest\.json is not valid JSON"):
-        find_recording("stand-in", 40, 3, recordings)
+        find_recording("stand-in", 40, 3, FINGERPRINT, recordings)
 
 
-BOOK_RECORDINGS = (
-    "baseline",
-    "detector",
-    "refined detector",
-    "with restarts",
-    "with the verifier's vote",
-    "with outline fits",
-    "with line-free fits",
-    "without restarts",
-    "without the verifier's vote",
-    "without outline fits",
-    "without the classifier's vote",
-)
+def test_the_book_s_recordings_are_all_there_intact_and_of_the_shipped_pipelines():
+    from spaceship_utils.evaluate import book_pipelines
 
-
-def test_the_book_s_recordings_are_all_there_and_intact():
-    manifest = read_recorded_manifest()
-    for name in BOOK_RECORDINGS:
-        recording = find_recording(name, 10_000, 0)  # checks the checksum
+    pipelines = book_pipelines()
+    for name, (model, samples, seed) in pipelines.items():
+        recording = find_recording(name, samples, seed, pipeline_fingerprint(model))
         assert recording is not None, f"no recording of {name!r}: run {recorded.RECORD_COMMAND}"
-        assert recording.boxes.shape == (10_000, 5) and recording.presence.shape == (10_000,)
-    assert find_recording("shipped pipeline, held-out seed", 10_000, 70213) is not None
-    for name in ("detector, 4 views", "detector, 8 views"):  # chapter 8's test-time averages
-        assert find_recording(name, 1_000, 0) is not None, name
+        assert recording.boxes.shape == (samples, 5) and recording.presence.shape == (samples,)
+    manifest = read_recorded_manifest()  # nothing recorded that the book does not read
+    assert set(manifest) == set(pipelines)
     files = {entry["file"] for entry in manifest.values()}
     assert files == {path.name for path in recorded.RECORDED_DIR.glob("*.npz")}
 
@@ -159,7 +170,7 @@ def test_the_book_s_recordings_match_a_fresh_computation(name):
     from spaceship_utils import load_pretrained
 
     model = load_pretrained("detector" if name == "detector" else "refined_detector")
-    recording = find_recording(name, 10_000, 0)
+    recording = find_recording(name, 10_000, 0, pipeline_fingerprint(model))
     np.random.seed(0)
     images, _ = harness.official_samples(64)
     check_replay(recording, model.predict_details(images))

@@ -37,6 +37,7 @@ from spaceship_utils.evaluation.recorded import (
     RecordingError,
     check_replay,
     find_recording,
+    pipeline_fingerprint,
     replay_flips_allowed,
 )
 from spaceship_utils.studies.label_statistics import outline_leaves_image
@@ -177,16 +178,17 @@ def evaluate_model(
 ) -> Evaluation:
     """Score `model.predict_details` on `samples` official samples after np.random.seed(seed).
 
-    Given `recorded`, a pipeline name, and a recording of that name for these samples and
-    seed (`evaluation.recorded`), the model predicts only the first samples again, to
-    check the recording is its own, and the rest is read from the recording."""
+    Given `recorded`, a pipeline name, and a recording of that name by this pipeline
+    (`recorded.pipeline_fingerprint`) for these samples and seed (`evaluation.recorded`),
+    the model predicts only the first samples again, to check the recording on this CPU,
+    and the rest is read from the recording."""
     evaluations = evaluate_predictions(
         lambda images, _: {recorded or "model": model.predict_details(images)},
         samples,
         seed,
         chunk_size,
         gallery_size,
-        recordings=_recordings([recorded] if recorded else [], samples, seed),
+        recordings=_recordings({recorded: model} if recorded else {}, samples, seed),
     )
     return next(iter(evaluations.values()))
 
@@ -204,10 +206,14 @@ def evaluate_models(
     }
 
 
-def _recordings(names: list[str], samples: int, seed: int) -> dict[str, Recording] | None:
-    """The recordings of all these pipelines on these samples, or None if any is missing."""
-    found = {name: find_recording(name, samples, seed) for name in names}
-    if not names or any(recording is None for recording in found.values()):
+def _recordings(models: dict, samples: int, seed: int) -> dict[str, Recording] | None:
+    """The recordings of all these pipelines by name on these samples, each made by the
+    same pipeline (its fingerprint), or None if any is missing."""
+    found = {
+        name: find_recording(name, samples, seed, pipeline_fingerprint(model))
+        for name, model in models.items()
+    }
+    if not models or any(recording is None for recording in found.values()):
         return None
     return found
 
@@ -245,7 +251,7 @@ def evaluate_variants(
             check_reused_refinement(next(iter(variants.values())), images, *known)
         return variant_predictions(variants, images, refined=known)
 
-    recordings = _recordings(list(variants) if recorded else [], samples, seed)
+    recordings = _recordings(variants if recorded else {}, samples, seed)
     evaluations = evaluate_predictions(
         predict, samples, seed, chunk_size, gallery_size, recordings=recordings
     )

@@ -26,12 +26,12 @@ from spaceship_utils.detection.presence import (
     with_one_more_vote,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.recorded import pipeline_fingerprint
 from spaceship_utils.evaluation.recorded_runs import (
     LINE_FREE_OUTLINE_RUNS,
     OUTLINE_RUNS,
     first_images,
     inputs_digest,
-    pipeline_fingerprint,
     recorded_or_computed,
 )
 from spaceship_utils.evaluation.restart_tables import (

@@ -5,9 +5,11 @@ Scoring the shipped pipeline on 10,000 samples takes minutes on two cores, and t
 chapters of part 3 each start from a fresh kernel. `python -m spaceship_utils.evaluate
 --record` runs every pipeline the book scores once and writes its boxes, raw boxes and
 presence (float32) to `spaceship_utils/recorded/`, with a checksum in its manifest. A
-recording is only ever used after a replay: the pipeline the chapter holds predicts the
-first `REPLAY_SAMPLES` samples again, and they must match the recording (`check_replay`),
-so a recording cannot stand in for another pipeline, other weights or other settings.
+recording is read only for the pipeline that made it: its manifest entry keeps the
+pipeline's fingerprint (`pipeline_fingerprint`: its networks' weights and its settings),
+and another fingerprint means no recording. It is then used only after a replay: the
+pipeline predicts the first `REPLAY_SAMPLES` samples again, and they must match the
+recording (`check_replay`), so that a recording also proves itself on the reader's CPU.
 """
 
 from __future__ import annotations
@@ -79,6 +81,22 @@ class Recording:
         )
 
 
+def pipeline_fingerprint(model) -> str:
+    """The SHA-256 of a pipeline's settings and of the weights of its networks, in order:
+    the same for the same weights files and settings on any machine. A refined detector's
+    settings are its `settings`; another pipeline's, its class, its presence gate and its
+    views (`symmetry.SymmetryAveraged`)."""
+    settings = getattr(model, "settings", None)
+    if settings is None:
+        views = getattr(model, "symmetries", None)
+        settings = (type(model).__name__, getattr(model, "gate_threshold", None), views)
+    digest = hashlib.sha256(repr(settings).encode())
+    for network in model.networks:
+        for weights in network.get_weights():
+            digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()
+
+
 def file_name(name: str) -> str:
     """The recording's file name for a pipeline's name: 'with the verifier's vote' ->
     'with_the_verifier_s_vote.npz'."""
@@ -135,13 +153,15 @@ def write_entry(name: str, arrays: dict[str, np.ndarray], keys: dict, recorded_d
 
 
 def find_recording(
-    name: str, samples: int, seed: int, recorded_dir: Path = RECORDED_DIR
+    name: str, samples: int, seed: int, fingerprint: str, recorded_dir: Path = RECORDED_DIR
 ) -> Recording | None:
-    """The recording of pipeline `name` on `samples` samples after seed `seed`, None if
-    there is none for that name, count and seed; a RecordingError naming the file if it is
-    missing or its checksum does not match the manifest."""
+    """The recording of pipeline `name` on `samples` samples after seed `seed` by the
+    pipeline of `fingerprint` (`pipeline_fingerprint`), None if there is none for that
+    name, count, seed and fingerprint; a RecordingError naming the file if it is missing or
+    its checksum does not match the manifest."""
     entry = read_recorded_manifest(recorded_dir).get(name)
-    if entry is None or entry["samples"] != samples or entry["seed"] != seed:
+    keys = (samples, seed, fingerprint)
+    if entry is None or (entry["samples"], entry["seed"], entry.get("fingerprint")) != keys:
         return None
     path = checked_file(entry, f"the recording of {name!r}", recorded_dir)
     with np.load(path) as arrays:
@@ -155,17 +175,20 @@ def write_recording(
     samples: int,
     seed: int,
     seconds: dict[str, float],
+    fingerprint: str,
     recorded_dir: Path = RECORDED_DIR,
 ) -> Path:
     """Write one pipeline's predictions (`Predictions`, or an `Evaluation`: anything with
     boxes, raw_boxes and presence) on `samples` official samples and its manifest entry
-    (checksum, seed, timings, machine, date); returns the file written."""
+    (checksum, seed, the pipeline's `fingerprint`, timings, machine, date); returns the
+    file written."""
     values = {key: np.asarray(getattr(predictions, key), dtype=np.float32) for key in FIELDS}
     if values["boxes"].shape != (samples, LABEL_SIZE):
         raise ValueError(f"expected boxes ({samples}, {LABEL_SIZE}), got {values['boxes'].shape}")
     keys = {
         "samples": samples,
         "seed": seed,
+        "fingerprint": fingerprint,
         "seconds": {key: round(value, 1) for key, value in seconds.items()},
     }
     return write_entry(name, values, keys, recorded_dir)

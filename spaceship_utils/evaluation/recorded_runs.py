@@ -66,16 +66,6 @@ def refiner_runs_kind(passes: int) -> str:
     return f"refiner runs, {passes} passes"
 
 
-def pipeline_fingerprint(model) -> str:
-    """The SHA-256 of a pipeline's settings and of the weights of its networks, in order:
-    the same for the same weights files and settings on any machine."""
-    digest = hashlib.sha256(repr(model.settings).encode())
-    for network in model.networks:
-        for weights in network.get_weights():
-            digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()
-
-
 def inputs_digest(*arrays: np.ndarray) -> str:
     """The SHA-256 of arrays' shapes and float32 values, e.g. a set of validation images."""
     digest = hashlib.sha256()

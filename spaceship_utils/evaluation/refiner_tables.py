@@ -20,9 +20,9 @@ from spaceship_utils.detection.presence import (
     vote_presence,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.recorded import pipeline_fingerprint
 from spaceship_utils.evaluation.recorded_runs import (
     inputs_digest,
-    pipeline_fingerprint,
     recorded_or_computed,
     refiner_runs_kind,
 )

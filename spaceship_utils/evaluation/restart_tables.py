@@ -26,10 +26,10 @@ from spaceship_utils.detection.presence import (
     with_one_more_vote,
 )
 from spaceship_utils.detection.refined import RefinedDetectorPipeline
+from spaceship_utils.evaluation.recorded import pipeline_fingerprint
 from spaceship_utils.evaluation.recorded_runs import (
     RESTART_RUNS,
     inputs_digest,
-    pipeline_fingerprint,
     recorded_or_computed,
 )
 
