@@ -451,12 +451,15 @@ def _train(step: Train, root: Path, budget: Budget, hours: float | None, log) ->
 FACTOR_CHUNK = 2048
 """Images drawn at a time for a `Factor` step's windows."""
 
+FACTOR_SEEDS = ([RECIPE_SEED, 2], [RECIPE_SEED, 3])
+"""The seeds of a `Factor` step's images and of the boxes its windows are cut around."""
+
 
 def factor_windows(task: str, count: int) -> np.ndarray:
     """The windows (N, 64, 64, 2) a `Factor` step reads: the examples `task` trains on, from
-    `count` images drawn from `default_rng([RECIPE_SEED, 2])` (its boxes from
-    `[RECIPE_SEED, 3]`)."""
-    images_rng, boxes_rng = (np.random.default_rng([RECIPE_SEED, key]) for key in (2, 3))
+    `count` images drawn from `default_rng(FACTOR_SEEDS[0])` (its boxes from
+    `FACTOR_SEEDS[1]`)."""
+    images_rng, boxes_rng = (np.random.default_rng(seed) for seed in FACTOR_SEEDS)
     share, windows = task_named(task).ship_share, []
     for start in range(0, count, FACTOR_CHUNK):
         size = min(FACTOR_CHUNK, count - start)
@@ -494,7 +497,7 @@ def _factor(step: Factor, root: Path, budget: Budget, log) -> None:
             "rank": step.rank,
             "variance_kept": round(share, 4),
             "windows": len(windows),
-            "seed": [RECIPE_SEED, 2],
+            "seed": FACTOR_SEEDS[0],
         },
         "recipe_step": step.name,  # the step is done once this is written
     }
