@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.networks.low_rank import factored_network, low_rank_factors
+from spaceship_utils.networks.low_rank import factored_network, low_rank_factors, trunk_rank
 from spaceship_utils.networks.refiner import build_refiner
 from spaceship_utils.networks.verifier import build_verifier
 from spaceship_utils.training.recipes import TrainingConfig
@@ -72,8 +72,17 @@ def test_a_factored_verifier_answers_as_the_full_one_at_full_rank():
     assert share == pytest.approx(1.0)
     full, low = (network.predict(windows[:32], verbose=0) for network in (verifier, factored))
     np.testing.assert_allclose(low, full, atol=1e-4)
-    with pytest.raises(ValueError, match="factored already"):
-        factored_network(factored, build_verifier, windows, rank=32)
+
+
+def test_a_factored_network_factors_again_to_a_lower_rank():
+    verifier = build_verifier(rank=64)
+    windows = np.random.default_rng(1).uniform(size=(300, 64, 64, 2)).astype(np.float32)
+    again, share = factored_network(verifier, build_verifier, windows, rank=64)
+    assert trunk_rank(again) == 64 and share == pytest.approx(1.0)
+    full, low = (network.predict(windows[:32], verbose=0) for network in (verifier, again))
+    np.testing.assert_allclose(low, full, atol=1e-4)
+    lower, share = factored_network(verifier, build_verifier, windows, rank=8)
+    assert trunk_rank(lower) == 8 and 0 < share < 1
 
 
 def test_a_refiner_or_verifier_run_takes_a_rank_and_nothing_else():

@@ -9,6 +9,7 @@ from spaceship_utils.networks.verifier import (
     TRUNK_LAYERS,
     build_verifier,
     copy_refiner_trunk,
+    start_verifier_from,
     verification_targets,
     verifier_proposals,
 )
@@ -79,6 +80,26 @@ def test_a_verifier_starts_from_the_refiners_trunk(tmp_path):
         np.testing.assert_array_equal(mine, fresh)  # its own output layer
     scores = verifier.predict(np.zeros((3, 64, 64, 2), np.float32), verbose=0)
     assert scores.shape == (3, 1) and ((scores >= 0) & (scores <= 1)).all()
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # the full-rank file
+def test_a_low_rank_verifier_starts_from_a_refiner_of_its_rank(tmp_path):
+    refiner = build_refiner(rank=16)
+    for variable in refiner.trainable_variables:
+        variable.assign(np.random.default_rng(3).normal(size=variable.shape))
+    refiner.save_weights(tmp_path / "refiner.weights.h5")
+    verifier = build_verifier(rank=16)
+    start_verifier_from(verifier, tmp_path / "refiner.weights.h5")
+    for name in (*TRUNK_LAYERS, "dense_basis"):
+        for mine, its in zip(
+            verifier.get_layer(name).get_weights(),
+            refiner.get_layer(name).get_weights(),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(mine, its)
+    build_refiner().save_weights(tmp_path / "full.weights.h5")
+    with pytest.raises(ValueError, match=r"full.weights.h5 holds neither .* of rank 16"):
+        start_verifier_from(build_verifier(rank=16), tmp_path / "full.weights.h5")
 
 
 @pytest.mark.slow

@@ -31,6 +31,9 @@ keras = import_keras()
 FACTORED_LAYER = "dense"
 """The layer that is factored: the trunk's dense layer, read off its `flatten` layer."""
 
+BASIS_LAYER = "dense_basis"
+"""The thin layer a factored trunk reads its `flatten` layer through (`rank` units)."""
+
 
 def layer_inputs(network: keras.Model, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """What `network`'s `FACTORED_LAYER` reads on `windows` (N, size, size, 2): its
@@ -89,22 +92,29 @@ def _checked_layer(
     return kernel, bias, inputs
 
 
+def trunk_rank(network: keras.Model) -> int | None:
+    """The rank of `network`'s trunk (the width of its `BASIS_LAYER` layer), None if full."""
+    names = {layer.name for layer in network.layers}
+    return network.get_layer(BASIS_LAYER).units if BASIS_LAYER in names else None
+
+
 def factored_network(
     network: keras.Model, build: Callable[..., keras.Model], windows: np.ndarray, rank: int
 ) -> tuple[keras.Model, float]:
-    """`network` (a full-rank refiner or verifier) with its `FACTORED_LAYER` factored to
-    `rank` on the pre-activations of `windows` it reads (`low_rank_factors`), as a network
-    from `build(rank=rank)` holding all its other weights; and the variance share kept."""
-    if "dense_basis" in {layer.name for layer in network.layers}:
-        raise ValueError(f"{network.name} is factored already")
+    """`network` (a refiner or verifier) with its `FACTORED_LAYER` factored to `rank` on
+    the pre-activations of `windows` it reads (`low_rank_factors`), as a network from
+    `build(rank=rank)` holding all its other weights; and the variance share kept. A network
+    factored already is factored again from the product of its two thin layers."""
     kernel, bias = network.get_layer(FACTORED_LAYER).get_weights()
+    if trunk_rank(network) is not None:
+        kernel = network.get_layer(BASIS_LAYER).get_weights()[0] @ kernel
     basis, kernel, bias, share = low_rank_factors(
         kernel, bias, layer_inputs(network, windows), rank
     )
     factored = build(rank=rank)
     for layer in network.layers:
-        if layer.weights and layer.name != FACTORED_LAYER:
+        if layer.weights and layer.name not in (FACTORED_LAYER, BASIS_LAYER):
             factored.get_layer(layer.name).set_weights(layer.get_weights())
-    factored.get_layer("dense_basis").set_weights([basis])
+    factored.get_layer(BASIS_LAYER).set_weights([basis])
     factored.get_layer(FACTORED_LAYER).set_weights([kernel, bias])
     return factored, share

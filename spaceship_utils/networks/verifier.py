@@ -32,6 +32,7 @@ from spaceship_utils.core.metrics import IOU_THRESHOLD
 from spaceship_utils.core.runtime import import_keras
 from spaceship_utils.core.validation import IMAGE_SIZE, check_boxes, check_same_length, has_box
 from spaceship_utils.data.generator import draw_ship_labels
+from spaceship_utils.networks.low_rank import BASIS_LAYER, trunk_rank
 from spaceship_utils.networks.refiner import build_refiner, window_features
 from spaceship_utils.networks.windows import CROP_SIZE, crop_windows, perturbed_proposals
 
@@ -120,13 +121,15 @@ def build_verifier(width: int = 32, size: int = CROP_SIZE, rank: int | None = No
 
 
 TRUNK_LAYERS = ("conv1", "norm1", "conv2", "norm2", "conv3", "norm3", "conv4", "norm4", "dense")
-"""The layers a verifier shares with the refiner (`refiner.window_features`)."""
+"""The layers a verifier shares with the refiner (`refiner.window_features`), and
+`low_rank.BASIS_LAYER` too when the trunk's dense layer is factored (`rank`)."""
 
 
 def start_verifier_from(verifier: keras.Model, weights: str) -> None:
     """Load a `.weights.h5` file into `verifier`: a verifier's file whole (a second training
-    cycle), or a refiner's file, its trunk only (`copy_refiner_trunk`)."""
-    candidate = build_verifier()
+    cycle), or a refiner's file, its trunk only (`copy_refiner_trunk`); either of the
+    verifier's rank."""
+    candidate = build_verifier(rank=trunk_rank(verifier))
     with warnings.catch_warnings():  # Keras warns about a refiner's file before it fails
         warnings.simplefilter("ignore")
         try:
@@ -138,9 +141,17 @@ def start_verifier_from(verifier: keras.Model, weights: str) -> None:
 
 
 def copy_refiner_trunk(verifier: keras.Model, refiner_weights: str) -> None:
-    """Load a refiner's `.weights.h5` file and copy its trunk (`TRUNK_LAYERS`) into
-    `verifier`; the verifier's own output layer keeps its fresh weights."""
-    refiner = build_refiner()
-    refiner.load_weights(refiner_weights)
-    for name in TRUNK_LAYERS:
+    """Load a refiner's `.weights.h5` file (of the verifier's rank) and copy its trunk
+    (`TRUNK_LAYERS`) into `verifier`; the verifier's own output layer keeps its fresh
+    weights."""
+    rank = trunk_rank(verifier)
+    refiner = build_refiner(rank=rank)
+    try:
+        refiner.load_weights(refiner_weights)
+    except ValueError as error:
+        raise ValueError(
+            f"{refiner_weights} holds neither a verifier nor a refiner of rank {rank} "
+            "(None: full), the rank of the verifier it should start"
+        ) from error
+    for name in TRUNK_LAYERS + (() if rank is None else (BASIS_LAYER,)):
         verifier.get_layer(name).set_weights(refiner.get_layer(name).get_weights())
