@@ -17,6 +17,7 @@ from spaceship_utils.chain import (
     BUDGETS,
     RECIPE,
     Collect,
+    Factor,
     Fit,
     RecipeError,
     Train,
@@ -50,6 +51,8 @@ def _starts_from(step) -> str:
     if isinstance(step, Train):
         sources = [step.starts_from, step.own_answers and f"answers of {step.own_answers}"]
         return " + ".join(source for source in sources if source) or "random weights"
+    if isinstance(step, Factor):
+        return step.starts_from
     if isinstance(step, Collect | Fit) and step.verifier:
         return f"the pipeline, verifier {step.verifier}"
     return "the pipeline so far"

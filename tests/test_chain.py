@@ -144,6 +144,15 @@ def test_unknown_budgets_and_steps_are_named(tmp_path):
         reproduce.main(["--hours", "0", "--root", str(tmp_path)])
 
 
+def test_the_step_list_names_what_each_step_starts_from(tmp_path):
+    rows = {row.split()[0]: row for row in reproduce.recipe_table(tmp_path, "full").splitlines()}
+    assert "random weights" in rows["classifier"]
+    assert "verifier-own + answers of own-answers-9" in rows["verifier-ninth"]
+    assert "the pipeline, verifier verifier-lean" in rows["restarts"]
+    assert "verifier-ninth" in rows["verifier-lean"]  # the network it factors
+    assert "the pipeline so far" in rows["check"]
+
+
 @pytest.mark.slow
 def test_the_whole_chain_runs_at_a_tiny_budget_and_resumes_step_by_step(tmp_path, capsys):
     lines = []
