@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from spaceship_utils.networks.low_rank import factored_network, low_rank_factors, trunk_rank
-from spaceship_utils.networks.refiner import build_refiner
+from spaceship_utils.networks.low_rank import factored_network, low_rank_factors
+from spaceship_utils.networks.refiner import build_refiner, trunk_rank
 from spaceship_utils.networks.verifier import build_verifier
 from spaceship_utils.training.recipes import TrainingConfig
 

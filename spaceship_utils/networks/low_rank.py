@@ -24,15 +24,13 @@ import numpy as np
 
 from spaceship_utils.core.runtime import import_keras
 from spaceship_utils.core.validation import check_count
+from spaceship_utils.networks.refiner import BASIS_LAYER, trunk_rank
 
 keras = import_keras()
 
 
 FACTORED_LAYER = "dense"
 """The layer that is factored: the trunk's dense layer, read off its `flatten` layer."""
-
-BASIS_LAYER = "dense_basis"
-"""The thin layer a factored trunk reads its `flatten` layer through (`rank` units)."""
 
 
 def layer_inputs(network: keras.Model, windows: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -90,12 +88,6 @@ def _checked_layer(
     if not np.isfinite(inputs).all():
         raise ValueError("inputs hold NaN or infinite values")
     return kernel, bias, inputs
-
-
-def trunk_rank(network: keras.Model) -> int | None:
-    """The rank of `network`'s trunk (the width of its `BASIS_LAYER` layer), None if full."""
-    names = {layer.name for layer in network.layers}
-    return network.get_layer(BASIS_LAYER).units if BASIS_LAYER in names else None
 
 
 def factored_network(

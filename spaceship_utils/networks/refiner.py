@@ -26,12 +26,16 @@ layers = keras.layers
 ops = keras.ops
 
 
+BASIS_LAYER = "dense_basis"
+"""The thin layer a factored trunk reads its `flatten` layer through (`rank` units)."""
+
+
 def window_features(windows, width: int = 32, rank: int | None = None):
     """The trunk the refiner and the verifier share: windows (N, size, size, 2) -> (N,
     8·width) features. Four stride-2 3×3 convolutions (width, 2·width, 4·width, 4·width
     channels) bring a 64-pixel window to 4×4 cells; a dense layer reads them all, since
     where a feature sits in the window is the answer. With `rank`, the dense layer reads
-    them through `rank` linear units first (`dense_basis`, no bias, no activation): the
+    them through `rank` linear units first (`BASIS_LAYER`, no bias, no activation): the
     same layer with fewer weights (`low_rank`)."""
     x = windows
     for index, filters in enumerate((width, 2 * width, 4 * width, 4 * width), start=1):
@@ -42,8 +46,14 @@ def window_features(windows, width: int = 32, rank: int | None = None):
         x = layers.ReLU(name=f"relu{index}")(x)
     x = layers.Flatten(name="flatten")(x)
     if rank is not None:
-        x = layers.Dense(rank, use_bias=False, name="dense_basis")(x)
+        x = layers.Dense(rank, use_bias=False, name=BASIS_LAYER)(x)
     return layers.Dense(8 * width, activation="relu", name="dense")(x)
+
+
+def trunk_rank(network: keras.Model) -> int | None:
+    """The rank of `network`'s trunk (the width of its `BASIS_LAYER`), None if full."""
+    names = {layer.name for layer in network.layers}
+    return network.get_layer(BASIS_LAYER).units if BASIS_LAYER in names else None
 
 
 def build_refiner(width: int = 32, size: int = CROP_SIZE, rank: int | None = None) -> keras.Model:

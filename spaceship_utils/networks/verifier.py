@@ -32,8 +32,12 @@ from spaceship_utils.core.metrics import IOU_THRESHOLD
 from spaceship_utils.core.runtime import import_keras
 from spaceship_utils.core.validation import IMAGE_SIZE, check_boxes, check_same_length, has_box
 from spaceship_utils.data.generator import draw_ship_labels
-from spaceship_utils.networks.low_rank import BASIS_LAYER, trunk_rank
-from spaceship_utils.networks.refiner import build_refiner, window_features
+from spaceship_utils.networks.refiner import (
+    BASIS_LAYER,
+    build_refiner,
+    trunk_rank,
+    window_features,
+)
 from spaceship_utils.networks.windows import CROP_SIZE, crop_windows, perturbed_proposals
 
 keras = import_keras()
@@ -122,7 +126,7 @@ def build_verifier(width: int = 32, size: int = CROP_SIZE, rank: int | None = No
 
 TRUNK_LAYERS = ("conv1", "norm1", "conv2", "norm2", "conv3", "norm3", "conv4", "norm4", "dense")
 """The layers a verifier shares with the refiner (`refiner.window_features`), and
-`low_rank.BASIS_LAYER` too when the trunk's dense layer is factored (`rank`)."""
+`refiner.BASIS_LAYER` too when the trunk's dense layer is factored (`rank`)."""
 
 
 def start_verifier_from(verifier: keras.Model, weights: str) -> None:
